@@ -1,0 +1,253 @@
+/*
+ * usock.h - the public interface of usock, a TCP/IP stack in user space.
+ *
+ * A program makes a stack (usock_stack_new) with a link (a TAP or TUN device,
+ * AF_PACKET on an interface, an in-memory wire, or a link of its own), then
+ * uses Berkeley-style socket calls on it.  Every socket call takes the stack
+ * as its first argument and otherwise matches the POSIX call of the same name:
+ * it returns -1 and sets errno on failure, with the errno Linux gives.
+ *
+ * Two ways to drive a stack:
+ *  - event mode: the program calls usock_stack_poll(stack, now) whenever the
+ *    link's descriptor is readable or the returned deadline passes.  Socket
+ *    calls never block in event mode; where POSIX would block they fail with
+ *    EAGAIN, as on a nonblocking socket.
+ *  - threaded mode: usock_stack_start() runs the stack on its own thread;
+ *    socket calls are thread-safe and block like POSIX calls (O_NONBLOCK,
+ *    SO_RCVTIMEO and SO_SNDTIMEO are honoured).
+ *
+ * Addresses use the system's struct sockaddr_in; options, flags and errno
+ * values are the system's own (SOL_SOCKET, SO_*, MSG_*, POLL*).
+ */
+#ifndef USOCK_H
+#define USOCK_H
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct usock_stack;
+struct usock_link;
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                */
+/* ------------------------------------------------------------------ */
+
+/* A clock returns the current time in nanoseconds from any fixed origin.
+ * It must never go backwards. */
+typedef uint64_t (*usock_clock_fn)(void *context);
+
+/* Deadline value meaning "nothing is due". */
+#define USOCK_NEVER UINT64_MAX
+
+/* CLOCK_MONOTONIC in nanoseconds; the default clock. */
+uint64_t usock_monotonic_ns(void *unused);
+
+/* ------------------------------------------------------------------ */
+/* Links                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Opens a link from a text spec:
+ *   tap:NAME     create or attach TAP device NAME (Ethernet frames)
+ *   tun:NAME     create or attach TUN device NAME (IP packets, no Ethernet)
+ *   packet:IF    AF_PACKET on existing interface IF (e.g. one end of a veth)
+ * On success stores a new link in *link_out (owned by the caller until handed
+ * to a stack) and returns 0; returns a negative errno otherwise (-EINVAL for a
+ * spec that does not parse, -EPERM/-EACCES without permission, -ENODEV ...). */
+int usock_link_open(const char *spec, struct usock_link **link_out);
+
+/* Makes two links joined by an in-memory wire: a frame sent on one is
+ * received on the other.  Each end may be given to a different stack, or one
+ * end driven by a test.  Returns 0 or a negative errno. */
+int usock_link_mem_pair(struct usock_link **end_a, struct usock_link **end_b);
+
+/* A link supplied by the program.  send is called for each frame (or IP
+ * packet when carries_ip is nonzero) the stack transmits; the frame is
+ * borrowed for the duration of the call.  The program hands received frames in
+ * with usock_link_callback_input.  Returns 0 or a negative errno. */
+typedef void (*usock_link_send_fn)(void *context, const uint8_t *frame, size_t length);
+int usock_link_callback_new(usock_link_send_fn send, void *context, int carries_ip,
+                            struct usock_link **link_out);
+
+/* Queues one received frame on a callback link; the frame is copied.  Safe to
+ * call from any thread.  Returns 0, or -ENOBUFS when the link's bounded input
+ * queue is full (the frame is dropped and counted), -EINVAL when link is not a
+ * callback link or length is 0 or over 65535. */
+int usock_link_callback_input(struct usock_link *link, const uint8_t *frame, size_t length);
+
+/* Impairments applied to frames in both directions of a link. */
+struct usock_impairment {
+    double loss;      /* probability 0..1 that a frame is dropped */
+    double duplicate; /* probability a frame is sent twice */
+    double reorder;   /* probability a frame is held back behind the next */
+    double corrupt;   /* probability one byte of a frame is flipped */
+    uint64_t delay_ns;  /* fixed one-way delay */
+    uint64_t jitter_ns; /* uniform extra delay 0..jitter */
+    uint64_t seed;      /* seed of the impairment's random numbers */
+};
+
+/* Parses "loss=2%,dup=1%,reorder=10%,corrupt=0.1%,delay=2ms,jitter=1ms,seed=N"
+ * (each item optional, any order; times take ns/us/ms/s) into *out.  Returns
+ * 0, or -EINVAL with a message naming the bad item in error (when error is not
+ * NULL and error_size > 0). */
+int usock_impairment_parse(const char *spec, struct usock_impairment *out, char *error,
+                           size_t error_size);
+
+/* Wraps inner in a link that applies impairment to frames in both
+ * directions.  Takes ownership of inner (also on failure, when it is closed).
+ * Returns 0 or a negative errno. */
+int usock_link_impair(struct usock_link *inner, const struct usock_impairment *impairment,
+                      struct usock_link **link_out);
+
+/* Wraps inner in a link that also writes every frame sent and received to a
+ * pcap file at path (LINKTYPE_ETHERNET, or LINKTYPE_RAW for IP links).  Takes
+ * ownership of inner (also on failure).  The file is flushed when the link is
+ * closed.  Returns 0 or a negative errno. */
+int usock_link_pcap(struct usock_link *inner, const char *path, struct usock_link **link_out);
+
+/* Closes a link that was not handed to a stack. */
+void usock_link_close(struct usock_link *link);
+
+/* Link-level access, for tools (the relay) that move frames themselves.
+ * usock_link_send sends one frame (copied before return): 0 or -errno.
+ * usock_link_receive reads one frame into buffer: its length, or -EAGAIN
+ * when none is waiting.  usock_link_wait_fd gives a descriptor that becomes
+ * readable when a frame may be waiting (-1 if none), usock_link_deadline the
+ * time a held-back frame is due (USOCK_NEVER if none). */
+int usock_link_send(struct usock_link *link, const uint8_t *frame, size_t length, uint64_t now);
+ssize_t usock_link_receive(struct usock_link *link, uint8_t *buffer, size_t capacity,
+                           uint64_t now);
+int usock_link_wait_fd(const struct usock_link *link);
+uint64_t usock_link_deadline(struct usock_link *link, uint64_t now);
+/* Nonzero when the link carries bare IP packets (TUN) rather than Ethernet. */
+int usock_link_carries_ip(const struct usock_link *link);
+/* The link's MTU (largest IP packet), and its hardware address when it has
+ * one (returns 0 and fills mac) or -ENOENT. */
+unsigned usock_link_mtu(const struct usock_link *link);
+int usock_link_mac(const struct usock_link *link, uint8_t mac[6]);
+
+/* ------------------------------------------------------------------ */
+/* Stacks                                                              */
+/* ------------------------------------------------------------------ */
+
+struct usock_stack_config {
+    struct usock_link *link;  /* owned by the stack once created; NULL: loopback only */
+    struct in_addr address;   /* interface address (network byte order) */
+    unsigned prefix_length;   /* 0..32 */
+    struct in_addr gateway;   /* default gateway; INADDR_ANY for none */
+    uint8_t mac[6];           /* all zero: the link's own, or a random local one */
+    unsigned mtu;             /* 0: the link's MTU */
+    usock_clock_fn clock;     /* NULL: usock_monotonic_ns */
+    void *clock_context;
+    uint64_t seed;            /* 0: from getrandom(); fixed for reproducible tests */
+    const char *name;         /* stack name, shown by tools; NULL: "usock" */
+};
+
+/* Fills config with defaults (everything zero, clock monotonic). */
+void usock_stack_config_init(struct usock_stack_config *config);
+
+/* Creates a stack.  Returns NULL with errno set (EINVAL for a bad config,
+ * ENOMEM).  On failure the link in config is closed. */
+struct usock_stack *usock_stack_new(const struct usock_stack_config *config);
+
+/* Stops the stack's thread if running, closes all sockets and the link, and
+ * frees everything. */
+void usock_stack_free(struct usock_stack *stack);
+
+/* The stack's clock, as configured. */
+uint64_t usock_stack_now(struct usock_stack *stack);
+
+/* Event mode: processes frames waiting on the link, runs due timers, sends
+ * what is ready, and returns the next deadline (USOCK_NEVER when none; the
+ * link's descriptor becoming readable also calls for a poll). */
+uint64_t usock_stack_poll(struct usock_stack *stack, uint64_t now);
+
+/* Descriptor that becomes readable when the stack should be polled (the
+ * link's), or -1. */
+int usock_stack_wait_fd(struct usock_stack *stack);
+
+/* Threaded mode: runs the stack on its own thread until usock_stack_stop.
+ * Returns 0 or a negative errno. */
+int usock_stack_start(struct usock_stack *stack);
+void usock_stack_stop(struct usock_stack *stack);
+
+/* Serves the control endpoint (a Unix stream socket at path) on its own
+ * thread, for `usock ss` and `usock stats`.  Returns 0 or a negative errno. */
+int usock_stack_serve_control(struct usock_stack *stack, const char *path);
+
+/* Counters.  usock_stack_counter_count is the number of counters; entry i
+ * has a MIB-style name (static string) and a value. */
+size_t usock_stack_counter_count(void);
+const char *usock_stack_counter_name(size_t index);
+uint64_t usock_stack_counter_value(struct usock_stack *stack, size_t index);
+/* Value of a counter by name, or 0 when there is none of that name. */
+uint64_t usock_stack_counter(struct usock_stack *stack, const char *name);
+
+/* One row of the socket table. */
+struct usock_socket_info {
+    int fd;
+    int type;                 /* SOCK_DGRAM, SOCK_STREAM, SOCK_RAW */
+    int protocol;             /* IPPROTO_UDP ... */
+    const char *state;        /* "UNCONN", "ESTAB", "LISTEN" ... */
+    int listening;            /* counts as listening for ss -l (UNCONN UDP, LISTEN TCP) */
+    size_t receive_queue;     /* bytes waiting to be read */
+    size_t send_queue;        /* bytes waiting to be sent */
+    struct sockaddr_in local;
+    struct sockaddr_in peer;  /* sin_port 0 and INADDR_ANY when not connected */
+};
+
+/* Fills up to max rows; returns the number of sockets (which may exceed max). */
+size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *rows, size_t max);
+
+/* ------------------------------------------------------------------ */
+/* Sockets                                                             */
+/* ------------------------------------------------------------------ */
+
+int usock_socket(struct usock_stack *stack, int domain, int type, int protocol);
+int usock_close(struct usock_stack *stack, int fd);
+int usock_bind(struct usock_stack *stack, int fd, const struct sockaddr *address,
+               socklen_t length);
+int usock_connect(struct usock_stack *stack, int fd, const struct sockaddr *address,
+                  socklen_t length);
+int usock_listen(struct usock_stack *stack, int fd, int backlog);
+int usock_accept(struct usock_stack *stack, int fd, struct sockaddr *address,
+                 socklen_t *length);
+int usock_shutdown(struct usock_stack *stack, int fd, int how);
+ssize_t usock_send(struct usock_stack *stack, int fd, const void *buffer, size_t length,
+                   int flags);
+ssize_t usock_sendto(struct usock_stack *stack, int fd, const void *buffer, size_t length,
+                     int flags, const struct sockaddr *address, socklen_t address_length);
+ssize_t usock_sendmsg(struct usock_stack *stack, int fd, const struct msghdr *message,
+                      int flags);
+ssize_t usock_recv(struct usock_stack *stack, int fd, void *buffer, size_t length, int flags);
+ssize_t usock_recvfrom(struct usock_stack *stack, int fd, void *buffer, size_t length,
+                       int flags, struct sockaddr *address, socklen_t *address_length);
+ssize_t usock_recvmsg(struct usock_stack *stack, int fd, struct msghdr *message, int flags);
+int usock_getsockname(struct usock_stack *stack, int fd, struct sockaddr *address,
+                      socklen_t *length);
+int usock_getpeername(struct usock_stack *stack, int fd, struct sockaddr *address,
+                      socklen_t *length);
+int usock_setsockopt(struct usock_stack *stack, int fd, int level, int name,
+                     const void *value, socklen_t length);
+int usock_getsockopt(struct usock_stack *stack, int fd, int level, int name, void *value,
+                     socklen_t *length);
+/* F_GETFL, F_SETFL (O_NONBLOCK), F_GETFD, F_SETFD. */
+int usock_fcntl(struct usock_stack *stack, int fd, int command, int argument);
+/* FIONREAD (int *), FIONBIO (int *). */
+int usock_ioctl(struct usock_stack *stack, int fd, unsigned long request, void *argument);
+/* struct pollfd semantics over usock descriptors; timeout in ms, -1 forever.
+ * In event mode the timeout is treated as 0. */
+int usock_poll(struct usock_stack *stack, struct pollfd *fds, nfds_t count, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* USOCK_H */

@@ -1,0 +1,196 @@
+/*
+ * mem.c - the in-memory wire: two links whose frames go to each other.
+ *
+ * Two ends share one struct mem_wire, which holds a bounded FIFO per
+ * direction (frames waiting to be received by end 0, and by end 1) under
+ * one mutex, so the two ends may be driven by stacks on different threads.
+ * A frame is copied in on send and out on receive.
+ *
+ * Each end has an eventfd that is readable exactly while its receive queue
+ * is non-empty; that is the end's wait_fd.  The invariant is kept under the
+ * mutex: the send that makes a queue non-empty signals, the receive that
+ * empties it clears.
+ *
+ * Lifetime: each end is destroyed on its own.  Destroying an end discards
+ * the frames waiting for it and closes its eventfd; the peer's sends then
+ * vanish silently, as on a cable with nobody at the other end.  The wire is
+ * freed with the second end.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "link/frame_queue.h"
+#include "link/link.h"
+
+/* Bounds of each direction's queue: whichever is reached first. */
+#define MEM_QUEUE_FRAMES_MAX 4096
+#define MEM_QUEUE_BYTES_MAX (16u * 1024 * 1024)
+
+struct mem_direction {
+    struct link_frame_queue queue; /* frames waiting for this end */
+    int event_fd;                  /* readable while queue is non-empty */
+    int open;                      /* this end still exists */
+};
+
+struct mem_wire {
+    pthread_mutex_t lock;
+    unsigned ends_open;
+    struct mem_direction toward[2];
+};
+
+struct mem_link {
+    struct usock_link link;
+    struct mem_wire *wire;
+    int side; /* 0 or 1: receives from toward[side] */
+};
+
+static int mem_send(struct usock_link *link, const uint8_t *frame, size_t length, uint64_t now)
+{
+    struct mem_link *end = (struct mem_link *)link;
+    struct mem_wire *wire = end->wire;
+    struct mem_direction *peer = &wire->toward[1 - end->side];
+    int result = 0;
+    (void)now;
+
+    struct link_frame *copy = link_frame_new(frame, length);
+    if (copy == NULL)
+        return -ENOBUFS;
+
+    pthread_mutex_lock(&wire->lock);
+    if (!peer->open) {
+        free(copy);
+    } else if (link_frame_queue_full(&peer->queue, length, MEM_QUEUE_FRAMES_MAX,
+                                     MEM_QUEUE_BYTES_MAX)) {
+        free(copy);
+        result = -ENOBUFS;
+    } else {
+        link_frame_queue_push(&peer->queue, copy);
+        if (peer->queue.count == 1)
+            link_event_signal(peer->event_fd);
+    }
+    pthread_mutex_unlock(&wire->lock);
+    return result;
+}
+
+static ssize_t mem_receive(struct usock_link *link, uint8_t *buffer, size_t capacity,
+                           uint64_t now)
+{
+    struct mem_link *end = (struct mem_link *)link;
+    struct mem_wire *wire = end->wire;
+    struct mem_direction *mine = &wire->toward[end->side];
+    (void)now;
+
+    pthread_mutex_lock(&wire->lock);
+    struct link_frame *frame = link_frame_queue_pop(&mine->queue);
+    if (frame != NULL && mine->queue.count == 0)
+        link_event_clear(mine->event_fd);
+    pthread_mutex_unlock(&wire->lock);
+
+    if (frame == NULL)
+        return -EAGAIN;
+    size_t stored = frame->length < capacity ? frame->length : capacity;
+    memcpy(buffer, frame->data, stored);
+    free(frame);
+    return (ssize_t)stored;
+}
+
+static int mem_wait_fd(const struct usock_link *link)
+{
+    const struct mem_link *end = (const struct mem_link *)link;
+    return end->wire->toward[end->side].event_fd;
+}
+
+static void mem_destroy(struct usock_link *link)
+{
+    struct mem_link *end = (struct mem_link *)link;
+    struct mem_wire *wire = end->wire;
+    struct mem_direction *mine = &wire->toward[end->side];
+
+    pthread_mutex_lock(&wire->lock);
+    mine->open = 0;
+    link_frame_queue_clear(&mine->queue);
+    close(mine->event_fd);
+    mine->event_fd = -1;
+    int last = --wire->ends_open == 0;
+    pthread_mutex_unlock(&wire->lock);
+
+    if (last) {
+        pthread_mutex_destroy(&wire->lock);
+        free(wire);
+    }
+    free(end);
+}
+
+static const struct link_ops mem_ops = {
+    .kind = "mem",
+    .send = mem_send,
+    .receive = mem_receive,
+    .wait_fd = mem_wait_fd,
+    .deadline = NULL,
+    .destroy = mem_destroy,
+};
+
+/*
+ * usock_link_mem_pair - makes two Ethernet links joined by an in-memory wire
+ * (MTU 1500, no hardware address of their own).  Each end is owned by the
+ * caller and closed on its own.  Returns 0, or -ENOMEM / -EMFILE ...
+ */
+int usock_link_mem_pair(struct usock_link **end_a, struct usock_link **end_b)
+{
+    int result;
+    if (end_a == NULL || end_b == NULL)
+        return -EINVAL;
+    *end_a = NULL;
+    *end_b = NULL;
+
+    struct mem_wire *wire = calloc(1, sizeof(*wire));
+    if (wire == NULL)
+        return -ENOMEM;
+    result = -pthread_mutex_init(&wire->lock, NULL);
+    if (result < 0)
+        goto fail_free_wire;
+
+    struct mem_link *ends[2] = { NULL, NULL };
+    wire->toward[0].event_fd = -1;
+    wire->toward[1].event_fd = -1;
+    for (int side = 0; side < 2; side++) {
+        wire->toward[side].event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (wire->toward[side].event_fd < 0) {
+            result = -errno;
+            goto fail_free_ends;
+        }
+        ends[side] = calloc(1, sizeof(*ends[side]));
+        if (ends[side] == NULL) {
+            result = -ENOMEM;
+            goto fail_free_ends;
+        }
+        ends[side]->link.ops = &mem_ops;
+        ends[side]->link.layer = LINK_LAYER_ETHERNET;
+        ends[side]->link.mtu = 1500;
+        ends[side]->link.has_mac = 0;
+        snprintf(ends[side]->link.name, sizeof(ends[side]->link.name), "mem:%c", 'a' + side);
+        ends[side]->wire = wire;
+        ends[side]->side = side;
+        wire->toward[side].open = 1;
+    }
+    wire->ends_open = 2;
+    *end_a = &ends[0]->link;
+    *end_b = &ends[1]->link;
+    return 0;
+
+fail_free_ends:
+    for (int side = 0; side < 2; side++) {
+        if (wire->toward[side].event_fd >= 0)
+            close(wire->toward[side].event_fd);
+        free(ends[side]);
+    }
+    pthread_mutex_destroy(&wire->lock);
+fail_free_wire:
+    free(wire);
+    return result;
+}

@@ -1,0 +1,225 @@
+/*
+ * icmp.c - ICMPv4 input and error generation; see icmp.h.
+ *
+ * Echo requests to our address are answered with the same identifier,
+ * sequence and payload (any size the packet carried).  Echo requests to
+ * broadcast are ignored, as Linux does by default
+ * (icmp_echo_ignore_broadcasts).  Error messages are checked to quote at
+ * least an IP header and 8 bytes, then handed to the protocol whose packet
+ * they quote through a table indexed by protocol number.
+ *
+ * icmp_send_error applies RFC 1122 3.2.2: never about an ICMP error, a
+ * broadcast or multicast destination, a non-initial fragment, or a source
+ * that is not a unicast host; it quotes the IP header and as much of the
+ * data as fits in 576 bytes (RFC 1812 4.3.2.3), only bytes we received.
+ */
+#include "net/icmp.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "net/ipv4.h"
+#include "stack.h"
+#include "udp.h"
+#include "wire/icmp.h"
+
+#define ICMP_ERROR_QUOTE_LIMIT (576 - IPV4_HEADER_LENGTH - ICMP_HEADER_LENGTH)
+#define ICMP_GLOBAL_COST_NS (NS_PER_SECOND / 1000)   /* icmp_msgs_per_sec 1000 */
+#define ICMP_GLOBAL_BURST_NS (50 * ICMP_GLOBAL_COST_NS) /* icmp_msgs_burst 50 */
+#define ICMP_HOST_COST_NS NS_PER_SECOND                /* icmp_ratelimit 1000 ms */
+#define ICMP_HOST_BURST_NS (6 * ICMP_HOST_COST_NS)     /* XRLIM_BURST_FACTOR 6 */
+
+typedef void (*icmp_error_handler_fn)(struct usock_stack *stack, const struct ipv4_error *error,
+                                      uint64_t now);
+
+static const icmp_error_handler_fn icmp_error_handlers[256] = {
+    [IPPROTO_UDP] = udp_error,
+};
+
+void icmp_rate_limit_init(struct icmp_rate_limit *limit)
+{
+    memset(limit, 0, sizeof(*limit));
+    limit->global_credit_ns = ICMP_GLOBAL_BURST_NS;
+    for (int i = 0; i < ICMP_RATE_HOSTS; i++)
+        limit->hosts[i].credit_ns = ICMP_HOST_BURST_NS;
+}
+
+static uint64_t refill(uint64_t credit, uint64_t *updated, uint64_t now, uint64_t burst)
+{
+    if (now > *updated) {
+        uint64_t elapsed = now - *updated;
+        credit = elapsed > burst - credit ? burst : credit + elapsed;
+    }
+    *updated = now;
+    return credit;
+}
+
+/* Token buckets: global, then per destination (hosts sharing a slot share
+ * a bucket, which only ever limits more). */
+static bool icmp_rate_allows(struct usock_stack *stack, uint32_t destination, uint64_t now)
+{
+    struct icmp_rate_limit *limit = &stack->icmp_limit;
+    limit->global_credit_ns =
+        refill(limit->global_credit_ns, &limit->global_updated, now, ICMP_GLOBAL_BURST_NS);
+    if (limit->global_credit_ns < ICMP_GLOBAL_COST_NS)
+        return false;
+    uint32_t slot = (uint32_t)(destination * 2654435761u) % ICMP_RATE_HOSTS;
+    if (limit->hosts[slot].address != destination) {
+        limit->hosts[slot].address = destination;
+        limit->hosts[slot].credit_ns = ICMP_HOST_BURST_NS;
+        limit->hosts[slot].updated = now;
+    }
+    limit->hosts[slot].credit_ns = refill(limit->hosts[slot].credit_ns, &limit->hosts[slot].updated,
+                                          now, ICMP_HOST_BURST_NS);
+    if (limit->hosts[slot].credit_ns < ICMP_HOST_COST_NS)
+        return false;
+    limit->hosts[slot].credit_ns -= ICMP_HOST_COST_NS;
+    limit->global_credit_ns -= ICMP_GLOBAL_COST_NS;
+    return true;
+}
+
+/* Sends an ICMP message: header plus body (copied), to destination. */
+static void icmp_send(struct usock_stack *stack, const struct icmp_header *header,
+                      const uint8_t *body, size_t body_length, uint32_t source,
+                      uint32_t destination, uint64_t now)
+{
+    struct packet_buffer *buffer =
+        packet_buffer_new(PACKET_HEADROOM, ICMP_HEADER_LENGTH + body_length);
+    if (!buffer)
+        return;
+    uint8_t *message = packet_buffer_put(buffer, ICMP_HEADER_LENGTH + body_length);
+    memcpy(message + ICMP_HEADER_LENGTH, body, body_length);
+    icmp_emit(header, message, body_length);
+    struct ipv4_send send = {
+        .source = source,
+        .destination = destination,
+        .protocol = IPPROTO_ICMP,
+        .time_to_live = IPV4_DEFAULT_TTL,
+    };
+    COUNT(stack, IcmpOutMsgs);
+    ipv4_output(stack, buffer, &send, now);
+}
+
+static void icmp_input_error(struct usock_stack *stack, const struct ipv4_packet *packet,
+                             const struct icmp_header *header, uint64_t now)
+{
+    const uint8_t *quoted = packet->payload + ICMP_HEADER_LENGTH;
+    size_t quoted_length = packet->payload_length - ICMP_HEADER_LENGTH;
+    struct ipv4_error error = {.type = header->type, .code = header->code, .info = header->rest};
+    /* The quote is a fragment of our packet: its checksum and total length
+     * need not hold, so validate only what we read. */
+    if (quoted_length < IPV4_HEADER_LENGTH ||
+        ipv4_parse(quoted, quoted_length, false, &error.quoted) == IPV4_PARSE_TRUNCATED) {
+        COUNT(stack, IcmpInTruncated);
+        COUNT(stack, IcmpInErrors);
+        return;
+    }
+    size_t header_length = (size_t)(quoted[0] & 0x0f) * 4;
+    if ((quoted[0] >> 4) != 4 || header_length < IPV4_HEADER_LENGTH ||
+        quoted_length < header_length + 8) {
+        COUNT(stack, IcmpInTruncated);
+        COUNT(stack, IcmpInErrors);
+        return;
+    }
+    if (error.quoted.header_length == 0) {
+        /* ipv4_parse refused the quote (e.g. its total length is larger
+         * than the quote); fill what the handlers need by hand. */
+        error.quoted.header_length = (uint8_t)header_length;
+        error.quoted.protocol = quoted[9];
+        memcpy(&error.quoted.source, quoted + 12, 4);
+        memcpy(&error.quoted.destination, quoted + 16, 4);
+    }
+    error.quoted_payload = quoted + header_length;
+    error.quoted_payload_length = quoted_length - header_length;
+    icmp_error_handler_fn handler = icmp_error_handlers[error.quoted.protocol];
+    if (handler)
+        handler(stack, &error, now);
+    else
+        COUNT(stack, IcmpInErrorsNoSocket);
+}
+
+void icmp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint64_t now)
+{
+    struct icmp_header header;
+    COUNT(stack, IcmpInMsgs);
+    switch (icmp_parse(packet->payload, packet->payload_length,
+                       stack->verify_checksums && !packet->from_loopback, &header)) {
+    case ICMP_PARSE_TRUNCATED:
+        COUNT(stack, IcmpInTruncated);
+        COUNT(stack, IcmpInErrors);
+        return;
+    case ICMP_PARSE_BAD_CHECKSUM:
+        COUNT(stack, IcmpInCsumErrors);
+        COUNT(stack, IcmpInErrors);
+        return;
+    case ICMP_PARSE_OK:
+        break;
+    }
+    switch (header.type) {
+    case ICMP_TYPE_ECHO_REQUEST: {
+        COUNT(stack, IcmpInEchos);
+        if (packet->destination_kind != ADDRESS_LOCAL)
+            return; /* icmp_echo_ignore_broadcasts */
+        struct icmp_header reply = {.type = ICMP_TYPE_ECHO_REPLY, .rest = header.rest};
+        COUNT(stack, IcmpOutEchoReps);
+        icmp_send(stack, &reply, packet->payload + ICMP_HEADER_LENGTH,
+                  packet->payload_length - ICMP_HEADER_LENGTH, packet->header.destination,
+                  packet->header.source, now);
+        return;
+    }
+    case ICMP_TYPE_ECHO_REPLY:
+        COUNT(stack, IcmpInEchoReps);
+        return;
+    case ICMP_TYPE_DESTINATION_UNREACHABLE:
+        COUNT(stack, IcmpInDestUnreachs);
+        icmp_input_error(stack, packet, &header, now);
+        return;
+    case ICMP_TYPE_TIME_EXCEEDED:
+        COUNT(stack, IcmpInTimeExcds);
+        icmp_input_error(stack, packet, &header, now);
+        return;
+    case ICMP_TYPE_PARAMETER_PROBLEM:
+    case ICMP_TYPE_SOURCE_QUENCH:
+        icmp_input_error(stack, packet, &header, now);
+        return;
+    default:
+        COUNT(stack, IcmpInOther);
+        return;
+    }
+}
+
+void icmp_send_error(struct usock_stack *stack, const uint8_t *original, size_t original_length,
+                     uint8_t type, uint8_t code, uint32_t info, uint64_t now)
+{
+    struct ipv4_header header;
+    /* The caller validated this header; parse again for the fields. */
+    if (ipv4_parse(original, original_length, false, &header) != IPV4_PARSE_OK)
+        return;
+    enum address_kind destination_kind = ipv4_address_kind(stack, header.destination);
+    enum address_kind source_kind = ipv4_address_kind(stack, header.source);
+    bool about_icmp_error = false;
+    if (header.protocol == IPPROTO_ICMP) {
+        size_t offset = header.header_length;
+        /* An ICMP packet too short to tell its type is treated as an error. */
+        about_icmp_error = original_length < offset + 1 || icmp_type_is_error(original[offset]);
+    }
+    if (about_icmp_error || header.fragment_offset != 0 ||
+        destination_kind == ADDRESS_BROADCAST || destination_kind == ADDRESS_MULTICAST ||
+        source_kind == ADDRESS_BROADCAST || source_kind == ADDRESS_MULTICAST ||
+        source_kind == ADDRESS_ANY) {
+        COUNT(stack, IcmpOutSuppressed);
+        return;
+    }
+    if (source_kind != ADDRESS_LOCAL && !icmp_rate_allows(stack, header.source, now)) {
+        COUNT(stack, IcmpOutRateLimited);
+        return;
+    }
+    size_t quote = original_length < ICMP_ERROR_QUOTE_LIMIT ? original_length : ICMP_ERROR_QUOTE_LIMIT;
+    struct icmp_header error = {.type = type, .code = code, .rest = info};
+    COUNT(stack, IcmpOutErrors);
+    if (type == ICMP_TYPE_DESTINATION_UNREACHABLE)
+        COUNT(stack, IcmpOutDestUnreachs);
+    /* Reply from the address the packet was sent to when it is ours. */
+    uint32_t source = destination_kind == ADDRESS_LOCAL ? header.destination : 0;
+    icmp_send(stack, &error, original, quote, source, header.source, now);
+}

@@ -1,0 +1,678 @@
+/*
+ * api.c - the Berkeley sockets calls of include/usock.h.
+ *
+ * Every call takes the stack lock, finds the socket by descriptor and holds
+ * a reference on it, reads the stack's clock once, does its work through
+ * the socket's operations table, delivers anything it sent to the stack
+ * itself (loopback), and releases the lock.  Internal functions return
+ * negative errno; here it becomes -1 and errno, as libc does.
+ *
+ * Blocking: protocol operations answer -EAGAIN when they would block.  In
+ * threaded mode a blocking socket then sleeps on its condition variable
+ * (which releases the stack lock) until woken by input, a timeout
+ * (SO_RCVTIMEO/SO_SNDTIMEO, answered with EAGAIN as Linux does) or close
+ * (EBADF).  In event mode nothing could wake it, so it answers EAGAIN.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/ip.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "net/ipv4.h"
+#include "socket/socket.h"
+#include "stack.h"
+
+/* Socket types this stack offers, searched as Linux's inetsw is. */
+static const struct socket_operations *const socket_types[] = {
+    &udp_operations,
+};
+
+static int fail(int error)
+{
+    errno = error;
+    return -1;
+}
+
+static uint64_t real_monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * NS_PER_SECOND + (uint64_t)now.tv_nsec;
+}
+
+/* Takes the lock and a reference on the socket behind fd; on failure the
+ * lock is released and errno set to EBADF. */
+static struct socket *api_enter(struct usock_stack *stack, int fd, uint64_t *now)
+{
+    pthread_mutex_lock(&stack->lock);
+    struct socket *socket = socket_from_descriptor(stack, fd);
+    if (!socket) {
+        pthread_mutex_unlock(&stack->lock);
+        errno = EBADF;
+        return NULL;
+    }
+    socket->references++;
+    *now = usock_stack_now(stack);
+    return socket;
+}
+
+static void socket_put(struct socket *socket)
+{
+    if (--socket->references > 0)
+        return;
+    pthread_cond_destroy(&socket->condition);
+    free(socket);
+}
+
+static void api_leave(struct usock_stack *stack, struct socket *socket, uint64_t now)
+{
+    stack_drain_loopback(stack, now);
+    socket_put(socket);
+    pthread_mutex_unlock(&stack->lock);
+}
+
+/* Sleeps on socket until woken or until deadline (real monotonic ns, 0 for
+ * none).  Returns 0 when woken, -EAGAIN on timeout or in event mode, -EBADF
+ * when the socket was closed meanwhile. */
+static int api_wait(struct usock_stack *stack, struct socket *socket, uint64_t deadline)
+{
+    if (!stack->thread_running)
+        return -EAGAIN;
+    if (deadline) {
+        if (real_monotonic_ns() >= deadline)
+            return -EAGAIN;
+        struct timespec until = {.tv_sec = (time_t)(deadline / NS_PER_SECOND),
+                                 .tv_nsec = (long)(deadline % NS_PER_SECOND)};
+        pthread_cond_timedwait(&socket->condition, &stack->lock, &until);
+    } else {
+        pthread_cond_wait(&socket->condition, &stack->lock);
+    }
+    return socket->closed ? -EBADF : 0;
+}
+
+static uint64_t api_deadline(uint64_t timeout_ns)
+{
+    return timeout_ns ? real_monotonic_ns() + timeout_ns : 0;
+}
+
+int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
+{
+    if (domain != AF_INET)
+        return fail(EAFNOSUPPORT);
+    int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+    type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (type <= 0 || type > SOCK_PACKET)
+        return fail(EINVAL);
+    if (protocol < 0 || protocol >= IPPROTO_MAX)
+        return fail(EINVAL);
+    const struct socket_operations *ops = NULL;
+    int error = ESOCKTNOSUPPORT;
+    for (size_t i = 0; i < sizeof(socket_types) / sizeof(socket_types[0]); i++) {
+        if (socket_types[i]->type != type)
+            continue;
+        error = EPROTONOSUPPORT;
+        if (protocol == 0 || protocol == socket_types[i]->protocol) {
+            ops = socket_types[i];
+            break;
+        }
+    }
+    if (!ops)
+        return fail(error);
+
+    struct socket *socket = calloc(1, sizeof(*socket));
+    if (!socket)
+        return fail(ENOMEM);
+    socket->type = type;
+    socket->protocol = ops->protocol;
+    socket->ops = ops;
+    socket->references = 1;
+    socket->nonblocking = (flags & SOCK_NONBLOCK) != 0;
+    socket->close_on_exec = (flags & SOCK_CLOEXEC) != 0;
+    socket->receive_buffer = SOCKET_BUFFER_DEFAULT;
+    socket->send_buffer = SOCKET_BUFFER_DEFAULT;
+    socket->time_to_live = IPV4_DEFAULT_TTL;
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(&socket->condition, &attributes);
+    pthread_condattr_destroy(&attributes);
+
+    pthread_mutex_lock(&stack->lock);
+    struct socket_layer *layer = &stack->sockets;
+    size_t fd = 0;
+    while (fd < layer->capacity && layer->descriptors[fd])
+        fd++;
+    error = 0;
+    if (fd >= layer->limit) {
+        error = EMFILE;
+    } else if (fd == layer->capacity) {
+        size_t capacity = layer->capacity ? layer->capacity * 2 : 64;
+        if (capacity > layer->limit)
+            capacity = layer->limit;
+        struct socket **descriptors = realloc(layer->descriptors, capacity * sizeof(*descriptors));
+        if (!descriptors) {
+            error = ENOMEM;
+        } else {
+            memset(descriptors + layer->capacity, 0,
+                   (capacity - layer->capacity) * sizeof(*descriptors));
+            layer->descriptors = descriptors;
+            layer->capacity = capacity;
+        }
+    }
+    if (!error) {
+        int create_error = ops->create(stack, socket);
+        if (create_error)
+            error = -create_error;
+    }
+    if (error) {
+        pthread_mutex_unlock(&stack->lock);
+        pthread_cond_destroy(&socket->condition);
+        free(socket);
+        return fail(error);
+    }
+    socket->fd = (int)fd;
+    layer->descriptors[fd] = socket;
+    layer->open_count++;
+    pthread_mutex_unlock(&stack->lock);
+    return (int)fd;
+}
+
+int usock_close(struct usock_stack *stack, int fd)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    stack->sockets.descriptors[fd] = NULL;
+    stack->sockets.open_count--;
+    socket->ops->release(stack, socket);
+    socket->closed = true;
+    socket_wake(stack, socket);
+    socket->references--; /* the descriptor table's reference */
+    api_leave(stack, socket, now);
+    return 0;
+}
+
+/* Checks a sockaddr from the caller; returns 0 or -errno.  AF_UNSPEC is
+ * accepted as AF_INET when allow_unspec (Linux's bind with INADDR_ANY and
+ * sendto both do). */
+static int check_address(const struct sockaddr *address, socklen_t length, bool allow_unspec)
+{
+    if (!address || length < sizeof(struct sockaddr_in))
+        return -EINVAL;
+    const struct sockaddr_in *in = (const struct sockaddr_in *)address;
+    if (in->sin_family == AF_INET)
+        return 0;
+    if (allow_unspec && in->sin_family == AF_UNSPEC)
+        return 0;
+    return -EAFNOSUPPORT;
+}
+
+int usock_bind(struct usock_stack *stack, int fd, const struct sockaddr *address,
+               socklen_t length)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    struct sockaddr_in in;
+    int error = check_address(address, length, true);
+    if (!error) {
+        memcpy(&in, address, sizeof(in));
+        /* Linux accepts AF_UNSPEC only with INADDR_ANY. */
+        if (in.sin_family == AF_UNSPEC && in.sin_addr.s_addr != htonl(INADDR_ANY))
+            error = -EAFNOSUPPORT;
+    }
+    if (!error)
+        error = socket->ops->bind(stack, socket, in.sin_addr.s_addr, ntohs(in.sin_port));
+    api_leave(stack, socket, now);
+    return error ? fail(-error) : 0;
+}
+
+int usock_connect(struct usock_stack *stack, int fd, const struct sockaddr *address,
+                  socklen_t length)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    int error = 0;
+    if (!address || length < sizeof(sa_family_t)) {
+        error = -EINVAL;
+    } else if (address->sa_family == AF_UNSPEC) {
+        error = socket->ops->connect(stack, socket, NULL, now);
+    } else if (length < sizeof(struct sockaddr_in)) {
+        error = -EINVAL;
+    } else if (address->sa_family != AF_INET) {
+        error = -EAFNOSUPPORT;
+    } else {
+        struct sockaddr_in in;
+        memcpy(&in, address, sizeof(in));
+        error = socket->ops->connect(stack, socket, &in, now);
+    }
+    api_leave(stack, socket, now);
+    return error ? fail(-error) : 0;
+}
+
+int usock_listen(struct usock_stack *stack, int fd, int backlog)
+{
+    (void)backlog;
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    api_leave(stack, socket, now);
+    return fail(EOPNOTSUPP);
+}
+
+int usock_accept(struct usock_stack *stack, int fd, struct sockaddr *address, socklen_t *length)
+{
+    (void)address;
+    (void)length;
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    api_leave(stack, socket, now);
+    return fail(EOPNOTSUPP);
+}
+
+int usock_shutdown(struct usock_stack *stack, int fd, int how)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    int error = (how < SHUT_RD || how > SHUT_RDWR) ? -EINVAL
+                                                   : socket->ops->shutdown(stack, socket, how);
+    api_leave(stack, socket, now);
+    return error ? fail(-error) : 0;
+}
+
+ssize_t usock_sendmsg(struct usock_stack *stack, int fd, const struct msghdr *message, int flags)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    ssize_t result;
+    if (!message || (message->msg_iovlen > 0 && !message->msg_iov)) {
+        result = -EFAULT;
+    } else if (flags & MSG_OOB) {
+        result = -EOPNOTSUPP;
+    } else {
+        bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT);
+        uint64_t deadline = api_deadline(socket->send_timeout_ns);
+        for (;;) {
+            result = socket->ops->send(stack, socket, message, flags, now);
+            if (result != -EAGAIN || !blocking)
+                break;
+            int error = api_wait(stack, socket, deadline);
+            if (error) {
+                result = error;
+                break;
+            }
+            now = usock_stack_now(stack);
+        }
+    }
+    api_leave(stack, socket, now);
+    return result < 0 ? fail((int)-result) : result;
+}
+
+ssize_t usock_sendto(struct usock_stack *stack, int fd, const void *buffer, size_t length,
+                     int flags, const struct sockaddr *address, socklen_t address_length)
+{
+    struct iovec vector = {.iov_base = (void *)buffer, .iov_len = length};
+    struct msghdr message = {
+        .msg_name = (void *)address,
+        .msg_namelen = address ? address_length : 0,
+        .msg_iov = &vector,
+        .msg_iovlen = 1,
+    };
+    return usock_sendmsg(stack, fd, &message, flags);
+}
+
+ssize_t usock_send(struct usock_stack *stack, int fd, const void *buffer, size_t length,
+                   int flags)
+{
+    return usock_sendto(stack, fd, buffer, length, flags, NULL, 0);
+}
+
+ssize_t usock_recvmsg(struct usock_stack *stack, int fd, struct msghdr *message, int flags)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    ssize_t result;
+    if (!message || (message->msg_iovlen > 0 && !message->msg_iov)) {
+        result = -EFAULT;
+    } else if (flags & (MSG_OOB | MSG_ERRQUEUE)) {
+        result = (flags & MSG_OOB) ? -EOPNOTSUPP : -EAGAIN;
+    } else {
+        bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT);
+        uint64_t deadline = api_deadline(socket->receive_timeout_ns);
+        for (;;) {
+            result = socket->ops->receive(stack, socket, message, flags, now);
+            if (result != -EAGAIN || !blocking)
+                break;
+            int error = api_wait(stack, socket, deadline);
+            if (error) {
+                result = error;
+                break;
+            }
+            now = usock_stack_now(stack);
+        }
+    }
+    api_leave(stack, socket, now);
+    return result < 0 ? fail((int)-result) : result;
+}
+
+ssize_t usock_recvfrom(struct usock_stack *stack, int fd, void *buffer, size_t length,
+                       int flags, struct sockaddr *address, socklen_t *address_length)
+{
+    struct iovec vector = {.iov_base = buffer, .iov_len = length};
+    struct msghdr message = {
+        .msg_name = (address && address_length) ? address : NULL,
+        .msg_namelen = (address && address_length) ? *address_length : 0,
+        .msg_iov = &vector,
+        .msg_iovlen = 1,
+    };
+    ssize_t result = usock_recvmsg(stack, fd, &message, flags);
+    if (result >= 0 && address && address_length)
+        *address_length = message.msg_namelen;
+    return result;
+}
+
+ssize_t usock_recv(struct usock_stack *stack, int fd, void *buffer, size_t length, int flags)
+{
+    return usock_recvfrom(stack, fd, buffer, length, flags, NULL, NULL);
+}
+
+int usock_getsockname(struct usock_stack *stack, int fd, struct sockaddr *address,
+                      socklen_t *length)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    int error = 0;
+    if (!address || !length)
+        error = -EFAULT;
+    else
+        socket_copy_address_out(socket->local_address ? socket->local_address
+                                                      : socket->source_address,
+                                socket->local_port, address, length);
+    api_leave(stack, socket, now);
+    return error ? fail(-error) : 0;
+}
+
+int usock_getpeername(struct usock_stack *stack, int fd, struct sockaddr *address,
+                      socklen_t *length)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    int error = 0;
+    if (!socket->connected)
+        error = -ENOTCONN;
+    else if (!address || !length)
+        error = -EFAULT;
+    else
+        socket_copy_address_out(socket->peer_address, socket->peer_port, address, length);
+    api_leave(stack, socket, now);
+    return error ? fail(-error) : 0;
+}
+
+/* Linux's sock_setsockopt for SO_RCVBUF/SO_SNDBUF: doubled, clamped. */
+static int socket_buffer_size(int requested)
+{
+    if (requested > SOCKET_BUFFER_MAX)
+        requested = SOCKET_BUFFER_MAX;
+    int doubled = requested < 0 ? 0 : requested * 2;
+    return doubled < SOCKET_BUFFER_MIN ? SOCKET_BUFFER_MIN : doubled;
+}
+
+static int set_timeout(uint64_t *timeout_ns, const void *value, socklen_t length)
+{
+    struct timeval tv;
+    if (length < sizeof(tv))
+        return -EINVAL;
+    memcpy(&tv, value, sizeof(tv));
+    if (tv.tv_usec < 0 || tv.tv_usec >= 1000000)
+        return -EDOM;
+    if (tv.tv_sec < 0) {
+        *timeout_ns = 1; /* Linux: an expired timeout, i.e. do not wait */
+        return 0;
+    }
+    *timeout_ns = (uint64_t)tv.tv_sec * NS_PER_SECOND + (uint64_t)tv.tv_usec * 1000;
+    return 0;
+}
+
+static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, int level,
+                             int name, const void *value, socklen_t length)
+{
+    (void)stack;
+    if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO))
+        return set_timeout(name == SO_RCVTIMEO ? &socket->receive_timeout_ns
+                                               : &socket->send_timeout_ns,
+                           value, length);
+    int integer;
+    if (!value || length < sizeof(int))
+        return -EINVAL;
+    memcpy(&integer, value, sizeof(int));
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_REUSEADDR: socket->reuse_address = integer != 0; return 0;
+        case SO_REUSEPORT: socket->reuse_port = integer != 0; return 0;
+        case SO_BROADCAST: socket->broadcast = integer != 0; return 0;
+        case SO_RCVBUF:
+        case SO_RCVBUFFORCE:
+            socket->receive_buffer = socket_buffer_size(integer);
+            return 0;
+        case SO_SNDBUF:
+        case SO_SNDBUFFORCE:
+            socket->send_buffer = socket_buffer_size(integer);
+            return 0;
+        case SO_KEEPALIVE:
+        case SO_DONTROUTE:
+        case SO_OOBINLINE:
+        case SO_PRIORITY:
+            return 0;
+        case SO_TYPE:
+        case SO_ERROR:
+        case SO_PROTOCOL:
+        case SO_DOMAIN:
+        case SO_ACCEPTCONN:
+            return -ENOPROTOOPT;
+        default:
+            return -ENOPROTOOPT;
+        }
+    }
+    if (level == IPPROTO_IP) {
+        switch (name) {
+        case IP_TTL:
+            if (integer == -1)
+                integer = IPV4_DEFAULT_TTL;
+            if (integer < 1 || integer > 255)
+                return -EINVAL;
+            socket->time_to_live = (uint8_t)integer;
+            return 0;
+        case IP_TOS:
+            socket->type_of_service = (uint8_t)integer;
+            return 0;
+        default:
+            return -ENOPROTOOPT;
+        }
+    }
+    return -ENOPROTOOPT;
+}
+
+int usock_setsockopt(struct usock_stack *stack, int fd, int level, int name, const void *value,
+                     socklen_t length)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    int error = socket_setsockopt(stack, socket, level, name, value, length);
+    api_leave(stack, socket, now);
+    return error ? fail(-error) : 0;
+}
+
+static int socket_getsockopt(struct socket *socket, int level, int name, void *value,
+                             socklen_t *length)
+{
+    if (!length || !value)
+        return -EFAULT;
+    if ((int)*length < 0)
+        return -EINVAL;
+    int integer = 0;
+    if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
+        uint64_t ns = name == SO_RCVTIMEO ? socket->receive_timeout_ns : socket->send_timeout_ns;
+        struct timeval tv = {.tv_sec = (time_t)(ns / NS_PER_SECOND),
+                             .tv_usec = (suseconds_t)((ns % NS_PER_SECOND) / 1000)};
+        size_t copy = *length < sizeof(tv) ? *length : sizeof(tv);
+        memcpy(value, &tv, copy);
+        *length = (socklen_t)copy;
+        return 0;
+    }
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_TYPE: integer = socket->type; break;
+        case SO_PROTOCOL: integer = socket->protocol; break;
+        case SO_DOMAIN: integer = AF_INET; break;
+        case SO_ERROR: integer = socket->error; socket->error = 0; break;
+        case SO_REUSEADDR: integer = socket->reuse_address; break;
+        case SO_REUSEPORT: integer = socket->reuse_port; break;
+        case SO_BROADCAST: integer = socket->broadcast; break;
+        case SO_RCVBUF: integer = socket->receive_buffer; break;
+        case SO_SNDBUF: integer = socket->send_buffer; break;
+        case SO_ACCEPTCONN: integer = 0; break;
+        case SO_KEEPALIVE: integer = 0; break;
+        default: return -ENOPROTOOPT;
+        }
+    } else if (level == IPPROTO_IP) {
+        switch (name) {
+        case IP_TTL: integer = socket->time_to_live; break;
+        case IP_TOS: integer = socket->type_of_service; break;
+        default: return -ENOPROTOOPT;
+        }
+    } else {
+        return -ENOPROTOOPT;
+    }
+    size_t copy = *length < sizeof(int) ? *length : sizeof(int);
+    memcpy(value, &integer, copy);
+    *length = (socklen_t)copy;
+    return 0;
+}
+
+int usock_getsockopt(struct usock_stack *stack, int fd, int level, int name, void *value,
+                     socklen_t *length)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    int error = socket_getsockopt(socket, level, name, value, length);
+    api_leave(stack, socket, now);
+    return error ? fail(-error) : 0;
+}
+
+int usock_fcntl(struct usock_stack *stack, int fd, int command, int argument)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    int result = 0;
+    switch (command) {
+    case F_GETFL:
+        result = O_RDWR | (socket->nonblocking ? O_NONBLOCK : 0);
+        break;
+    case F_SETFL:
+        socket->nonblocking = (argument & O_NONBLOCK) != 0;
+        break;
+    case F_GETFD:
+        result = socket->close_on_exec ? FD_CLOEXEC : 0;
+        break;
+    case F_SETFD:
+        socket->close_on_exec = (argument & FD_CLOEXEC) != 0;
+        break;
+    default:
+        result = -EINVAL;
+        break;
+    }
+    api_leave(stack, socket, now);
+    return result < 0 ? fail(-result) : result;
+}
+
+int usock_ioctl(struct usock_stack *stack, int fd, unsigned long request, void *argument)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    int error = 0;
+    if (!argument) {
+        error = -EFAULT;
+    } else if (request == FIONREAD) {
+        *(int *)argument = socket->ops->readable_bytes(socket);
+    } else if (request == FIONBIO) {
+        socket->nonblocking = *(const int *)argument != 0;
+    } else {
+        error = -ENOTTY;
+    }
+    api_leave(stack, socket, now);
+    return error ? fail(-error) : 0;
+}
+
+/* Fills revents for every entry; returns how many have any. */
+static int poll_scan(struct usock_stack *stack, struct pollfd *fds, nfds_t count)
+{
+    int ready = 0;
+    for (nfds_t i = 0; i < count; i++) {
+        fds[i].revents = 0;
+        if (fds[i].fd < 0)
+            continue;
+        struct socket *socket = socket_from_descriptor(stack, fds[i].fd);
+        if (!socket)
+            fds[i].revents = POLLNVAL;
+        else
+            fds[i].revents = (short)(socket->ops->poll(stack, socket) &
+                                     (fds[i].events | POLLERR | POLLHUP));
+        if (fds[i].revents)
+            ready++;
+    }
+    return ready;
+}
+
+int usock_poll(struct usock_stack *stack, struct pollfd *fds, nfds_t count, int timeout_ms)
+{
+    if (count > 0 && !fds)
+        return fail(EFAULT);
+    pthread_mutex_lock(&stack->lock);
+    uint64_t deadline = timeout_ms > 0 ? real_monotonic_ns() + (uint64_t)timeout_ms * NS_PER_MS : 0;
+    int ready;
+    for (;;) {
+        ready = poll_scan(stack, fds, count);
+        if (ready || timeout_ms == 0 || !stack->thread_running)
+            break;
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&stack->poll_condition, &stack->lock);
+            continue;
+        }
+        if (real_monotonic_ns() >= deadline)
+            break;
+        struct timespec until = {.tv_sec = (time_t)(deadline / NS_PER_SECOND),
+                                 .tv_nsec = (long)(deadline % NS_PER_SECOND)};
+        pthread_cond_timedwait(&stack->poll_condition, &stack->lock, &until);
+    }
+    pthread_mutex_unlock(&stack->lock);
+    return ready;
+}

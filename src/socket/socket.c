@@ -1,0 +1,223 @@
+/*
+ * socket.c - the descriptor table and the port tables.
+ *
+ * Descriptors are small integers handed out lowest-free-first, as POSIX
+ * does, from a table that grows by doubling up to SOCKET_DESCRIPTOR_LIMIT.
+ *
+ * A port table indexes bound sockets twice, both keyed by siphash under the
+ * stack's secret: by (local address, port), which unicast lookup walks
+ * first for the exact address and then for the wildcard, and by port alone,
+ * which bind conflict checks, ephemeral port choice and broadcast delivery
+ * walk.  Neither walks sockets on other ports (beyond hash collisions).
+ */
+#include "socket/socket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stack.h"
+#include "util/siphash.h"
+
+int socket_layer_init(struct socket_layer *layer)
+{
+    memset(layer, 0, sizeof(*layer));
+    layer->limit = SOCKET_DESCRIPTOR_LIMIT;
+    return port_table_init(&layer->udp);
+}
+
+void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
+{
+    for (size_t fd = 0; fd < layer->capacity; fd++) {
+        struct socket *socket = layer->descriptors[fd];
+        if (!socket)
+            continue;
+        layer->descriptors[fd] = NULL;
+        socket->ops->release(stack, socket);
+        pthread_cond_destroy(&socket->condition);
+        free(socket);
+    }
+    free(layer->descriptors);
+    layer->descriptors = NULL;
+    layer->capacity = 0;
+    port_table_destroy(&layer->udp);
+}
+
+struct socket *socket_from_descriptor(struct usock_stack *stack, int fd)
+{
+    if (fd < 0 || (size_t)fd >= stack->sockets.capacity)
+        return NULL;
+    return stack->sockets.descriptors[fd];
+}
+
+void socket_wake(struct usock_stack *stack, struct socket *socket)
+{
+    pthread_cond_broadcast(&socket->condition);
+    pthread_cond_broadcast(&stack->poll_condition);
+}
+
+void socket_copy_address_out(uint32_t address, uint16_t port, struct sockaddr *out,
+                             socklen_t *length)
+{
+    struct sockaddr_in full = {
+        .sin_family = AF_INET,
+        .sin_port = htons(port),
+        .sin_addr.s_addr = address,
+    };
+    if (out && length) {
+        size_t copy = *length < sizeof(full) ? *length : sizeof(full);
+        memcpy(out, &full, copy);
+    }
+    if (length)
+        *length = sizeof(full);
+}
+
+/* ---- port tables ---- */
+
+static uint64_t hash_address_port(const struct usock_stack *stack, uint32_t address,
+                                  uint16_t port)
+{
+    uint8_t key[6];
+    memcpy(key, &address, 4);
+    memcpy(key + 4, &port, 2);
+    return siphash24(stack->secret, key, sizeof(key));
+}
+
+static uint64_t hash_port(const struct usock_stack *stack, uint16_t port)
+{
+    return siphash24(stack->secret, &port, sizeof(port));
+}
+
+int port_table_init(struct port_table *table)
+{
+    if (hash_table_init(&table->by_address_port, 64) != 0)
+        return -ENOMEM;
+    if (hash_table_init(&table->by_port, 64) != 0) {
+        hash_table_destroy(&table->by_address_port);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void port_table_destroy(struct port_table *table)
+{
+    hash_table_destroy(&table->by_address_port);
+    hash_table_destroy(&table->by_port);
+}
+
+void port_table_insert(struct usock_stack *stack, struct port_table *table,
+                       struct socket *socket)
+{
+    hash_table_insert(&table->by_address_port, &socket->address_port_node,
+                      hash_address_port(stack, socket->local_address, socket->local_port));
+    hash_table_insert(&table->by_port, &socket->port_node, hash_port(stack, socket->local_port));
+    socket->hashed = true;
+}
+
+void port_table_remove(struct port_table *table, struct socket *socket)
+{
+    if (!socket->hashed)
+        return;
+    hash_table_remove(&table->by_address_port, &socket->address_port_node);
+    hash_table_remove(&table->by_port, &socket->port_node);
+    socket->hashed = false;
+}
+
+void port_table_for_each_on_port(struct usock_stack *stack, struct port_table *table,
+                                 uint16_t port,
+                                 bool (*visit)(struct socket *socket, void *context),
+                                 void *context)
+{
+    uint64_t hash = hash_port(stack, port);
+    struct hash_node *node = hash_table_bucket(&table->by_port, hash);
+    while (node) {
+        struct hash_node *next = node->next;
+        struct socket *socket = container_of(node, struct socket, port_node);
+        if (node->hash == hash && socket->local_port == port && !visit(socket, context))
+            return;
+        node = next;
+    }
+}
+
+static struct socket *bound_from_node(struct hash_node *node, uint32_t address, uint16_t port,
+                                      uint64_t hash)
+{
+    for (; node; node = node->next) {
+        struct socket *socket = container_of(node, struct socket, address_port_node);
+        if (node->hash == hash && socket->local_port == port && socket->local_address == address)
+            return socket;
+    }
+    return NULL;
+}
+
+struct socket *port_table_first_bound(struct usock_stack *stack, struct port_table *table,
+                                      uint32_t address, uint16_t port)
+{
+    uint64_t hash = hash_address_port(stack, address, port);
+    return bound_from_node(hash_table_bucket(&table->by_address_port, hash), address, port, hash);
+}
+
+struct socket *port_table_next_bound(struct socket *socket, uint32_t address, uint16_t port)
+{
+    return bound_from_node(socket->address_port_node.next, address, port,
+                           socket->address_port_node.hash);
+}
+
+struct conflict_search {
+    const struct socket *candidate;
+    uint32_t address;
+    bool conflict;
+};
+
+static bool check_conflict(struct socket *other, void *context)
+{
+    struct conflict_search *search = context;
+    if (other == search->candidate)
+        return true;
+    /* Linux inet_rcv_saddr_equal with wildcards matching everything. */
+    bool overlap = other->local_address == 0 || search->address == 0 ||
+                   other->local_address == search->address;
+    if (!overlap)
+        return true;
+    if (other->reuse_address && search->candidate->reuse_address)
+        return true;
+    if (other->reuse_port && search->candidate->reuse_port)
+        return true;
+    search->conflict = true;
+    return false;
+}
+
+bool port_table_conflicts(struct usock_stack *stack, struct port_table *table,
+                          const struct socket *candidate, uint32_t address, uint16_t port)
+{
+    struct conflict_search search = {.candidate = candidate, .address = address};
+    port_table_for_each_on_port(stack, table, port, check_conflict, &search);
+    return search.conflict;
+}
+
+uint16_t port_table_pick_ephemeral(struct usock_stack *stack, struct port_table *table,
+                                   const struct socket *candidate, uint32_t address)
+{
+    (void)address;
+    uint32_t range = EPHEMERAL_PORT_LAST - EPHEMERAL_PORT_FIRST + 1;
+    uint32_t start = (uint32_t)random_below(&stack->random, range);
+    for (uint32_t i = 0; i < range; i++) {
+        uint16_t port = (uint16_t)(EPHEMERAL_PORT_FIRST + (start + i) % range);
+        /* An ephemeral port is shared only when nothing else uses it at all
+         * (Linux does not hand out a port a SO_REUSEADDR socket holds). */
+        bool used = false;
+        uint64_t hash = hash_port(stack, port);
+        for (struct hash_node *node = hash_table_bucket(&table->by_port, hash); node;
+             node = node->next) {
+            struct socket *other = container_of(node, struct socket, port_node);
+            if (node->hash == hash && other->local_port == port && other != candidate) {
+                used = true;
+                break;
+            }
+        }
+        if (!used)
+            return port;
+    }
+    return 0;
+}

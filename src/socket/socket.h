@@ -1,0 +1,168 @@
+/*
+ * socket.h - sockets inside the stack: the descriptor table, the operations
+ * table each socket type supplies, and the port tables received packets are
+ * looked up in.
+ *
+ * A socket is reference counted: the descriptor table holds one reference,
+ * and every API call in progress holds one while it may sleep.  Closing
+ * removes the descriptor at once; the memory goes when the last caller
+ * leaves.  Protocol code reports "would block" as -EAGAIN; the API layer
+ * (api.c) turns that into a wait on the socket's condition variable in
+ * threaded mode, or into EAGAIN for nonblocking sockets and in event mode.
+ */
+#ifndef USOCK_SOCKET_H
+#define USOCK_SOCKET_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "util/hash_table.h"
+
+struct usock_stack;
+struct socket;
+
+/* Operations of one socket type, found by (type, protocol) in a table. */
+struct socket_operations {
+    int type;      /* SOCK_DGRAM ... */
+    int protocol;  /* IPPROTO_UDP ...; also accepted when socket() gets 0 */
+    const char *netid; /* "udp", "tcp", "raw": the ss column */
+    /* Sets up protocol state.  Returns 0 or -errno. */
+    int (*create)(struct usock_stack *stack, struct socket *socket);
+    /* Unhashes and frees protocol state (at close). */
+    void (*release)(struct usock_stack *stack, struct socket *socket);
+    int (*bind)(struct usock_stack *stack, struct socket *socket, uint32_t address,
+                uint16_t port);
+    /* address NULL: dissolve the association (AF_UNSPEC). */
+    int (*connect)(struct usock_stack *stack, struct socket *socket,
+                   const struct sockaddr_in *address, uint64_t now);
+    /* Return bytes or -errno; -EAGAIN when it would block. */
+    ssize_t (*send)(struct usock_stack *stack, struct socket *socket,
+                    const struct msghdr *message, int flags, uint64_t now);
+    ssize_t (*receive)(struct usock_stack *stack, struct socket *socket, struct msghdr *message,
+                       int flags, uint64_t now);
+    int (*shutdown)(struct usock_stack *stack, struct socket *socket, int how);
+    /* Ready events (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP). */
+    short (*poll)(struct usock_stack *stack, struct socket *socket);
+    /* FIONREAD's answer. */
+    int (*readable_bytes)(struct socket *socket);
+    size_t (*receive_queue_bytes)(struct socket *socket);
+    size_t (*send_queue_bytes)(struct socket *socket);
+    const char *(*state_name)(struct socket *socket);
+    bool (*is_listening)(struct socket *socket);
+};
+
+#define SHUTDOWN_RECEIVE 1
+#define SHUTDOWN_SEND 2
+
+struct socket {
+    int fd;
+    unsigned references;
+    bool closed;
+    int type;
+    int protocol;
+    const struct socket_operations *ops;
+
+    /* Addresses in network order, ports in host order. */
+    uint32_t local_address;   /* bound (receive) address; 0 = wildcard */
+    uint32_t source_address;  /* address to send from; 0 = pick by route */
+    uint16_t local_port;      /* 0 = not bound */
+    uint32_t peer_address;
+    uint16_t peer_port;
+    bool connected;
+    bool address_locked;      /* bind() named an address */
+    bool port_locked;         /* bind() named a port */
+    bool hashed;              /* in its protocol's port table */
+    uint64_t bind_sequence;   /* later binds win unicast ties (as Linux) */
+
+    bool nonblocking;
+    bool close_on_exec;
+    int error;                /* pending error for SO_ERROR, 0 = none */
+    unsigned shutdown;        /* SHUTDOWN_RECEIVE | SHUTDOWN_SEND */
+    bool reuse_address;
+    bool reuse_port;
+    bool broadcast;
+    int receive_buffer;       /* SO_RCVBUF as Linux reports it (doubled) */
+    int send_buffer;
+    uint64_t receive_timeout_ns; /* 0 = wait forever */
+    uint64_t send_timeout_ns;
+    uint8_t time_to_live;
+    uint8_t type_of_service;
+
+    struct hash_node address_port_node;
+    struct hash_node port_node;
+    pthread_cond_t condition; /* signalled when the socket's state changes */
+    void *protocol_state;
+};
+
+/* Sockets bound to ports, for one protocol: indexed by (address, port) for
+ * unicast lookups and by port for conflict checks and broadcast delivery. */
+struct port_table {
+    struct hash_table by_address_port;
+    struct hash_table by_port;
+};
+
+struct socket_layer {
+    struct socket **descriptors;
+    size_t capacity;
+    size_t open_count;
+    size_t limit;
+    uint64_t bind_sequence;
+    struct port_table udp;
+};
+
+/* Linux's defaults and limits (net.core.rmem_default/rmem_max). */
+#define SOCKET_BUFFER_DEFAULT 212992
+#define SOCKET_BUFFER_MAX 212992
+#define SOCKET_BUFFER_MIN 4608
+#define SOCKET_DESCRIPTOR_LIMIT 65536
+#define EPHEMERAL_PORT_FIRST 32768
+#define EPHEMERAL_PORT_LAST 60999
+
+int socket_layer_init(struct socket_layer *layer);
+/* Closes every socket and frees the layer. */
+void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer);
+
+/* The socket with descriptor fd, or NULL. */
+struct socket *socket_from_descriptor(struct usock_stack *stack, int fd);
+/* Wakes everything waiting on socket (readers, writers, poll). */
+void socket_wake(struct usock_stack *stack, struct socket *socket);
+
+int port_table_init(struct port_table *table);
+void port_table_destroy(struct port_table *table);
+/* Adds socket under its local address and port (both already set). */
+void port_table_insert(struct usock_stack *stack, struct port_table *table,
+                       struct socket *socket);
+void port_table_remove(struct port_table *table, struct socket *socket);
+/* Calls visit for each socket bound to port (any address) until it returns
+ * false. */
+void port_table_for_each_on_port(struct usock_stack *stack, struct port_table *table,
+                                 uint16_t port,
+                                 bool (*visit)(struct socket *socket, void *context),
+                                 void *context);
+/* The first node of the bucket for (address, port); walk with
+ * port_table_next_bound. */
+struct socket *port_table_first_bound(struct usock_stack *stack, struct port_table *table,
+                                      uint32_t address, uint16_t port);
+struct socket *port_table_next_bound(struct socket *socket, uint32_t address, uint16_t port);
+
+/* True when binding candidate to (address, port) would conflict with a
+ * socket already in table, by Linux's rules for SO_REUSEADDR/SO_REUSEPORT. */
+bool port_table_conflicts(struct usock_stack *stack, struct port_table *table,
+                          const struct socket *candidate, uint32_t address, uint16_t port);
+/* Picks a free ephemeral port for candidate bound to address (RFC 6056
+ * algorithm 1: random start, linear walk).  Returns the port or 0 when
+ * none is free. */
+uint16_t port_table_pick_ephemeral(struct usock_stack *stack, struct port_table *table,
+                                   const struct socket *candidate, uint32_t address);
+
+/* Copies src into the caller's sockaddr of *length bytes, truncating as the
+ * kernel does, and sets *length to the full size. */
+void socket_copy_address_out(uint32_t address, uint16_t port, struct sockaddr *out,
+                             socklen_t *length);
+
+extern const struct socket_operations udp_operations;
+
+#endif

@@ -1,0 +1,402 @@
+/*
+ * stack.c - the stack object, its poll loop, and the thread that runs it.
+ *
+ * usock_stack_poll is the whole of event mode, in a fixed order: read up to
+ * a batch of frames from the link and push each up the receive path;
+ * deliver packets the stack sent to itself; run due timers; return the
+ * earliest of the timer heap's deadline, the link's (frames held back by
+ * impairment) and "now" when work is left over.  The clock is read by the
+ * caller, never here.
+ *
+ * Threaded mode wraps that in a thread: take the lock, poll, release it,
+ * then sleep in poll(2) on the link's descriptor and an eventfd until the
+ * deadline.  API calls that arm timers or queue loopback packets write the
+ * eventfd (stack_kick) so the thread recomputes its sleep.
+ */
+#include "stack.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/ipv4.h"
+#include "util/siphash.h"
+
+#define LINK_BATCH 256
+#define LOOPBACK_BATCH 1024
+
+static const char *const counter_names[COUNTER_COUNT] = {
+#define USOCK_COUNTER_NAME(name) #name,
+    USOCK_COUNTER_LIST(USOCK_COUNTER_NAME)
+#undef USOCK_COUNTER_NAME
+};
+
+uint64_t usock_monotonic_ns(void *unused)
+{
+    (void)unused;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * NS_PER_SECOND + (uint64_t)now.tv_nsec;
+}
+
+void usock_stack_config_init(struct usock_stack_config *config)
+{
+    memset(config, 0, sizeof(*config));
+    config->clock = usock_monotonic_ns;
+}
+
+uint64_t usock_stack_now(struct usock_stack *stack)
+{
+    return stack->clock(stack->clock_context);
+}
+
+void stack_kick(struct usock_stack *stack)
+{
+    if (stack->thread_running && stack->wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t written = write(stack->wake_fd, &one, sizeof(one));
+        (void)written;
+    }
+}
+
+void stack_timer_arm(struct usock_stack *stack, struct timer *timer, uint64_t deadline)
+{
+    if (timer_arm(&stack->timers, timer, deadline) != 0) {
+        /* Out of memory for the heap: retry on the next poll by keeping the
+         * stack busy; the timer fires late rather than never. */
+        timer->deadline = deadline;
+    }
+    stack_kick(stack);
+}
+
+void stack_link_send(struct usock_stack *stack, const uint8_t *frame, size_t length,
+                     uint64_t now)
+{
+    struct usock_link *link = stack->interface.link;
+    if (!link)
+        return;
+    if (link->ops->send(link, frame, length, now) != 0)
+        COUNT(stack, LinkOutErrors);
+    else
+        COUNT(stack, LinkOutFrames);
+}
+
+void stack_drain_loopback(struct usock_stack *stack, uint64_t now)
+{
+    /* Delivery may send more to ourselves (an echo service answering a
+     * local client); the outer drain picks those up, bounded per call. */
+    if (stack->draining_loopback)
+        return;
+    stack->draining_loopback = true;
+    for (int i = 0; i < LOOPBACK_BATCH; i++) {
+        struct packet_buffer *buffer = packet_queue_pop(&stack->loopback);
+        if (!buffer)
+            break;
+        ipv4_input(stack, buffer->data, buffer->length, true, now);
+        packet_buffer_free(buffer);
+    }
+    stack->draining_loopback = false;
+}
+
+static void stack_input_frame(struct usock_stack *stack, const uint8_t *frame, size_t length,
+                              uint64_t now)
+{
+    COUNT(stack, LinkInFrames);
+    if (stack->interface.ethernet)
+        ethernet_input(stack, frame, length, now);
+    else
+        ipv4_input(stack, frame, length, false, now);
+}
+
+static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now)
+{
+    struct usock_link *link = stack->interface.link;
+    bool more_input = false;
+    if (link) {
+        int frames = 0;
+        for (; frames < LINK_BATCH; frames++) {
+            ssize_t length = link->ops->receive(link, stack->receive_frame, LINK_FRAME_MAX, now);
+            if (length < 0)
+                break;
+            stack_input_frame(stack, stack->receive_frame, (size_t)length, now);
+        }
+        more_input = frames == LINK_BATCH;
+    }
+    stack_drain_loopback(stack, now);
+    struct timer *timer;
+    while ((timer = timer_heap_pop_due(&stack->timers, now)))
+        timer->fire(stack, timer, now);
+    stack_drain_loopback(stack, now);
+
+    uint64_t deadline = timer_heap_next(&stack->timers);
+    if (link && link->ops->deadline) {
+        uint64_t link_deadline = link->ops->deadline(link, now);
+        if (link_deadline < deadline)
+            deadline = link_deadline;
+    }
+    if (more_input || stack->loopback.count > 0)
+        deadline = now;
+    return deadline;
+}
+
+uint64_t usock_stack_poll(struct usock_stack *stack, uint64_t now)
+{
+    pthread_mutex_lock(&stack->lock);
+    uint64_t deadline = stack_poll_locked(stack, now);
+    pthread_mutex_unlock(&stack->lock);
+    return deadline;
+}
+
+int usock_stack_wait_fd(struct usock_stack *stack)
+{
+    struct usock_link *link = stack->interface.link;
+    return link ? link->ops->wait_fd(link) : -1;
+}
+
+static void random_local_mac(struct usock_stack *stack, uint8_t mac[6])
+{
+    uint64_t value = random_next(&stack->random);
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)(value >> (8 * i));
+    mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02); /* unicast, locally administered */
+}
+
+struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
+{
+    struct usock_link *link = config ? config->link : NULL;
+    if (!config || config->prefix_length > 32) {
+        if (link)
+            usock_link_close(link);
+        errno = EINVAL;
+        return NULL;
+    }
+    struct usock_stack *stack = calloc(1, sizeof(*stack));
+    if (!stack) {
+        if (link)
+            usock_link_close(link);
+        errno = ENOMEM;
+        return NULL;
+    }
+    stack->wake_fd = -1;
+    stack->control_fd = -1;
+    stack->control_stop_fd = -1;
+    pthread_mutex_init(&stack->lock, NULL);
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(&stack->poll_condition, &attributes);
+    pthread_condattr_destroy(&attributes);
+    stack->clock = config->clock ? config->clock : usock_monotonic_ns;
+    stack->clock_context = config->clock_context;
+    snprintf(stack->name, sizeof(stack->name), "%s", config->name ? config->name : "usock");
+    uint64_t seed = config->seed ? config->seed : random_from_system();
+    random_seed(&stack->random, seed);
+    for (int i = 0; i < 2; i++) {
+        uint64_t word = random_next(&stack->random);
+        memcpy(stack->secret + 8 * i, &word, 8);
+    }
+    stack->ip_identification = (uint32_t)random_next(&stack->random);
+    stack->verify_checksums = true;
+    timer_heap_init(&stack->timers);
+    packet_queue_init(&stack->loopback, LOOPBACK_QUEUE_LIMIT);
+    icmp_rate_limit_init(&stack->icmp_limit);
+
+    struct interface *interface = &stack->interface;
+    interface->link = link;
+    interface->ethernet = link ? link->layer == LINK_LAYER_ETHERNET : false;
+    interface->address = config->address.s_addr;
+    interface->prefix_length = config->prefix_length;
+    uint32_t mask = config->prefix_length ? 0xffffffffu << (32 - config->prefix_length) : 0;
+    interface->netmask = htonl(mask);
+    interface->broadcast = interface->address | ~interface->netmask;
+    interface->gateway = config->gateway.s_addr;
+    interface->mtu = config->mtu ? config->mtu : (link ? link->mtu : 65535);
+    if (interface->mtu < 68)
+        interface->mtu = 68;
+    static const uint8_t zero_mac[6] = {0};
+    if (memcmp(config->mac, zero_mac, 6) != 0)
+        memcpy(interface->mac, config->mac, 6);
+    else if (link && link->has_mac)
+        memcpy(interface->mac, link->mac, 6);
+    else
+        random_local_mac(stack, interface->mac);
+
+    stack->receive_frame = malloc(LINK_FRAME_MAX);
+    if (!stack->receive_frame || neighbour_cache_init(&stack->neighbours) != 0 ||
+        socket_layer_init(&stack->sockets) != 0) {
+        usock_stack_free(stack);
+        errno = ENOMEM;
+        return NULL;
+    }
+    arp_announce(stack, usock_stack_now(stack));
+    return stack;
+}
+
+void usock_stack_free(struct usock_stack *stack)
+{
+    if (!stack)
+        return;
+    usock_stack_stop(stack);
+    stack_control_stop(stack);
+    pthread_mutex_lock(&stack->lock);
+    socket_layer_destroy(stack, &stack->sockets);
+    neighbour_cache_destroy(stack, &stack->neighbours);
+    packet_queue_purge(&stack->loopback);
+    timer_heap_destroy(&stack->timers);
+    pthread_mutex_unlock(&stack->lock);
+    if (stack->interface.link)
+        usock_link_close(stack->interface.link);
+    free(stack->receive_frame);
+    pthread_cond_destroy(&stack->poll_condition);
+    pthread_mutex_destroy(&stack->lock);
+    free(stack);
+}
+
+static void *stack_thread_main(void *argument)
+{
+    struct usock_stack *stack = argument;
+    struct usock_link *link = stack->interface.link;
+    pthread_mutex_lock(&stack->lock);
+    while (!stack->thread_stop) {
+        uint64_t now = usock_stack_now(stack);
+        uint64_t deadline = stack_poll_locked(stack, now);
+        pthread_mutex_unlock(&stack->lock);
+
+        struct pollfd fds[2] = {{.fd = stack->wake_fd, .events = POLLIN},
+                                {.fd = link ? link->ops->wait_fd(link) : -1, .events = POLLIN}};
+        int timeout = -1;
+        if (deadline != USOCK_NEVER) {
+            uint64_t wait = deadline > now ? deadline - now : 0;
+            uint64_t ms = (wait + NS_PER_MS - 1) / NS_PER_MS;
+            timeout = ms > 1000 ? 1000 : (int)ms;
+        } else if (fds[1].fd < 0) {
+            /* A link without a descriptor: check it now and then. */
+            timeout = 10;
+        }
+        poll(fds, 2, timeout);
+        if (fds[0].revents & POLLIN) {
+            uint64_t value;
+            ssize_t got = read(stack->wake_fd, &value, sizeof(value));
+            (void)got;
+        }
+        pthread_mutex_lock(&stack->lock);
+    }
+    pthread_mutex_unlock(&stack->lock);
+    return NULL;
+}
+
+int usock_stack_start(struct usock_stack *stack)
+{
+    pthread_mutex_lock(&stack->lock);
+    if (stack->thread_running) {
+        pthread_mutex_unlock(&stack->lock);
+        return -EALREADY;
+    }
+    stack->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (stack->wake_fd < 0) {
+        int error = errno;
+        pthread_mutex_unlock(&stack->lock);
+        return -error;
+    }
+    stack->thread_stop = false;
+    int error = pthread_create(&stack->thread, NULL, stack_thread_main, stack);
+    if (error) {
+        close(stack->wake_fd);
+        stack->wake_fd = -1;
+        pthread_mutex_unlock(&stack->lock);
+        return -error;
+    }
+    stack->thread_running = true;
+    pthread_mutex_unlock(&stack->lock);
+    return 0;
+}
+
+void usock_stack_stop(struct usock_stack *stack)
+{
+    pthread_mutex_lock(&stack->lock);
+    if (!stack->thread_running) {
+        pthread_mutex_unlock(&stack->lock);
+        return;
+    }
+    stack->thread_stop = true;
+    stack_kick(stack);
+    pthread_mutex_unlock(&stack->lock);
+    pthread_join(stack->thread, NULL);
+    pthread_mutex_lock(&stack->lock);
+    stack->thread_running = false;
+    close(stack->wake_fd);
+    stack->wake_fd = -1;
+    /* Blocked callers would now wait forever: wake them to see EAGAIN. */
+    for (size_t fd = 0; fd < stack->sockets.capacity; fd++)
+        if (stack->sockets.descriptors[fd])
+            socket_wake(stack, stack->sockets.descriptors[fd]);
+    pthread_cond_broadcast(&stack->poll_condition);
+    pthread_mutex_unlock(&stack->lock);
+}
+
+size_t usock_stack_counter_count(void)
+{
+    return COUNTER_COUNT;
+}
+
+const char *usock_stack_counter_name(size_t index)
+{
+    return index < COUNTER_COUNT ? counter_names[index] : NULL;
+}
+
+uint64_t usock_stack_counter_value(struct usock_stack *stack, size_t index)
+{
+    if (index >= COUNTER_COUNT)
+        return 0;
+    pthread_mutex_lock(&stack->lock);
+    uint64_t value = stack->counters[index];
+    pthread_mutex_unlock(&stack->lock);
+    return value;
+}
+
+uint64_t usock_stack_counter(struct usock_stack *stack, const char *name)
+{
+    for (size_t i = 0; i < COUNTER_COUNT; i++)
+        if (strcmp(counter_names[i], name) == 0)
+            return usock_stack_counter_value(stack, i);
+    return 0;
+}
+
+size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *rows, size_t max)
+{
+    size_t count = 0;
+    pthread_mutex_lock(&stack->lock);
+    for (size_t fd = 0; fd < stack->sockets.capacity; fd++) {
+        struct socket *socket = stack->sockets.descriptors[fd];
+        if (!socket)
+            continue;
+        if (count < max && rows) {
+            struct usock_socket_info *row = &rows[count];
+            memset(row, 0, sizeof(*row));
+            row->fd = socket->fd;
+            row->type = socket->type;
+            row->protocol = socket->protocol;
+            row->state = socket->ops->state_name(socket);
+            row->listening = socket->ops->is_listening(socket);
+            row->receive_queue = socket->ops->receive_queue_bytes(socket);
+            row->send_queue = socket->ops->send_queue_bytes(socket);
+            row->local.sin_family = AF_INET;
+            row->local.sin_addr.s_addr = socket->local_address;
+            row->local.sin_port = htons(socket->local_port);
+            row->peer.sin_family = AF_INET;
+            if (socket->connected) {
+                row->peer.sin_addr.s_addr = socket->peer_address;
+                row->peer.sin_port = htons(socket->peer_port);
+            }
+        }
+        count++;
+    }
+    pthread_mutex_unlock(&stack->lock);
+    return count;
+}

@@ -1,0 +1,96 @@
+/*
+ * stack.h - the stack object: everything one usock instance owns.
+ *
+ * There are no mutable globals: every function takes the stack it works on,
+ * so two stacks in one process are independent.  The lock protects the whole
+ * stack; the socket API takes it on entry and releases it on exit, and the
+ * stack thread (threaded mode) takes it around each poll.  Protocol code
+ * never reads a clock: `now` (nanoseconds) is passed down from the poll or
+ * from the API call that started the work.
+ */
+#ifndef USOCK_STACK_H
+#define USOCK_STACK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "counters.h"
+#include "link/link.h"
+#include "net/arp.h"
+#include "net/icmp.h"
+#include "socket/socket.h"
+#include "usock.h"
+#include "util/packet_buffer.h"
+#include "util/random.h"
+#include "util/timer.h"
+
+#define NS_PER_MS 1000000ULL
+#define NS_PER_SECOND 1000000000ULL
+
+/* The one interface a stack has besides loopback. */
+struct interface {
+    struct usock_link *link;    /* NULL: loopback only */
+    bool ethernet;              /* false for IP links (TUN) */
+    uint8_t mac[6];
+    uint32_t address;           /* network order; 0 when unset */
+    uint32_t netmask;           /* network order */
+    uint32_t broadcast;         /* directed broadcast, network order */
+    uint32_t gateway;           /* network order; 0 for none */
+    unsigned prefix_length;
+    unsigned mtu;
+};
+
+struct usock_stack {
+    pthread_mutex_t lock;
+    pthread_cond_t poll_condition; /* broadcast whenever any socket changes */
+    usock_clock_fn clock;
+    void *clock_context;
+    char name[64];
+    struct interface interface;
+    struct neighbour_cache neighbours;
+    struct timer_heap timers;
+    struct socket_layer sockets;
+    struct packet_queue loopback;  /* packets to ourselves, delivered next poll */
+    struct icmp_rate_limit icmp_limit;
+    uint64_t counters[COUNTER_COUNT];
+    struct random_state random;
+    uint8_t secret[16];            /* siphash key for tables, IP IDs, ports */
+    uint32_t ip_identification;
+    bool verify_checksums;
+    bool draining_loopback;
+    uint8_t *receive_frame;        /* LINK_FRAME_MAX bytes for link reads */
+    /* threaded mode */
+    bool thread_running;
+    bool thread_stop;
+    pthread_t thread;
+    int wake_fd;                   /* eventfd that interrupts the thread's wait */
+    /* control endpoint */
+    bool control_running;
+    pthread_t control_thread;
+    int control_fd;
+    int control_stop_fd;
+    char control_path[108];
+};
+
+static inline void counter_add(struct usock_stack *stack, enum counter_id id, uint64_t amount)
+{
+    stack->counters[id] += amount;
+}
+
+#define COUNT(stack, name) counter_add((stack), COUNTER_##name, 1)
+
+/* Wakes the stack thread so it recomputes its deadline (after an API call
+ * armed a timer).  Harmless in event mode. */
+void stack_kick(struct usock_stack *stack);
+/* Hands one frame to the link.  Borrowed; counts errors. */
+void stack_link_send(struct usock_stack *stack, const uint8_t *frame, size_t length,
+                     uint64_t now);
+/* Delivers packets queued to ourselves (loopback), up to a bound per call. */
+void stack_drain_loopback(struct usock_stack *stack, uint64_t now);
+/* Stops the control endpoint thread if it runs (control.c). */
+void stack_control_stop(struct usock_stack *stack);
+/* Arms timer; on allocation failure the timer fires on the next poll. */
+void stack_timer_arm(struct usock_stack *stack, struct timer *timer, uint64_t deadline);
+
+#endif

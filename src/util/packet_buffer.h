@@ -1,0 +1,60 @@
+/*
+ * packet_buffer.h - a frame being built or queued, with headroom.
+ *
+ * A buffer is allocated with room in front for every header below the layer
+ * that fills it (Ethernet + IPv4 with options + the transport header), and
+ * each layer prepends its header with packet_buffer_push (lwIP pbuf_header,
+ * Linux skb_push).  Data lives in [data, data + length).  Whoever holds the
+ * pointer owns the buffer: functions that take one say whether they consume
+ * it.  Buffers queue on singly linked lists through next.
+ */
+#ifndef USOCK_PACKET_BUFFER_H
+#define USOCK_PACKET_BUFFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Ethernet (14) + VLAN (4) + IPv4 with options (60) + TCP with options (60),
+ * rounded up. */
+#define PACKET_HEADROOM 160
+
+struct packet_buffer {
+    struct packet_buffer *next;
+    uint8_t *data;
+    size_t length;
+    size_t capacity; /* bytes of storage */
+    uint32_t next_hop; /* set by IPv4 output for neighbour resolution (network order) */
+    uint8_t storage[];
+};
+
+/* A buffer with headroom bytes in front and room for payload bytes after;
+ * length starts at 0.  Returns NULL when out of memory. */
+struct packet_buffer *packet_buffer_new(size_t headroom, size_t payload);
+/* A copy of length bytes of data with PACKET_HEADROOM in front. */
+struct packet_buffer *packet_buffer_copy(const uint8_t *data, size_t length);
+void packet_buffer_free(struct packet_buffer *buffer);
+/* Extends the data at the front by bytes (the caller checked the headroom
+ * with packet_buffer_headroom) and returns the new front. */
+uint8_t *packet_buffer_push(struct packet_buffer *buffer, size_t bytes);
+/* Extends the data at the end by bytes and returns where they start. */
+uint8_t *packet_buffer_put(struct packet_buffer *buffer, size_t bytes);
+size_t packet_buffer_headroom(const struct packet_buffer *buffer);
+size_t packet_buffer_tailroom(const struct packet_buffer *buffer);
+
+/* A FIFO of buffers with a bound on how many it holds. */
+struct packet_queue {
+    struct packet_buffer *head, *tail;
+    size_t count;
+    size_t limit;
+};
+
+void packet_queue_init(struct packet_queue *queue, size_t limit);
+/* Appends buffer (consumed).  Returns 0, or -ENOBUFS when full: then the
+ * buffer is freed. */
+int packet_queue_push(struct packet_queue *queue, struct packet_buffer *buffer);
+/* Removes and returns the oldest buffer, or NULL. */
+struct packet_buffer *packet_queue_pop(struct packet_queue *queue);
+/* Frees every buffer in the queue. */
+void packet_queue_purge(struct packet_queue *queue);
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * cli.c - helpers the subcommands share: messages, options, parsers, links.
+ *
+ * Theory of operation: every parser here validates the whole text before
+ * storing anything, and on failure prints exactly one line naming the bad
+ * value, so a subcommand can return CLI_EXIT_USAGE without printing more.
+ * Link specs are checked for their kind before usock_link_open sees them, so
+ * a typo gets a message listing the kinds rather than a bare EINVAL; errors
+ * from usock_link_open are then turned into messages a user can act on
+ * (no permission -> run as root).  Nothing here keeps state between calls.
+ */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "cli.h"
+
+void cli_error(const char *format, ...)
+{
+    va_list arguments;
+
+    va_start(arguments, format);
+    fputs("usock: ", stderr);
+    vfprintf(stderr, format, arguments);
+    fputc('\n', stderr);
+    va_end(arguments);
+}
+
+bool cli_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+int cli_take_value(int argc, char **argv, int *index, const char *name, const char **value)
+{
+    const char *arg = argv[*index];
+    size_t name_length = strlen(name);
+
+    if (strncmp(arg, name, name_length) != 0)
+        return 0;
+    if (arg[name_length] == '=') {
+        *value = arg + name_length + 1;
+    } else if (arg[name_length] == '\0') {
+        /* A following option is taken for a forgotten value, not a value. */
+        if (*index + 1 >= argc || strncmp(argv[*index + 1], "--", 2) == 0) {
+            cli_error("option '%s' needs a value", name);
+            return -1;
+        }
+        *index += 1;
+        *value = argv[*index];
+    } else {
+        return 0; /* "--addresses" is not "--addr" */
+    }
+    if (**value == '\0') {
+        cli_error("option '%s' needs a value", name);
+        return -1;
+    }
+    return 1;
+}
+
+/* Parses a dotted quad strictly (inet_pton, not inet_aton's "1.2" forms). */
+static bool parse_dotted_quad(const char *text, struct in_addr *address)
+{
+    return inet_pton(AF_INET, text, address) == 1;
+}
+
+/* Parses a decimal number without sign, spaces or trailing junk.  Returns
+ * false when text is not one; *overflow tells a number too large for
+ * unsigned long apart from garbage. */
+static bool parse_decimal(const char *text, unsigned long *value, bool *overflow)
+{
+    *overflow = false;
+    if (*text < '0' || *text > '9')
+        return false;
+    char *end;
+    errno = 0;
+    *value = strtoul(text, &end, 10);
+    if (*end != '\0')
+        return false;
+    if (errno == ERANGE)
+        *overflow = true;
+    return true;
+}
+
+int cli_parse_prefix(const char *text, struct in_addr *address, unsigned *prefix_length)
+{
+    char host[INET_ADDRSTRLEN + 1];
+    const char *slash = strchr(text, '/');
+    size_t host_length = slash ? (size_t)(slash - text) : strlen(text);
+
+    if (host_length >= sizeof(host))
+        goto bad_address;
+    memcpy(host, text, host_length);
+    host[host_length] = '\0';
+    if (!parse_dotted_quad(host, address))
+        goto bad_address;
+    if (!slash) {
+        *prefix_length = 32;
+        return 0;
+    }
+    unsigned long length;
+    bool overflow;
+    if (!parse_decimal(slash + 1, &length, &overflow))
+        goto bad_address;
+    if (overflow || length > 32) {
+        cli_error("prefix length %s is over 32", slash + 1);
+        return -EINVAL;
+    }
+    *prefix_length = (unsigned)length;
+    return 0;
+
+bad_address:
+    cli_error("bad address '%s'", text);
+    return -EINVAL;
+}
+
+int cli_parse_address(const char *text, const char *what, struct in_addr *address)
+{
+    if (parse_dotted_quad(text, address))
+        return 0;
+    cli_error("bad %s address '%s'", what, text);
+    return -EINVAL;
+}
+
+int cli_parse_mac(const char *text, uint8_t mac[6])
+{
+    unsigned octets[6];
+    char tail;
+
+    if (strlen(text) != 17 ||
+        sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &octets[0], &octets[1], &octets[2],
+               &octets[3], &octets[4], &octets[5], &tail) != 6) {
+        cli_error("bad MAC address '%s' (expected aa:bb:cc:dd:ee:ff)", text);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < 6; i++)
+        mac[i] = (uint8_t)octets[i];
+    if (mac[0] & 0x01) {
+        cli_error("MAC address '%s' is a multicast address", text);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int cli_parse_unsigned(const char *text, const char *what, unsigned minimum, unsigned maximum,
+                       unsigned *value)
+{
+    unsigned long number;
+    bool overflow;
+
+    if (!parse_decimal(text, &number, &overflow) || overflow || number < minimum ||
+        number > maximum) {
+        cli_error("bad %s '%s' (expected %u..%u)", what, text, minimum, maximum);
+        return -EINVAL;
+    }
+    *value = (unsigned)number;
+    return 0;
+}
+
+int cli_check_name(const char *name)
+{
+    if (*name == '\0' || strchr(name, '/') || strcmp(name, ".") == 0 ||
+        strcmp(name, "..") == 0) {
+        cli_error("bad name '%s' (a name may not be empty or contain '/')", name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+const char *cli_rundir(void)
+{
+    const char *rundir = getenv("USOCK_RUNDIR");
+
+    return rundir && *rundir ? rundir : CLI_RUNDIR_DEFAULT;
+}
+
+int cli_control_path(const char *name, char *path, size_t size)
+{
+    struct sockaddr_un unix_address;
+    int length = snprintf(path, size, "%s/%s.sock", cli_rundir(), name);
+
+    if (length < 0 || (size_t)length >= size ||
+        (size_t)length >= sizeof(unix_address.sun_path)) {
+        cli_error("control endpoint path '%s/%s.sock' is too long", cli_rundir(), name);
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+int cli_unix_address(const char *path, struct sockaddr_un *address)
+{
+    size_t length = strlen(path);
+
+    memset(address, 0, sizeof(*address));
+    address->sun_family = AF_UNIX;
+    if (length >= sizeof(address->sun_path))
+        return -ENAMETOOLONG;
+    memcpy(address->sun_path, path, length + 1);
+    return 0;
+}
+
+/* The device-backed link kinds usock_link_open knows. */
+static const char *const device_kinds[] = {"tap", "tun", "packet"};
+
+int cli_open_link(const char *spec, bool allow_memory, struct usock_link **link_out,
+                  struct usock_link **far_end)
+{
+    *link_out = NULL;
+    *far_end = NULL;
+    if (strcmp(spec, "mem") == 0) {
+        if (!allow_memory) {
+            cli_error("link 'mem' cannot be used here (expected tap:, tun: or packet:)");
+            return CLI_EXIT_USAGE;
+        }
+        int error = usock_link_mem_pair(link_out, far_end);
+        if (error < 0) {
+            cli_error("cannot make an in-memory link: %s", strerror(-error));
+            return CLI_EXIT_FAILURE;
+        }
+        return CLI_EXIT_OK;
+    }
+
+    const char *colon = strchr(spec, ':');
+    size_t kind_length = colon ? (size_t)(colon - spec) : strlen(spec);
+    bool known = false;
+    for (size_t i = 0; i < sizeof(device_kinds) / sizeof(device_kinds[0]); i++) {
+        if (colon && strlen(device_kinds[i]) == kind_length &&
+            strncmp(spec, device_kinds[i], kind_length) == 0)
+            known = true;
+    }
+    if (!known) {
+        cli_error("unknown link kind '%.*s' (expected tap:, tun:, packet: or mem)",
+                  (int)kind_length, spec);
+        return CLI_EXIT_USAGE;
+    }
+    const char *device = colon + 1;
+    if (*device == '\0') {
+        cli_error("link '%s' needs a device name (e.g. %stap0)", spec, spec);
+        return CLI_EXIT_USAGE;
+    }
+    if (strlen(device) >= IFNAMSIZ || strpbrk(device, "/: \t\n")) {
+        cli_error("bad device name '%s' (at most %d characters, no '/', ':' or spaces)", device,
+                  IFNAMSIZ - 1);
+        return CLI_EXIT_USAGE;
+    }
+
+    int error = usock_link_open(spec, link_out);
+    switch (error) {
+    case 0:
+        return CLI_EXIT_OK;
+    case -EPERM:
+    case -EACCES:
+        cli_error("no permission to open %s (run as root)", spec);
+        return CLI_EXIT_USAGE;
+    case -ENODEV:
+    case -ENXIO:
+        cli_error("cannot open %s: no such device", spec);
+        return CLI_EXIT_USAGE;
+    case -EINVAL:
+        cli_error("bad link '%s'", spec);
+        return CLI_EXIT_USAGE;
+    default:
+        cli_error("cannot open %s: %s", spec, strerror(error < 0 ? -error : EIO));
+        return CLI_EXIT_FAILURE;
+    }
+}
+
+int cli_parse_impairment(const char *spec, struct usock_impairment *impairment)
+{
+    char reason[128] = "";
+
+    if (usock_impairment_parse(spec, impairment, reason, sizeof(reason)) == 0)
+        return 0;
+    if (reason[0])
+        cli_error("%s (in --impair '%s')", reason, spec);
+    else
+        cli_error("bad impairment '%s'", spec);
+    return -EINVAL;
+}
+
+int cli_wrap_link(struct usock_link **link, const struct usock_impairment *impairment,
+                  const char *pcap_path)
+{
+    int error;
+
+    if (impairment) {
+        error = usock_link_impair(*link, impairment, link);
+        if (error < 0) {
+            *link = NULL; /* closed by usock_link_impair */
+            cli_error("cannot apply impairment: %s", strerror(-error));
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    if (pcap_path) {
+        error = usock_link_pcap(*link, pcap_path, link);
+        if (error < 0) {
+            *link = NULL; /* closed by usock_link_pcap */
+            cli_error("cannot write pcap file '%s': %s", pcap_path, strerror(-error));
+            return error == -EACCES || error == -ENOENT || error == -EISDIR
+                       ? CLI_EXIT_USAGE
+                       : CLI_EXIT_FAILURE;
+        }
+    }
+    return CLI_EXIT_OK;
+}

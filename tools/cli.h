@@ -1,0 +1,169 @@
+/*
+ * cli.h - what the files of the `usock` command share.
+ *
+ * The command is one executable with subcommands (up, ss, stats, relay,
+ * demo-mem), one file each.  This header declares the helpers they have in
+ * common: error messages and exit statuses, option parsing, the parsers of
+ * addresses and link specs, the control endpoint's path, the socket table
+ * printer and the built-in UDP services.
+ *
+ * Exit statuses: 0 success, 1 a failure at run time (a control endpoint that
+ * cannot be reached, a stack that will not start), 2 bad arguments (anything
+ * the user can fix by typing the command differently, including running it
+ * without the permission a TAP device needs).  Every error is one line on
+ * stderr that starts with "usock: ".
+ */
+#ifndef USOCK_TOOLS_CLI_H
+#define USOCK_TOOLS_CLI_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/un.h>
+
+#include "usock.h"
+
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILURE = 1,
+    CLI_EXIT_USAGE = 2,
+};
+
+/* Default directory of control endpoints, overridden by $USOCK_RUNDIR. */
+#define CLI_RUNDIR_DEFAULT "/run/usock"
+/* Stack name when --name is not given; also the control endpoint's name. */
+#define CLI_NAME_DEFAULT "usock"
+
+/* ---- subcommands (each returns the process exit status) ---- */
+int cmd_up(int argc, char **argv);
+int cmd_ss(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_relay(int argc, char **argv);
+int cmd_demo_memory(int argc, char **argv);
+
+/* ---- messages ---- */
+
+/* Prints "usock: " and the formatted message and a newline to stderr. */
+void cli_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- options ---- */
+
+/* True when argv[index] asks for help (-h or --help). */
+bool cli_is_help(const char *arg);
+
+/* Matches argv[*index] against the long option `name` ("--addr"), given as
+ * "--addr VALUE" or "--addr=VALUE".  Returns 1 and stores the value (a
+ * pointer into argv) and advances *index past a separate value; 0 when the
+ * argument is another option; -1 after printing an error when the value is
+ * missing or empty. */
+int cli_take_value(int argc, char **argv, int *index, const char *name, const char **value);
+
+/* ---- parsers; each prints its own one-line error ---- */
+
+/* "A.B.C.D/N" (N 0..32; a bare address means /32).  Returns 0 or -EINVAL. */
+int cli_parse_prefix(const char *text, struct in_addr *address, unsigned *prefix_length);
+/* A dotted-quad address; what names the value in messages ("gateway"). */
+int cli_parse_address(const char *text, const char *what, struct in_addr *address);
+/* "aa:bb:cc:dd:ee:ff".  Returns 0 or -EINVAL. */
+int cli_parse_mac(const char *text, uint8_t mac[6]);
+/* A decimal number in minimum..maximum; what names it in messages. */
+int cli_parse_unsigned(const char *text, const char *what, unsigned minimum, unsigned maximum,
+                       unsigned *value);
+/* A stack name: nonempty, no '/', not "." or "..". */
+int cli_check_name(const char *name);
+
+/* Opens the link named by spec (tap:NAME, tun:NAME, packet:IF, or "mem"
+ * when allow_memory is set).  For "mem" an in-memory wire is made and its far
+ * end, which nothing drives, is stored in *far_end for the caller to close
+ * after the stack is gone; otherwise *far_end is set to NULL.  Returns an
+ * exit status: 0 with *link_out set, or 1/2 after printing the reason. */
+int cli_open_link(const char *spec, bool allow_memory, struct usock_link **link_out,
+                  struct usock_link **far_end);
+
+/* Parses an impairment spec for --impair.  Returns 0 or -EINVAL after
+ * printing the reason. */
+int cli_parse_impairment(const char *spec, struct usock_impairment *impairment);
+
+/* Wraps *link in an impairment (when impairment is not NULL), then in a pcap
+ * writer (when pcap_path is not NULL), so the pcap shows what crossed the
+ * outermost link.  Ownership of *link passes through; on failure *link has
+ * been closed and set to NULL.  Returns an exit status as cli_open_link. */
+int cli_wrap_link(struct usock_link **link, const struct usock_impairment *impairment,
+                  const char *pcap_path);
+
+/* ---- control endpoint ---- */
+
+/* Writes "$USOCK_RUNDIR/NAME.sock" into path.  Returns 0, or -ENAMETOOLONG
+ * (after printing an error) when it does not fit a Unix socket address. */
+int cli_control_path(const char *name, char *path, size_t size);
+/* Fills a Unix socket address for path.  Returns 0 or -ENAMETOOLONG. */
+int cli_unix_address(const char *path, struct sockaddr_un *address);
+/* The directory part of cli_control_path. */
+const char *cli_rundir(void);
+
+/* ---- socket table (the columns of ss) ---- */
+
+struct socket_row {
+    char netid[8];    /* udp, tcp, raw */
+    char state[16];   /* UNCONN, ESTAB, LISTEN ... */
+    bool listening;   /* shown by -l, hidden by default */
+    char receive_queue[24];
+    char send_queue[24];
+    char local_address[48];
+    char local_port[8];
+    char peer_address[48];
+    char peer_port[8];
+};
+
+enum socket_kind {
+    SOCKET_KIND_TCP = 1 << 0,
+    SOCKET_KIND_UDP = 1 << 1,
+    SOCKET_KIND_RAW = 1 << 2,
+};
+
+enum socket_listening_filter {
+    SOCKET_SHOW_CONNECTED, /* ss default: not listening */
+    SOCKET_SHOW_LISTENING, /* ss -l */
+    SOCKET_SHOW_ALL,       /* ss -a */
+};
+
+/* Parses one line of the control endpoint's "ss" reply (tab-separated, no
+ * newline) into row.  Returns 0 or -EINVAL. */
+int socket_row_parse(const char *line, struct socket_row *row);
+/* Formats a row of usock_stack_sockets as ss shows it. */
+void socket_row_from_info(const struct usock_socket_info *info, struct socket_row *row);
+/* Whether row passes the filter (kinds a mask of enum socket_kind). */
+bool socket_row_selected(const struct socket_row *row, unsigned kinds,
+                         enum socket_listening_filter listening);
+/* Prints the header and rows in aligned columns, as ss does. */
+void socket_table_print(FILE *out, const struct socket_row *rows, size_t count);
+
+/* ---- built-in services (--serve) ---- */
+
+enum service_kind {
+    SERVICE_UDP_ECHO,
+    SERVICE_UDP_DISCARD,
+};
+
+struct service_spec {
+    enum service_kind kind;
+    uint16_t port;
+};
+
+struct service;
+
+/* Parses "udp-echo:PORT" or "udp-discard:PORT".  Returns 0 or -EINVAL
+ * (after printing an error). */
+int service_spec_parse(const char *text, struct service_spec *spec);
+/* Binds the service's socket on stack (which must be running threaded) and
+ * starts its thread.  Returns 0 with *service_out set, or -errno after
+ * printing an error. */
+int service_start(struct usock_stack *stack, const struct service_spec *spec,
+                  struct service **service_out);
+/* Tells the service's thread to stop, joins it, closes its socket and frees
+ * it.  Must be called before the stack is freed. */
+void service_stop(struct service *service);
+
+#endif /* USOCK_TOOLS_CLI_H */

@@ -1,0 +1,70 @@
+/*
+ * main.c - the `usock` command: picks the subcommand.
+ *
+ * Theory of operation: argv[1] names a subcommand; the rest of argv goes to
+ * it unchanged (argv[0] of the subcommand is its own name).  Each subcommand
+ * parses its own options, prints its own usage for --help, and returns the
+ * exit status (see cli.h).  `usock help` and `usock --help` print the summary
+ * below to stdout; no subcommand, or an unknown one, prints a one-line error
+ * and exits 2.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage_text[] =
+    "usage: usock COMMAND [OPTIONS]\n"
+    "\n"
+    "A TCP/IP stack in user space.\n"
+    "\n"
+    "commands:\n"
+    "  up --link LINK --addr A.B.C.D/N [--gateway IP] [--mac MAC] [--mtu N]\n"
+    "     [--name NAME] [--pcap FILE] [--impair SPEC] [--serve SPEC]...\n"
+    "        run a stack in the foreground until SIGINT or SIGTERM\n"
+    "  ss [-t] [-u] [-w] [-l] [-a] [-n] [--name NAME]\n"
+    "        show the sockets of a running stack, as ss(8) does\n"
+    "  stats [--name NAME]\n"
+    "        show the counters of a running stack\n"
+    "  relay LINK LINK [--impair SPEC] [--pcap FILE]\n"
+    "        forward frames between two links until SIGINT or SIGTERM\n"
+    "  demo-mem\n"
+    "        two stacks on an in-memory wire exchange UDP (no root needed)\n"
+    "  help\n"
+    "        show this text\n"
+    "\n"
+    "links: tap:NAME, tun:NAME, packet:IFNAME, mem (an in-memory wire)\n"
+    "`usock COMMAND --help` describes each command.\n";
+
+/* One subcommand: its name and entry point. */
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+    {"up", cmd_up},
+    {"ss", cmd_ss},
+    {"stats", cmd_stats},
+    {"relay", cmd_relay},
+    {"demo-mem", cmd_demo_memory},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        cli_error("no command given (try 'usock help')");
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "help") == 0 || cli_is_help(name)) {
+        fputs(usage_text, stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    }
+    cli_error("unknown command '%s' (try 'usock help')", name);
+    return CLI_EXIT_USAGE;
+}

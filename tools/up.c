@@ -1,0 +1,351 @@
+/*
+ * up.c - `usock up`: runs one stack in the foreground.
+ *
+ * Theory of operation: the arguments are checked in full before anything is
+ * opened, so a typo never leaves a TAP device or socket file behind.  Then:
+ *   1. SIGINT and SIGTERM are blocked, before any thread exists, so every
+ *      thread (the stack's, the control server's, the services') inherits the
+ *      mask and only the main thread's sigwait ever sees them.
+ *   2. The link is opened, wrapped in an impairment if asked, and then in a
+ *      pcap writer outermost, so the capture shows exactly what the stack
+ *      sent and received (before loss on the way out, after it on the way in).
+ *   3. The stack is made and started in threaded mode; the control endpoint
+ *      is served at $USOCK_RUNDIR/NAME.sock; the --serve services start.
+ *   4. The main thread waits for a signal, then undoes all of it in reverse:
+ *      services stopped and joined (they use the stack), stack stopped and
+ *      freed (which closes the link and flushes the pcap), socket file removed.
+ * The only state is on main's stack; nothing is global.
+ */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* More services than this is surely a mistake. */
+#define UP_SERVICES_MAX 32
+
+static const char up_usage[] =
+    "usage: usock up --link LINK --addr A.B.C.D/N [options]\n"
+    "\n"
+    "Runs a stack in the foreground until SIGINT or SIGTERM.\n"
+    "  --link LINK      tap:NAME, tun:NAME, packet:IFNAME, or mem (a wire to nowhere)\n"
+    "  --addr A.B.C.D/N the stack's address and prefix length (bare address: /32)\n"
+    "  --gateway IP     default gateway\n"
+    "  --mac MAC        hardware address (default: the link's, or a random local one)\n"
+    "  --mtu N          MTU (default: the link's)\n"
+    "  --name NAME      stack name (default \"" CLI_NAME_DEFAULT "\"); the control endpoint is\n"
+    "                   $USOCK_RUNDIR/NAME.sock ($USOCK_RUNDIR defaults to " CLI_RUNDIR_DEFAULT ")\n"
+    "  --pcap FILE      write every frame sent and received to FILE\n"
+    "  --impair SPEC    impair the link both ways, e.g.\n"
+    "                   loss=2%,dup=1%,reorder=10%,corrupt=0.1%,delay=2ms,jitter=1ms,seed=N\n"
+    "  --serve SPEC     run a service: udp-echo:PORT or udp-discard:PORT (repeatable)\n";
+
+/* Everything `usock up` was asked for, validated. */
+struct up_options {
+    const char *link_spec;
+    struct in_addr address;
+    unsigned prefix_length;
+    const char *address_text;
+    struct in_addr gateway;
+    uint8_t mac[6];
+    unsigned mtu;
+    const char *name;
+    const char *pcap_path;
+    bool impaired;
+    struct usock_impairment impairment;
+    struct service_spec services[UP_SERVICES_MAX];
+    size_t service_count;
+};
+
+/* The options `usock up` takes, each with a value. */
+enum up_option {
+    UP_OPTION_LINK,
+    UP_OPTION_ADDR,
+    UP_OPTION_GATEWAY,
+    UP_OPTION_MAC,
+    UP_OPTION_MTU,
+    UP_OPTION_NAME,
+    UP_OPTION_PCAP,
+    UP_OPTION_IMPAIR,
+    UP_OPTION_SERVE,
+    UP_OPTION_COUNT,
+};
+
+static const char *const up_option_names[] = {
+    [UP_OPTION_LINK] = "--link",     [UP_OPTION_ADDR] = "--addr",
+    [UP_OPTION_GATEWAY] = "--gateway", [UP_OPTION_MAC] = "--mac",
+    [UP_OPTION_MTU] = "--mtu",       [UP_OPTION_NAME] = "--name",
+    [UP_OPTION_PCAP] = "--pcap",     [UP_OPTION_IMPAIR] = "--impair",
+    [UP_OPTION_SERVE] = "--serve",
+};
+_Static_assert(sizeof(up_option_names) / sizeof(up_option_names[0]) == UP_OPTION_COUNT,
+               "a name for each option");
+
+/* Validates and stores one option's value.  Returns 0, or -EINVAL after
+ * printing the problem. */
+static int up_apply(struct up_options *options, enum up_option option, const char *value)
+{
+    switch (option) {
+    case UP_OPTION_LINK:
+        options->link_spec = value;
+        return 0;
+    case UP_OPTION_ADDR:
+        options->address_text = value;
+        return cli_parse_prefix(value, &options->address, &options->prefix_length);
+    case UP_OPTION_GATEWAY:
+        return cli_parse_address(value, "gateway", &options->gateway);
+    case UP_OPTION_MAC:
+        return cli_parse_mac(value, options->mac);
+    case UP_OPTION_MTU:
+        return cli_parse_unsigned(value, "MTU", 68, 65535, &options->mtu);
+    case UP_OPTION_NAME:
+        options->name = value;
+        return cli_check_name(value);
+    case UP_OPTION_PCAP:
+        options->pcap_path = value;
+        return 0;
+    case UP_OPTION_IMPAIR:
+        options->impaired = true;
+        return cli_parse_impairment(value, &options->impairment);
+    case UP_OPTION_SERVE:
+        if (options->service_count == UP_SERVICES_MAX) {
+            cli_error("too many --serve options (at most %d)", UP_SERVICES_MAX);
+            return -EINVAL;
+        }
+        if (service_spec_parse(value, &options->services[options->service_count]) < 0)
+            return -EINVAL;
+        /* Two services on one port would fail at bind; say so now instead. */
+        for (size_t i = 0; i < options->service_count; i++) {
+            if (options->services[i].port == options->services[options->service_count].port) {
+                cli_error("two services on UDP port %u", (unsigned)options->services[i].port);
+                return -EINVAL;
+            }
+        }
+        options->service_count++;
+        return 0;
+    case UP_OPTION_COUNT:
+        break;
+    }
+    return -EINVAL;
+}
+
+/* Parses argv into options.  Returns -1 for --help (usage printed), 0 on
+ * success, or CLI_EXIT_USAGE after printing the problem. */
+static int up_parse(int argc, char **argv, struct up_options *options)
+{
+    memset(options, 0, sizeof(*options));
+    options->name = CLI_NAME_DEFAULT;
+    options->gateway.s_addr = htonl(INADDR_ANY);
+
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(up_usage, stdout);
+            return -1;
+        }
+        const char *arg = argv[i];
+        const char *value = NULL;
+        enum up_option option;
+        for (option = 0; option < UP_OPTION_COUNT; option++) {
+            int taken = cli_take_value(argc, argv, &i, up_option_names[option], &value);
+            if (taken < 0)
+                return CLI_EXIT_USAGE;
+            if (taken)
+                break;
+        }
+        if (option == UP_OPTION_COUNT) {
+            cli_error("unknown option '%s' (try 'usock up --help')", arg);
+            return CLI_EXIT_USAGE;
+        }
+        if (up_apply(options, option, value) < 0)
+            return CLI_EXIT_USAGE;
+    }
+    if (!options->link_spec) {
+        cli_error("missing --link (e.g. --link tap:tap0)");
+        return CLI_EXIT_USAGE;
+    }
+    if (!options->address_text) {
+        cli_error("missing --addr (e.g. --addr 198.18.0.2/24)");
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Makes directory path and its parents (mode 0755), like mkdir -p.
+ * Returns 0 or -errno. */
+static int make_directories(const char *path)
+{
+    char partial[256];
+
+    if (snprintf(partial, sizeof(partial), "%s", path) >= (int)sizeof(partial))
+        return -ENAMETOOLONG;
+    for (char *slash = partial + 1;; slash++) {
+        bool last = *slash == '\0';
+        if (*slash != '/' && !last)
+            continue;
+        *slash = '\0';
+        if (mkdir(partial, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        if (last)
+            break;
+        *slash = '/';
+    }
+    struct stat status;
+    if (stat(path, &status) < 0)
+        return -errno;
+    return S_ISDIR(status.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* Makes sure no live stack owns path: a socket file nobody answers on is
+ * left over from a crash and removed.  Returns 0, or -EADDRINUSE when a
+ * server answers there. */
+static int claim_control_path(const char *path)
+{
+    struct sockaddr_un address;
+    struct stat status;
+
+    if (lstat(path, &status) < 0)
+        return 0;
+    if (!S_ISSOCK(status.st_mode))
+        return -EEXIST;
+    if (cli_unix_address(path, &address) < 0)
+        return -ENAMETOOLONG;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int connected = connect(fd, (struct sockaddr *)&address, sizeof(address));
+    close(fd);
+    if (connected == 0)
+        return -EADDRINUSE;
+    unlink(path);
+    return 0;
+}
+
+/* Waits for SIGINT or SIGTERM (blocked in every thread).  Returns the
+ * signal. */
+static int wait_for_stop(const sigset_t *signals)
+{
+    for (;;) {
+        int signal_number;
+        if (sigwait(signals, &signal_number) == 0)
+            return signal_number;
+    }
+}
+
+int cmd_up(int argc, char **argv)
+{
+    struct up_options options;
+    struct usock_link *link = NULL, *far_end = NULL;
+    struct service *services[UP_SERVICES_MAX] = {NULL};
+    size_t running = 0;
+    bool control_claimed = false;
+    char control_path[256];
+    int status, error;
+
+    status = up_parse(argc, argv, &options);
+    if (status < 0)
+        return CLI_EXIT_OK;
+    if (status != 0)
+        return status;
+    if (cli_control_path(options.name, control_path, sizeof(control_path)) < 0)
+        return CLI_EXIT_USAGE;
+
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    /* A control client that hangs up early must not kill the stack. */
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Before the link: a second `usock up --name X` must not touch the
+     * first one's TAP device. */
+    error = claim_control_path(control_path);
+    if (error < 0) {
+        if (error == -EADDRINUSE)
+            cli_error("a stack named '%s' is already running (control %s)", options.name,
+                      control_path);
+        else
+            cli_error("cannot use %s: %s", control_path, strerror(-error));
+        return CLI_EXIT_FAILURE;
+    }
+
+    status = cli_open_link(options.link_spec, true, &link, &far_end);
+    if (status != CLI_EXIT_OK)
+        return status;
+    status = cli_wrap_link(&link, options.impaired ? &options.impairment : NULL,
+                           options.pcap_path);
+    if (status != CLI_EXIT_OK)
+        goto fail_close_far_end;
+
+    struct usock_stack_config config;
+    usock_stack_config_init(&config);
+    config.link = link;
+    config.address = options.address;
+    config.prefix_length = options.prefix_length;
+    config.gateway = options.gateway;
+    memcpy(config.mac, options.mac, sizeof(config.mac));
+    config.mtu = options.mtu;
+    config.name = options.name;
+    link = NULL; /* the stack's now, even if usock_stack_new fails */
+    struct usock_stack *stack = usock_stack_new(&config);
+    if (!stack) {
+        int reason = errno;
+        cli_error("cannot make the stack: %s", strerror(reason));
+        status = reason == EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+        goto fail_close_far_end;
+    }
+    error = usock_stack_start(stack);
+    if (error < 0) {
+        cli_error("cannot start the stack: %s", strerror(-error));
+        status = CLI_EXIT_FAILURE;
+        goto fail_free_stack;
+    }
+
+    error = make_directories(cli_rundir());
+    if (error < 0) {
+        cli_error("cannot make directory %s: %s", cli_rundir(), strerror(-error));
+        status = CLI_EXIT_FAILURE;
+        goto fail_free_stack;
+    }
+    error = usock_stack_serve_control(stack, control_path);
+    control_claimed = error == 0;
+    if (error < 0) {
+        cli_error("cannot serve control endpoint %s: %s", control_path, strerror(-error));
+        status = CLI_EXIT_FAILURE;
+        goto fail_free_stack;
+    }
+
+    for (running = 0; running < options.service_count; running++) {
+        if (service_start(stack, &options.services[running], &services[running]) < 0) {
+            status = CLI_EXIT_FAILURE;
+            goto fail_stop_services;
+        }
+    }
+
+    fprintf(stderr, "usock: up on %s %s (control %s)\n", options.link_spec,
+            options.address_text, control_path);
+    int signal_number = wait_for_stop(&stop_signals);
+    fprintf(stderr, "usock: %s, stopping\n", signal_number == SIGINT ? "interrupted" : "terminated");
+    status = CLI_EXIT_OK;
+
+fail_stop_services:
+    while (running > 0)
+        service_stop(services[--running]);
+    usock_stack_stop(stack);
+fail_free_stack:
+    usock_stack_free(stack);
+    /* Only a socket file this process served is removed. */
+    if (control_claimed)
+        unlink(control_path);
+fail_close_far_end:
+    if (far_end)
+        usock_link_close(far_end);
+    return status;
+}
