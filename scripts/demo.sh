@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh - the README's demo: the kernel talks to a usock stack over a TAP.
 #
-# usage: scripts/demo.sh [PATH_TO_USOCK]     (default ./build/usock)
+# usage: scripts/demo.sh [PATH_TO_USOCK]     (no argument: build ./build/usock first)
 #
 # As root: makes a network namespace of its own, starts
 #   usock up --link tap:usock0 --addr 198.18.0.2/24 --serve udp-echo:7 --name demo
@@ -18,6 +18,17 @@
 # Exit status 0 when every step worked.
 set -euo pipefail
 
+if [[ $# -gt 0 && -e $1 ]]; then
+    set -- "$(realpath "$1")"
+fi
+cd "$(dirname "$0")/.."
+if [[ $# -eq 0 ]]; then
+    # The README's command: build first (quietly), then run.
+    command -v cmake >/dev/null || { [[ $(id -u) -eq 0 ]] && apt-get update -qq && apt-get install -y -qq cmake gcc >/dev/null; }
+    echo "# building usock"
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build -j"$(nproc 2>/dev/null || echo 2)" --target usock >/dev/null
+fi
 USOCK=${1:-./build/usock}
 if [[ ! -x $USOCK ]]; then
     echo "demo: no usock binary at '$USOCK' (build it first, or pass its path)" >&2
@@ -116,8 +127,9 @@ ip netns add "$NAMESPACE"
 in_namespace ip link set lo up
 
 say usock up --link tap:$TAP --addr $STACK_ADDRESS/24 --serve udp-echo:7 --name $NAME "&"
-# ip netns exec execs usock, so $! is usock itself and gets our SIGINT.
-in_namespace "$USOCK" up --link tap:$TAP --addr $STACK_ADDRESS/24 --serve udp-echo:7 \
+# Not through in_namespace: a function would run in a subshell, and $! would
+# be that subshell.  ip netns exec execs usock, so $! is usock itself.
+ip netns exec "$NAMESPACE" "$USOCK" up --link tap:$TAP --addr $STACK_ADDRESS/24 --serve udp-echo:7 \
     --name $NAME &
 USOCK_PID=$!
 wait_for "the TAP device $TAP" in_namespace ip link show dev $TAP

@@ -160,6 +160,9 @@ int cmd_relay(int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    /* Background jobs of a shell start with SIGINT ignored; see up.c. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     int signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
     if (signal_fd < 0) {

@@ -5,12 +5,15 @@
  * opened, so a typo never leaves a TAP device or socket file behind.  Then:
  *   1. SIGINT and SIGTERM are blocked, before any thread exists, so every
  *      thread (the stack's, the control server's, the services') inherits the
- *      mask and only the main thread's sigwait ever sees them.
+ *      mask and only the main thread's sigwait ever sees them.  A control
+ *      socket another live `usock up` answers on stops us here, before its
+ *      TAP device is touched; one left by a crash is removed.
  *   2. The link is opened, wrapped in an impairment if asked, and then in a
  *      pcap writer outermost, so the capture shows exactly what the stack
  *      sent and received (before loss on the way out, after it on the way in).
- *   3. The stack is made and started in threaded mode; the control endpoint
- *      is served at $USOCK_RUNDIR/NAME.sock; the --serve services start.
+ *   3. The stack is made and started in threaded mode; $USOCK_RUNDIR is
+ *      made (mode 0755) and the control endpoint served at NAME.sock in it;
+ *      the --serve services start.
  *   4. The main thread waits for a signal, then undoes all of it in reverse:
  *      services stopped and joined (they use the stack), stack stopped and
  *      freed (which closes the link and flushes the pcap), socket file removed.
@@ -136,6 +139,30 @@ static int up_apply(struct up_options *options, enum up_option option, const cha
     return -EINVAL;
 }
 
+/* Checks that the address can be an interface's and that the gateway is
+ * on its subnet, as Linux would.  Returns 0 or CLI_EXIT_USAGE after printing
+ * the problem. */
+static int up_check_addresses(const struct up_options *options)
+{
+    uint32_t address = ntohl(options->address.s_addr);
+    uint32_t gateway = ntohl(options->gateway.s_addr);
+    uint32_t mask = options->prefix_length == 0 ? 0 : ~0u << (32 - options->prefix_length);
+
+    /* RFC 1122 3.2.1.3: 0.0.0.0, loopback, class D/E and broadcast are not
+     * host addresses. */
+    if (address == 0 || (address >> 24) == 127 || (address >> 28) >= 0xe) {
+        cli_error("address '%s' cannot be an interface's address", options->address_text);
+        return CLI_EXIT_USAGE;
+    }
+    if (gateway != INADDR_ANY && ((gateway ^ address) & mask) != 0) {
+        char text[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &options->gateway, text, sizeof(text));
+        cli_error("gateway %s is not on %s", text, options->address_text);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
 /* Parses argv into options.  Returns -1 for --help (usage printed), 0 on
  * success, or CLI_EXIT_USAGE after printing the problem. */
 static int up_parse(int argc, char **argv, struct up_options *options)
@@ -174,7 +201,7 @@ static int up_parse(int argc, char **argv, struct up_options *options)
         cli_error("missing --addr (e.g. --addr 198.18.0.2/24)");
         return CLI_EXIT_USAGE;
     }
-    return 0;
+    return up_check_addresses(options);
 }
 
 /* Makes directory path and its parents (mode 0755), like mkdir -p.
@@ -260,6 +287,11 @@ int cmd_up(int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    /* A shell starts background jobs with SIGINT ignored, and an ignored
+     * signal is discarded even while blocked; the contract is to stop on
+     * SIGINT, so take back the default before waiting for it. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     /* A control client that hangs up early must not kill the stack. */
     signal(SIGPIPE, SIG_IGN);
