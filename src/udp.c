@@ -144,6 +144,29 @@ static void udp_disconnect(struct usock_stack *stack, struct socket *socket)
     }
 }
 
+/* Routes socket's traffic to *destination (0.0.0.0 becomes loopback, as
+ * Linux does), checks broadcast permission, binds an unbound socket to an
+ * ephemeral port, and picks the source address.  Returns 0 or -errno. */
+static int udp_prepare_path(struct usock_stack *stack, struct socket *socket,
+                            uint32_t *destination, uint32_t *source)
+{
+    struct ipv4_route route;
+    int error = ipv4_route(stack, *destination, &route);
+    if (error)
+        return error;
+    if (route.broadcast && !socket->broadcast)
+        return -EACCES;
+    if (*destination == 0)
+        *destination = route.next_hop;
+    if (!socket->hashed) {
+        error = udp_hash_at(stack, socket, 0, 0);
+        if (error)
+            return error;
+    }
+    *source = socket->source_address ? socket->source_address : route.source;
+    return 0;
+}
+
 static int udp_connect(struct usock_stack *stack, struct socket *socket,
                        const struct sockaddr_in *address, uint64_t now)
 {
@@ -152,21 +175,10 @@ static int udp_connect(struct usock_stack *stack, struct socket *socket,
         udp_disconnect(stack, socket);
         return 0;
     }
-    uint32_t destination = address->sin_addr.s_addr;
-    struct ipv4_route route;
-    int error = ipv4_route(stack, destination, &route);
+    uint32_t destination = address->sin_addr.s_addr, source;
+    int error = udp_prepare_path(stack, socket, &destination, &source);
     if (error)
         return error;
-    if (route.broadcast && !socket->broadcast)
-        return -EACCES;
-    if (destination == 0)
-        destination = route.next_hop;
-    uint32_t source = socket->source_address ? socket->source_address : route.source;
-    if (!socket->hashed) {
-        error = udp_hash_at(stack, socket, 0, 0);
-        if (error)
-            return error;
-    }
     if (socket->local_address == 0) {
         udp_rehash(stack, socket, source);
         socket->source_address = source;
@@ -224,22 +236,10 @@ static ssize_t udp_send(struct usock_stack *stack, struct socket *socket,
     size_t length = udp_payload_length(message);
     if (length > UDP_PAYLOAD_MAX)
         return -EMSGSIZE;
-    struct ipv4_route route;
-    int error = ipv4_route(stack, destination, &route);
+    uint32_t source;
+    int error = udp_prepare_path(stack, socket, &destination, &source);
     if (error)
         return error;
-    if (route.broadcast && !socket->broadcast)
-        return -EACCES;
-    if (destination == 0)
-        destination = route.next_hop;
-    if (!socket->hashed) {
-        error = udp_hash_at(stack, socket, 0, 0);
-        if (error)
-            return error;
-    }
-    uint32_t source = socket->source_address ? socket->source_address : route.source;
-    if (ipv4_is_loopback(destination) != ipv4_is_loopback(source) && !socket->source_address)
-        source = route.source;
 
     struct packet_buffer *buffer = packet_buffer_new(PACKET_HEADROOM, UDP_HEADER_LENGTH + length);
     if (!buffer) {

@@ -99,6 +99,27 @@ static uint64_t api_deadline(uint64_t timeout_ns)
     return timeout_ns ? real_monotonic_ns() + timeout_ns : 0;
 }
 
+/* Sends or receives (receiving) through the socket's operations, sleeping
+ * while they answer -EAGAIN on a blocking socket, up to SO_SNDTIMEO or
+ * SO_RCVTIMEO.  Updates *now after each sleep.  Returns bytes or -errno. */
+static ssize_t api_transfer(struct usock_stack *stack, struct socket *socket,
+                            struct msghdr *message, int flags, uint64_t *now, bool receiving)
+{
+    bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT);
+    uint64_t deadline =
+        api_deadline(receiving ? socket->receive_timeout_ns : socket->send_timeout_ns);
+    for (;;) {
+        ssize_t result = receiving ? socket->ops->receive(stack, socket, message, flags, *now)
+                                   : socket->ops->send(stack, socket, message, flags, *now);
+        if (result != -EAGAIN || !blocking)
+            return result;
+        int error = api_wait(stack, socket, deadline);
+        if (error)
+            return error;
+        *now = usock_stack_now(stack);
+    }
+}
+
 int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
 {
     if (domain != AF_INET)
@@ -305,19 +326,7 @@ ssize_t usock_sendmsg(struct usock_stack *stack, int fd, const struct msghdr *me
     } else if (flags & MSG_OOB) {
         result = -EOPNOTSUPP;
     } else {
-        bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT);
-        uint64_t deadline = api_deadline(socket->send_timeout_ns);
-        for (;;) {
-            result = socket->ops->send(stack, socket, message, flags, now);
-            if (result != -EAGAIN || !blocking)
-                break;
-            int error = api_wait(stack, socket, deadline);
-            if (error) {
-                result = error;
-                break;
-            }
-            now = usock_stack_now(stack);
-        }
+        result = api_transfer(stack, socket, (void *)message, flags, &now, false);
     }
     api_leave(stack, socket, now);
     return result < 0 ? fail((int)-result) : result;
@@ -354,19 +363,7 @@ ssize_t usock_recvmsg(struct usock_stack *stack, int fd, struct msghdr *message,
     } else if (flags & (MSG_OOB | MSG_ERRQUEUE)) {
         result = (flags & MSG_OOB) ? -EOPNOTSUPP : -EAGAIN;
     } else {
-        bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT);
-        uint64_t deadline = api_deadline(socket->receive_timeout_ns);
-        for (;;) {
-            result = socket->ops->receive(stack, socket, message, flags, now);
-            if (result != -EAGAIN || !blocking)
-                break;
-            int error = api_wait(stack, socket, deadline);
-            if (error) {
-                result = error;
-                break;
-            }
-            now = usock_stack_now(stack);
-        }
+        result = api_transfer(stack, socket, message, flags, &now, true);
     }
     api_leave(stack, socket, now);
     return result < 0 ? fail((int)-result) : result;
