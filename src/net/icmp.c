@@ -85,8 +85,12 @@ static void icmp_send(struct usock_stack *stack, const struct icmp_header *heade
 {
     struct packet_buffer *buffer =
         packet_buffer_new(PACKET_HEADROOM, ICMP_HEADER_LENGTH + body_length);
-    if (!buffer)
+    if (!buffer) {
+        /* RFC 2011: IcmpOutErrors counts messages not sent for want of
+         * resources inside ICMP. */
+        COUNT(stack, IcmpOutErrors);
         return;
+    }
     uint8_t *message = packet_buffer_put(buffer, ICMP_HEADER_LENGTH + body_length);
     memcpy(message + ICMP_HEADER_LENGTH, body, body_length);
     icmp_emit(header, message, body_length);
@@ -216,7 +220,6 @@ void icmp_send_error(struct usock_stack *stack, const uint8_t *original, size_t 
     }
     size_t quote = original_length < ICMP_ERROR_QUOTE_LIMIT ? original_length : ICMP_ERROR_QUOTE_LIMIT;
     struct icmp_header error = {.type = type, .code = code, .rest = info};
-    COUNT(stack, IcmpOutErrors);
     if (type == ICMP_TYPE_DESTINATION_UNREACHABLE)
         COUNT(stack, IcmpOutDestUnreachs);
     /* Reply from the address the packet was sent to when it is ours. */
