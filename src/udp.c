@@ -213,6 +213,13 @@ static ssize_t udp_send(struct usock_stack *stack, struct socket *socket,
     (void)flags;
     uint32_t destination;
     uint16_t destination_port;
+    /* Linux binds an unbound socket before looking at the destination
+     * (inet_send_prepare), so even a failing send leaves it bound. */
+    if (!socket->hashed) {
+        int error = udp_hash_at(stack, socket, 0, 0);
+        if (error)
+            return error;
+    }
     if (message->msg_name) {
         const struct sockaddr_in *to = message->msg_name;
         if (message->msg_namelen < sizeof(struct sockaddr_in))
@@ -287,7 +294,7 @@ static ssize_t udp_receive(struct usock_stack *stack, struct socket *socket,
         return -udp_take_error(socket);
     struct udp_datagram *datagram = udp->head;
     if (!datagram)
-        return (socket->shutdown & SHUTDOWN_RECEIVE) ? 0 : -EAGAIN;
+        return -EAGAIN; /* after SHUT_RD the API layer turns a blocking wait into 0 */
     size_t copied = 0;
     for (size_t i = 0; i < message->msg_iovlen && copied < datagram->length; i++) {
         size_t room = message->msg_iov[i].iov_len;
@@ -398,8 +405,6 @@ static bool udp_queue(struct usock_stack *stack, struct socket *socket, uint32_t
 {
     struct udp_socket *udp = udp_of(socket);
     size_t charge = length + UDP_DATAGRAM_OVERHEAD;
-    if (socket->shutdown & SHUTDOWN_RECEIVE)
-        return true; /* accepted and discarded, as Linux does */
     if (udp->charged_bytes + charge > (size_t)socket->receive_buffer && udp->head) {
         COUNT(stack, UdpRcvbufErrors);
         COUNT(stack, UdpInErrors);

@@ -69,12 +69,17 @@ int ipv4_route(const struct usock_stack *stack, uint32_t destination, struct ipv
         out->local = true;
         if (kind == ADDRESS_ANY)
             out->next_hop = destination = htonl(INADDR_LOOPBACK);
-        out->source = ipv4_is_loopback(destination) ? destination : interface->address;
+        /* Linux's lo routes prefer 127.0.0.1 as source. */
+        out->source = ipv4_is_loopback(destination) ? htonl(INADDR_LOOPBACK) : interface->address;
         return 0;
     }
     if (!interface->link || interface->address == 0)
         return -ENETUNREACH;
     out->source = interface->address;
+    /* As on Linux, 255.255.255.255 is routed by the default route: with no
+     * gateway there is no route for it (ENETUNREACH). */
+    if (destination == htonl(INADDR_BROADCAST) && interface->gateway == 0)
+        return -ENETUNREACH;
     if (kind == ADDRESS_BROADCAST || kind == ADDRESS_MULTICAST) {
         out->broadcast = kind == ADDRESS_BROADCAST;
         return 0;

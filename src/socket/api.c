@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/ip.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,10 @@ static ssize_t api_transfer(struct usock_stack *stack, struct socket *socket,
                                    : socket->ops->send(stack, socket, message, flags, *now);
         if (result != -EAGAIN || !blocking)
             return result;
+        /* Linux: a blocking read on a socket shut for reading ends at once
+         * with 0 (a nonblocking one still says EAGAIN). */
+        if (receiving && (socket->shutdown & SHUTDOWN_RECEIVE))
+            return 0;
         int error = api_wait(stack, socket, deadline);
         if (error)
             return error;
@@ -126,7 +131,9 @@ int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
         return fail(EAFNOSUPPORT);
     int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
     type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (type <= 0 || type > SOCK_PACKET)
+    /* Linux: EINVAL only outside 0..SOCK_MAX-1; a type with no protocol
+     * behind it (0, or SOCK_STREAM until TCP lands) is ESOCKTNOSUPPORT. */
+    if (type < 0 || type > SOCK_PACKET)
         return fail(EINVAL);
     if (protocol < 0 || protocol >= IPPROTO_MAX)
         return fail(EINVAL);
@@ -223,6 +230,11 @@ int usock_close(struct usock_stack *stack, int fd)
  * sendto both do). */
 static int check_address(const struct sockaddr *address, socklen_t length, bool allow_unspec)
 {
+    /* move_addr_to_kernel: too long is EINVAL, an unreadable pointer EFAULT. */
+    if (length > sizeof(struct sockaddr_storage))
+        return -EINVAL;
+    if (!address && length > 0)
+        return -EFAULT;
     if (!address || length < sizeof(struct sockaddr_in))
         return -EINVAL;
     const struct sockaddr_in *in = (const struct sockaddr_in *)address;
@@ -262,7 +274,11 @@ int usock_connect(struct usock_stack *stack, int fd, const struct sockaddr *addr
     if (!socket)
         return -1;
     int error = 0;
-    if (!address || length < sizeof(sa_family_t)) {
+    if (length > sizeof(struct sockaddr_storage)) {
+        error = -EINVAL;
+    } else if (!address && length > 0) {
+        error = -EFAULT;
+    } else if (!address || length < sizeof(sa_family_t)) {
         error = -EINVAL;
     } else if (address->sa_family == AF_UNSPEC) {
         error = socket->ops->connect(stack, socket, NULL, now);
@@ -335,6 +351,10 @@ ssize_t usock_sendmsg(struct usock_stack *stack, int fd, const struct msghdr *me
 ssize_t usock_sendto(struct usock_stack *stack, int fd, const void *buffer, size_t length,
                      int flags, const struct sockaddr *address, socklen_t address_length)
 {
+    if (address && address_length > sizeof(struct sockaddr_storage))
+        return fail(EINVAL);
+    if (!address && address_length > 0)
+        return fail(EFAULT);
     struct iovec vector = {.iov_base = (void *)buffer, .iov_len = length};
     struct msghdr message = {
         .msg_name = (void *)address,
@@ -360,8 +380,8 @@ ssize_t usock_recvmsg(struct usock_stack *stack, int fd, struct msghdr *message,
     ssize_t result;
     if (!message || (message->msg_iovlen > 0 && !message->msg_iov)) {
         result = -EFAULT;
-    } else if (flags & (MSG_OOB | MSG_ERRQUEUE)) {
-        result = (flags & MSG_OOB) ? -EOPNOTSUPP : -EAGAIN;
+    } else if (flags & MSG_ERRQUEUE) {
+        result = -EAGAIN; /* the error queue is not kept yet: always empty */
     } else {
         result = api_transfer(stack, socket, message, flags, &now, true);
     }
@@ -426,13 +446,21 @@ int usock_getpeername(struct usock_stack *stack, int fd, struct sockaddr *addres
     return error ? fail(-error) : 0;
 }
 
-/* Linux's sock_setsockopt for SO_RCVBUF/SO_SNDBUF: doubled, clamped. */
-static int socket_buffer_size(int requested)
+/* Linux's sock_setsockopt for SO_RCVBUF/SO_SNDBUF: the request is
+ * compared as unsigned against the maximum (so -1 means the maximum), then
+ * doubled for bookkeeping overhead, with a floor.  The FORCE variants skip
+ * the maximum (a user-space stack's caller is as privileged as it gets). */
+static int socket_buffer_size(int requested, bool force, int minimum)
 {
-    if (requested > SOCKET_BUFFER_MAX)
-        requested = SOCKET_BUFFER_MAX;
-    int doubled = requested < 0 ? 0 : requested * 2;
-    return doubled < SOCKET_BUFFER_MIN ? SOCKET_BUFFER_MIN : doubled;
+    long long value;
+    if (force)
+        value = requested < 0 ? 0 : requested;
+    else
+        value = (unsigned)requested > SOCKET_BUFFER_MAX ? SOCKET_BUFFER_MAX : requested;
+    if (value > INT_MAX / 2)
+        value = INT_MAX / 2;
+    long long doubled = value * 2;
+    return doubled < minimum ? minimum : (int)doubled;
 }
 
 static int set_timeout(uint64_t *timeout_ns, const void *value, socklen_t length)
@@ -470,11 +498,13 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
         case SO_BROADCAST: socket->broadcast = integer != 0; return 0;
         case SO_RCVBUF:
         case SO_RCVBUFFORCE:
-            socket->receive_buffer = socket_buffer_size(integer);
+            socket->receive_buffer =
+                socket_buffer_size(integer, name == SO_RCVBUFFORCE, SOCKET_RECEIVE_BUFFER_MIN);
             return 0;
         case SO_SNDBUF:
         case SO_SNDBUFFORCE:
-            socket->send_buffer = socket_buffer_size(integer);
+            socket->send_buffer =
+                socket_buffer_size(integer, name == SO_SNDBUFFORCE, SOCKET_SEND_BUFFER_MIN);
             return 0;
         case SO_KEEPALIVE:
         case SO_DONTROUTE:
@@ -560,8 +590,10 @@ static int socket_getsockopt(struct socket *socket, int level, int name, void *v
         case IP_TOS: integer = socket->type_of_service; break;
         default: return -ENOPROTOOPT;
         }
-    } else {
+    } else if (level == IPPROTO_UDP) {
         return -ENOPROTOOPT;
+    } else {
+        return -EOPNOTSUPP; /* Linux's answer for a level UDP does not know */
     }
     size_t copy = *length < sizeof(int) ? *length : sizeof(int);
     memcpy(value, &integer, copy);

@@ -116,7 +116,8 @@ struct socket_layer {
 /* Linux's defaults and limits (net.core.rmem_default/rmem_max). */
 #define SOCKET_BUFFER_DEFAULT 212992
 #define SOCKET_BUFFER_MAX 212992
-#define SOCKET_BUFFER_MIN 4608
+#define SOCKET_RECEIVE_BUFFER_MIN 2304 /* SOCK_MIN_RCVBUF */
+#define SOCKET_SEND_BUFFER_MIN 4608    /* SOCK_MIN_SNDBUF */
 #define SOCKET_DESCRIPTOR_LIMIT 65536
 #define EPHEMERAL_PORT_FIRST 32768
 #define EPHEMERAL_PORT_LAST 60999

@@ -32,6 +32,8 @@ static struct usock_stack *make_stack(struct world *world, struct usock_link *li
     config.link = link;
     inet_pton(AF_INET, address, &config.address);
     config.prefix_length = 24;
+    /* A default route: Linux routes 255.255.255.255 only through one. */
+    inet_pton(AF_INET, "198.18.0.254", &config.gateway);
     config.clock = world_clock;
     config.clock_context = world;
     config.seed = seed;
