@@ -148,6 +148,7 @@ struct usock_stack_config {
     void *clock_context;
     uint64_t seed;            /* 0: from getrandom(); fixed for reproducible tests */
     const char *name;         /* stack name, shown by tools; NULL: "usock" */
+    uint64_t tcp_time_wait_ns; /* TCP TIME_WAIT (2MSL); 0: 60 s as Linux */
 };
 
 /* Fills config with defaults (everything zero, clock monotonic). */

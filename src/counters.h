@@ -32,7 +32,19 @@
     /* UDP */                                                                    \
     X(UdpInDatagrams) X(UdpNoPorts) X(UdpInErrors) X(UdpOutDatagrams)            \
     X(UdpRcvbufErrors) X(UdpSndbufErrors) X(UdpInCsumErrors)                     \
-    X(UdpInTruncated) X(UdpInBadLength) X(UdpOutErrors)
+    X(UdpInTruncated) X(UdpInBadLength) X(UdpOutErrors)                         \
+    /* TCP (RFC 4022 names first, then Linux TcpExt-style) */                   \
+    X(TcpActiveOpens) X(TcpPassiveOpens) X(TcpAttemptFails) X(TcpEstabResets)    \
+    X(TcpInSegs) X(TcpOutSegs) X(TcpRetransSegs) X(TcpInErrs) X(TcpOutRsts)      \
+    X(TcpInCsumErrors) X(TcpInTruncated) X(TcpInBadHeaderLength)                 \
+    X(TcpInBadOptions) X(TcpInNotUnicast) X(TcpInNoSocket)                       \
+    X(TcpInUnacceptable) X(TcpInAckTooNew) X(TcpListenOverflows)                 \
+    X(TcpListenDrops) X(TcpOutOfOrderQueued) X(TcpOutOfOrderDrops)               \
+    X(TcpTimeouts) X(TcpSynRetrans) X(TcpFastRetrans) X(TcpRecoveries)           \
+    X(TcpDelayedAcks) X(TcpPersistProbes) X(TcpKeepaliveProbes)                  \
+    X(TcpTimeWaitOverflows) X(TcpAbortOnData) X(TcpAbortOnClose)                 \
+    X(TcpAbortOnLinger) X(TcpAbortOnTimeout) X(TcpChallengeAcks)                 \
+    X(TcpRstsReceived) X(TcpInWindowRstsIgnored)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

@@ -203,6 +203,8 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
     }
     stack->ip_identification = (uint32_t)random_next(&stack->random);
     stack->verify_checksums = true;
+    stack->tcp_time_wait_ns = config->tcp_time_wait_ns ? config->tcp_time_wait_ns
+                                                       : TCP_TIME_WAIT_NS;
     timer_heap_init(&stack->timers);
     packet_queue_init(&stack->loopback, LOOPBACK_QUEUE_LIMIT);
     icmp_rate_limit_init(&stack->icmp_limit);
@@ -229,7 +231,7 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
 
     stack->receive_frame = malloc(LINK_FRAME_MAX);
     if (!stack->receive_frame || neighbour_cache_init(&stack->neighbours) != 0 ||
-        socket_layer_init(&stack->sockets) != 0) {
+        socket_layer_init(&stack->sockets) != 0 || tcp_layer_init(&stack->tcp) != 0) {
         usock_stack_free(stack);
         errno = ENOMEM;
         return NULL;
@@ -245,6 +247,7 @@ void usock_stack_free(struct usock_stack *stack)
     usock_stack_stop(stack);
     stack_control_stop(stack);
     pthread_mutex_lock(&stack->lock);
+    tcp_layer_destroy(stack);
     socket_layer_destroy(stack, &stack->sockets);
     neighbour_cache_destroy(stack, &stack->neighbours);
     packet_queue_purge(&stack->loopback);
@@ -368,6 +371,27 @@ uint64_t usock_stack_counter(struct usock_stack *stack, const char *name)
     return 0;
 }
 
+/* Fills one row of the socket table from socket. */
+static void stack_describe_socket(struct socket *socket, struct usock_socket_info *row)
+{
+    memset(row, 0, sizeof(*row));
+    row->fd = socket->fd;
+    row->type = socket->type;
+    row->protocol = socket->protocol;
+    row->state = socket->ops->state_name(socket);
+    row->listening = socket->ops->is_listening(socket);
+    row->receive_queue = socket->ops->receive_queue_bytes(socket);
+    row->send_queue = socket->ops->send_queue_bytes(socket);
+    row->local.sin_family = AF_INET;
+    row->local.sin_addr.s_addr = socket->local_address;
+    row->local.sin_port = htons(socket->local_port);
+    row->peer.sin_family = AF_INET;
+    if (socket->connected) {
+        row->peer.sin_addr.s_addr = socket->peer_address;
+        row->peer.sin_port = htons(socket->peer_port);
+    }
+}
+
 size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *rows, size_t max)
 {
     size_t count = 0;
@@ -376,25 +400,18 @@ size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *
         struct socket *socket = stack->sockets.descriptors[fd];
         if (!socket)
             continue;
-        if (count < max && rows) {
-            struct usock_socket_info *row = &rows[count];
-            memset(row, 0, sizeof(*row));
-            row->fd = socket->fd;
-            row->type = socket->type;
-            row->protocol = socket->protocol;
-            row->state = socket->ops->state_name(socket);
-            row->listening = socket->ops->is_listening(socket);
-            row->receive_queue = socket->ops->receive_queue_bytes(socket);
-            row->send_queue = socket->ops->send_queue_bytes(socket);
-            row->local.sin_family = AF_INET;
-            row->local.sin_addr.s_addr = socket->local_address;
-            row->local.sin_port = htons(socket->local_port);
-            row->peer.sin_family = AF_INET;
-            if (socket->connected) {
-                row->peer.sin_addr.s_addr = socket->peer_address;
-                row->peer.sin_port = htons(socket->peer_port);
-            }
-        }
+        if (count < max && rows)
+            stack_describe_socket(socket, &rows[count]);
+        count++;
+    }
+    /* Connections without a descriptor: orphans still closing, and
+     * children waiting for accept(). */
+    for (struct tcp_connection *tcb = stack->tcp.all; tcb; tcb = tcb->all_next) {
+        struct socket *socket = tcb->socket;
+        if (socket->fd >= 0 && !tcb->orphaned)
+            continue;
+        if (count < max && rows)
+            stack_describe_socket(socket, &rows[count]);
         count++;
     }
     pthread_mutex_unlock(&stack->lock);

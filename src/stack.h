@@ -20,6 +20,7 @@
 #include "net/arp.h"
 #include "net/icmp.h"
 #include "socket/socket.h"
+#include "tcp/tcp.h"
 #include "usock.h"
 #include "util/packet_buffer.h"
 #include "util/random.h"
@@ -51,6 +52,7 @@ struct usock_stack {
     struct neighbour_cache neighbours;
     struct timer_heap timers;
     struct socket_layer sockets;
+    struct tcp_layer tcp;
     struct packet_queue loopback;  /* packets to ourselves, delivered next poll */
     struct icmp_rate_limit icmp_limit;
     uint64_t counters[COUNTER_COUNT];
@@ -58,6 +60,7 @@ struct usock_stack {
     uint8_t secret[16];            /* siphash key for tables, IP IDs, ports */
     uint32_t ip_identification;
     bool verify_checksums;
+    uint64_t tcp_time_wait_ns;     /* 2MSL */
     bool draining_loopback;
     uint8_t *receive_frame;        /* LINK_FRAME_MAX bytes for link reads */
     /* threaded mode */

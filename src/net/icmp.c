@@ -20,6 +20,7 @@
 
 #include "net/ipv4.h"
 #include "stack.h"
+#include "tcp/tcp.h"
 #include "udp.h"
 #include "wire/icmp.h"
 
@@ -34,6 +35,7 @@ typedef void (*icmp_error_handler_fn)(struct usock_stack *stack, const struct ip
 
 static const icmp_error_handler_fn icmp_error_handlers[256] = {
     [IPPROTO_UDP] = udp_error,
+    [IPPROTO_TCP] = tcp_error,
 };
 
 void icmp_rate_limit_init(struct icmp_rate_limit *limit)

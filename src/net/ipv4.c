@@ -24,6 +24,7 @@
 #include "net/arp.h"
 #include "net/icmp.h"
 #include "stack.h"
+#include "tcp/tcp.h"
 #include "udp.h"
 #include "wire/bytes.h"
 #include "wire/ethernet.h"
@@ -36,6 +37,7 @@ typedef void (*ipv4_protocol_input_fn)(struct usock_stack *stack,
 static const ipv4_protocol_input_fn ipv4_protocols[256] = {
     [IPPROTO_ICMP] = icmp_input,
     [IPPROTO_UDP] = udp_input,
+    [IPPROTO_TCP] = tcp_input,
 };
 
 enum address_kind ipv4_address_kind(const struct usock_stack *stack, uint32_t address)

@@ -30,6 +30,7 @@
 /* Socket types this stack offers, searched as Linux's inetsw is. */
 static const struct socket_operations *const socket_types[] = {
     &udp_operations,
+    &tcp_operations,
 };
 
 static int fail(int error)
@@ -59,14 +60,6 @@ static struct socket *api_enter(struct usock_stack *stack, int fd, uint64_t *now
     socket->references++;
     *now = usock_stack_now(stack);
     return socket;
-}
-
-static void socket_put(struct socket *socket)
-{
-    if (--socket->references > 0)
-        return;
-    pthread_cond_destroy(&socket->condition);
-    free(socket);
 }
 
 static void api_leave(struct usock_stack *stack, struct socket *socket, uint64_t now)
@@ -103,8 +96,72 @@ static uint64_t api_deadline(uint64_t timeout_ns)
 /* Sends or receives (receiving) through the socket's operations, sleeping
  * while they answer -EAGAIN on a blocking socket, up to SO_SNDTIMEO or
  * SO_RCVTIMEO.  Updates *now after each sleep.  Returns bytes or -errno. */
+static size_t iovec_total(const struct msghdr *message)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < message->msg_iovlen; i++)
+        total += message->msg_iov[i].iov_len;
+    return total;
+}
+
+/* Makes remaining describe what is left of message after done bytes, using
+ * vectors (room for message->msg_iovlen entries) for its iovec array. */
+static void iovec_skip(const struct msghdr *message, size_t done, struct iovec *vectors,
+                       struct msghdr *remaining)
+{
+    *remaining = *message;
+    remaining->msg_iov = vectors;
+    size_t count = 0;
+    for (size_t i = 0; i < message->msg_iovlen; i++) {
+        struct iovec piece = message->msg_iov[i];
+        if (done >= piece.iov_len) {
+            done -= piece.iov_len;
+            continue;
+        }
+        piece.iov_base = (uint8_t *)piece.iov_base + done;
+        piece.iov_len -= done;
+        done = 0;
+        remaining->msg_iov[count++] = piece;
+    }
+    remaining->msg_iovlen = count;
+}
+
+static ssize_t api_transfer_once(struct usock_stack *stack, struct socket *socket,
+                                 struct msghdr *message, int flags, uint64_t *now, bool receiving);
+
+/* Stream sockets: a blocking send writes everything (POSIX), and a receive
+ * with MSG_WAITALL reads everything, unless an error, EOF or a timeout comes
+ * first; then the bytes done so far are the result. */
 static ssize_t api_transfer(struct usock_stack *stack, struct socket *socket,
                             struct msghdr *message, int flags, uint64_t *now, bool receiving)
+{
+    bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT);
+    bool whole = socket->type == SOCK_STREAM && blocking &&
+                 (!receiving || ((flags & MSG_WAITALL) && !(flags & MSG_PEEK)));
+    if (!whole)
+        return api_transfer_once(stack, socket, message, flags, now, receiving);
+    size_t total = iovec_total(message);
+    struct iovec *vectors = malloc((message->msg_iovlen ? message->msg_iovlen : 1) * sizeof(*vectors));
+    if (!vectors)
+        return -ENOMEM;
+    size_t done = 0;
+    ssize_t result = 0;
+    do {
+        struct msghdr remaining;
+        iovec_skip(message, done, vectors, &remaining);
+        result = api_transfer_once(stack, socket, &remaining, flags, now, receiving);
+        if (result <= 0)
+            break;
+        done += (size_t)result;
+    } while (done < total);
+    free(vectors);
+    if (done > 0)
+        return (ssize_t)done;
+    return result;
+}
+
+static ssize_t api_transfer_once(struct usock_stack *stack, struct socket *socket,
+                                 struct msghdr *message, int flags, uint64_t *now, bool receiving)
 {
     bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT);
     uint64_t deadline =
@@ -151,62 +208,25 @@ int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
     if (!ops)
         return fail(error);
 
-    struct socket *socket = calloc(1, sizeof(*socket));
+    struct socket *socket = socket_new(ops, type);
     if (!socket)
         return fail(ENOMEM);
-    socket->type = type;
-    socket->protocol = ops->protocol;
-    socket->ops = ops;
-    socket->references = 1;
     socket->nonblocking = (flags & SOCK_NONBLOCK) != 0;
     socket->close_on_exec = (flags & SOCK_CLOEXEC) != 0;
-    socket->receive_buffer = SOCKET_BUFFER_DEFAULT;
-    socket->send_buffer = SOCKET_BUFFER_DEFAULT;
-    socket->time_to_live = IPV4_DEFAULT_TTL;
-    pthread_condattr_t attributes;
-    pthread_condattr_init(&attributes);
-    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
-    pthread_cond_init(&socket->condition, &attributes);
-    pthread_condattr_destroy(&attributes);
 
     pthread_mutex_lock(&stack->lock);
-    struct socket_layer *layer = &stack->sockets;
-    size_t fd = 0;
-    while (fd < layer->capacity && layer->descriptors[fd])
-        fd++;
-    error = 0;
-    if (fd >= layer->limit) {
-        error = EMFILE;
-    } else if (fd == layer->capacity) {
-        size_t capacity = layer->capacity ? layer->capacity * 2 : 64;
-        if (capacity > layer->limit)
-            capacity = layer->limit;
-        struct socket **descriptors = realloc(layer->descriptors, capacity * sizeof(*descriptors));
-        if (!descriptors) {
-            error = ENOMEM;
-        } else {
-            memset(descriptors + layer->capacity, 0,
-                   (capacity - layer->capacity) * sizeof(*descriptors));
-            layer->descriptors = descriptors;
-            layer->capacity = capacity;
-        }
+    int result = ops->create(stack, socket);
+    if (result == 0) {
+        result = socket_attach_descriptor(stack, socket);
+        if (result < 0)
+            ops->release(stack, socket);
     }
-    if (!error) {
-        int create_error = ops->create(stack, socket);
-        if (create_error)
-            error = -create_error;
-    }
-    if (error) {
-        pthread_mutex_unlock(&stack->lock);
-        pthread_cond_destroy(&socket->condition);
-        free(socket);
-        return fail(error);
-    }
-    socket->fd = (int)fd;
-    layer->descriptors[fd] = socket;
-    layer->open_count++;
     pthread_mutex_unlock(&stack->lock);
-    return (int)fd;
+    if (result < 0) {
+        socket_put(socket);
+        return fail(-result);
+    }
+    return result;
 }
 
 int usock_close(struct usock_stack *stack, int fd)
@@ -217,9 +237,23 @@ int usock_close(struct usock_stack *stack, int fd)
         return -1;
     stack->sockets.descriptors[fd] = NULL;
     stack->sockets.open_count--;
-    socket->ops->release(stack, socket);
     socket->closed = true;
+    socket->ops->release(stack, socket);
     socket_wake(stack, socket);
+    /* SO_LINGER with a time: a blocking close waits until the data is
+     * acknowledged or the time runs out. */
+    if (socket->linger && socket->linger_seconds > 0 && !socket->nonblocking &&
+        socket->ops->linger_pending && stack->thread_running) {
+        uint64_t deadline = api_deadline((uint64_t)socket->linger_seconds * NS_PER_SECOND);
+        stack_drain_loopback(stack, now);
+        while (socket->ops->linger_pending(socket)) {
+            struct timespec until = {.tv_sec = (time_t)(deadline / NS_PER_SECOND),
+                                     .tv_nsec = (long)(deadline % NS_PER_SECOND)};
+            if (pthread_cond_timedwait(&socket->condition, &stack->lock, &until) != 0 &&
+                real_monotonic_ns() >= deadline)
+                break;
+        }
+    }
     socket->references--; /* the descriptor table's reference */
     api_leave(stack, socket, now);
     return 0;
@@ -290,6 +324,21 @@ int usock_connect(struct usock_stack *stack, int fd, const struct sockaddr *addr
         struct sockaddr_in in;
         memcpy(&in, address, sizeof(in));
         error = socket->ops->connect(stack, socket, &in, now);
+        /* A stream connect in progress: wait for the handshake unless
+         * nonblocking (EINPROGRESS, as Linux; SO_SNDTIMEO bounds the wait). */
+        if (error == -EINPROGRESS && !socket->nonblocking && socket->ops->connect_result) {
+            uint64_t deadline = api_deadline(socket->send_timeout_ns);
+            for (;;) {
+                error = socket->ops->connect_result(stack, socket);
+                if (error != -EALREADY)
+                    break;
+                int wait = api_wait(stack, socket, deadline);
+                if (wait) {
+                    error = wait == -EAGAIN ? -EINPROGRESS : wait;
+                    break;
+                }
+            }
+        }
     }
     api_leave(stack, socket, now);
     return error ? fail(-error) : 0;
@@ -297,25 +346,50 @@ int usock_connect(struct usock_stack *stack, int fd, const struct sockaddr *addr
 
 int usock_listen(struct usock_stack *stack, int fd, int backlog)
 {
-    (void)backlog;
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
         return -1;
+    int error = socket->ops->listen ? socket->ops->listen(stack, socket, backlog, now)
+                                    : -EOPNOTSUPP;
     api_leave(stack, socket, now);
-    return fail(EOPNOTSUPP);
+    return error ? fail(-error) : 0;
 }
 
 int usock_accept(struct usock_stack *stack, int fd, struct sockaddr *address, socklen_t *length)
 {
-    (void)address;
-    (void)length;
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
         return -1;
+    int result;
+    if (!socket->ops->accept) {
+        result = -EOPNOTSUPP;
+    } else {
+        uint64_t deadline = api_deadline(socket->receive_timeout_ns);
+        struct socket *child = NULL;
+        for (;;) {
+            result = socket->ops->accept(stack, socket, &child);
+            if (result != -EAGAIN || socket->nonblocking)
+                break;
+            result = api_wait(stack, socket, deadline);
+            if (result)
+                break;
+        }
+        if (result == 0) {
+            result = socket_attach_descriptor(stack, child);
+            if (result < 0) {
+                /* No descriptor for it: abort the connection as Linux
+                 * does when it cannot allocate the file. */
+                child->ops->release(stack, child);
+                socket_put(child);
+            } else if (address && length) {
+                socket_copy_address_out(child->peer_address, child->peer_port, address, length);
+            }
+        }
+    }
     api_leave(stack, socket, now);
-    return fail(EOPNOTSUPP);
+    return result < 0 ? fail(-result) : result;
 }
 
 int usock_shutdown(struct usock_stack *stack, int fd, int how)
@@ -480,9 +554,19 @@ static int set_timeout(uint64_t *timeout_ns, const void *value, socklen_t length
 }
 
 static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, int level,
-                             int name, const void *value, socklen_t length)
+                             int name, const void *value, socklen_t length, uint64_t now)
 {
-    (void)stack;
+    if (level != SOL_SOCKET && level != IPPROTO_IP && socket->ops->setsockopt)
+        return socket->ops->setsockopt(stack, socket, level, name, value, length, now);
+    if (level == SOL_SOCKET && name == SO_LINGER) {
+        struct linger linger;
+        if (!value || length < sizeof(linger))
+            return -EINVAL;
+        memcpy(&linger, value, sizeof(linger));
+        socket->linger = linger.l_onoff != 0;
+        socket->linger_seconds = linger.l_linger < 0 ? 0 : linger.l_linger;
+        return 0;
+    }
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO))
         return set_timeout(name == SO_RCVTIMEO ? &socket->receive_timeout_ns
                                                : &socket->send_timeout_ns,
@@ -507,6 +591,10 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
                 socket_buffer_size(integer, name == SO_SNDBUFFORCE, SOCKET_SEND_BUFFER_MIN);
             return 0;
         case SO_KEEPALIVE:
+            socket->keepalive = integer != 0;
+            if (socket->ops->setsockopt)
+                socket->ops->setsockopt(stack, socket, level, name, value, length, now);
+            return 0;
         case SO_DONTROUTE:
         case SO_OOBINLINE:
         case SO_PRIORITY:
@@ -547,19 +635,28 @@ int usock_setsockopt(struct usock_stack *stack, int fd, int level, int name, con
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
         return -1;
-    int error = socket_setsockopt(stack, socket, level, name, value, length);
+    int error = socket_setsockopt(stack, socket, level, name, value, length, now);
     api_leave(stack, socket, now);
     return error ? fail(-error) : 0;
 }
 
-static int socket_getsockopt(struct socket *socket, int level, int name, void *value,
-                             socklen_t *length)
+static int socket_getsockopt(struct usock_stack *stack, struct socket *socket, int level,
+                             int name, void *value, socklen_t *length)
 {
     if (!length || !value)
         return -EFAULT;
     if ((int)*length < 0)
         return -EINVAL;
+    if (level != SOL_SOCKET && level != IPPROTO_IP && socket->ops->getsockopt)
+        return socket->ops->getsockopt(stack, socket, level, name, value, length);
     int integer = 0;
+    if (level == SOL_SOCKET && name == SO_LINGER) {
+        struct linger linger = {.l_onoff = socket->linger, .l_linger = socket->linger_seconds};
+        size_t copy = *length < sizeof(linger) ? *length : sizeof(linger);
+        memcpy(value, &linger, copy);
+        *length = (socklen_t)copy;
+        return 0;
+    }
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
         uint64_t ns = name == SO_RCVTIMEO ? socket->receive_timeout_ns : socket->send_timeout_ns;
         struct timeval tv = {.tv_sec = (time_t)(ns / NS_PER_SECOND),
@@ -580,8 +677,8 @@ static int socket_getsockopt(struct socket *socket, int level, int name, void *v
         case SO_BROADCAST: integer = socket->broadcast; break;
         case SO_RCVBUF: integer = socket->receive_buffer; break;
         case SO_SNDBUF: integer = socket->send_buffer; break;
-        case SO_ACCEPTCONN: integer = 0; break;
-        case SO_KEEPALIVE: integer = 0; break;
+        case SO_ACCEPTCONN: integer = socket->listening; break;
+        case SO_KEEPALIVE: integer = socket->keepalive; break;
         default: return -ENOPROTOOPT;
         }
     } else if (level == IPPROTO_IP) {
@@ -608,7 +705,7 @@ int usock_getsockopt(struct usock_stack *stack, int fd, int level, int name, voi
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
         return -1;
-    int error = socket_getsockopt(socket, level, name, value, length);
+    int error = socket_getsockopt(stack, socket, level, name, value, length);
     api_leave(stack, socket, now);
     return error ? fail(-error) : 0;
 }

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "stack.h"
 #include "util/siphash.h"
@@ -24,7 +25,84 @@ int socket_layer_init(struct socket_layer *layer)
 {
     memset(layer, 0, sizeof(*layer));
     layer->limit = SOCKET_DESCRIPTOR_LIMIT;
-    return port_table_init(&layer->udp);
+    if (port_table_init(&layer->udp) != 0)
+        return -ENOMEM;
+    if (port_table_init(&layer->tcp) != 0) {
+        port_table_destroy(&layer->udp);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+struct socket *socket_new(const struct socket_operations *ops, int type)
+{
+    struct socket *socket = calloc(1, sizeof(*socket));
+    if (!socket)
+        return NULL;
+    socket->fd = -1;
+    socket->type = type;
+    socket->protocol = ops->protocol;
+    socket->ops = ops;
+    socket->references = 1;
+    socket->receive_buffer = SOCKET_BUFFER_DEFAULT;
+    socket->send_buffer = SOCKET_BUFFER_DEFAULT;
+    socket->time_to_live = 64;
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(&socket->condition, &attributes);
+    pthread_condattr_destroy(&attributes);
+    return socket;
+}
+
+struct socket *socket_new_child(struct usock_stack *stack, const struct socket *parent)
+{
+    (void)stack;
+    struct socket *child = socket_new(parent->ops, parent->type);
+    if (!child)
+        return NULL;
+    child->receive_buffer = parent->receive_buffer;
+    child->send_buffer = parent->send_buffer;
+    child->time_to_live = parent->time_to_live;
+    child->type_of_service = parent->type_of_service;
+    child->linger = parent->linger;
+    child->linger_seconds = parent->linger_seconds;
+    child->receive_timeout_ns = parent->receive_timeout_ns;
+    child->send_timeout_ns = parent->send_timeout_ns;
+    return child;
+}
+
+int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket)
+{
+    struct socket_layer *layer = &stack->sockets;
+    size_t fd = 0;
+    while (fd < layer->capacity && layer->descriptors[fd])
+        fd++;
+    if (fd >= layer->limit)
+        return -EMFILE;
+    if (fd == layer->capacity) {
+        size_t capacity = layer->capacity ? layer->capacity * 2 : 64;
+        if (capacity > layer->limit)
+            capacity = layer->limit;
+        struct socket **descriptors = realloc(layer->descriptors, capacity * sizeof(*descriptors));
+        if (!descriptors)
+            return -ENOMEM;
+        memset(descriptors + layer->capacity, 0, (capacity - layer->capacity) * sizeof(*descriptors));
+        layer->descriptors = descriptors;
+        layer->capacity = capacity;
+    }
+    socket->fd = (int)fd;
+    layer->descriptors[fd] = socket;
+    layer->open_count++;
+    return (int)fd;
+}
+
+void socket_put(struct socket *socket)
+{
+    if (--socket->references > 0)
+        return;
+    pthread_cond_destroy(&socket->condition);
+    free(socket);
 }
 
 void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
@@ -35,13 +113,13 @@ void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
             continue;
         layer->descriptors[fd] = NULL;
         socket->ops->release(stack, socket);
-        pthread_cond_destroy(&socket->condition);
-        free(socket);
+        socket_put(socket);
     }
     free(layer->descriptors);
     layer->descriptors = NULL;
     layer->capacity = 0;
     port_table_destroy(&layer->udp);
+    port_table_destroy(&layer->tcp);
 }
 
 struct socket *socket_from_descriptor(struct usock_stack *stack, int fd)
@@ -180,7 +258,9 @@ static bool check_conflict(struct socket *other, void *context)
                    other->local_address == search->address;
     if (!overlap)
         return true;
-    if (other->reuse_address && search->candidate->reuse_address)
+    /* Linux: SO_REUSEADDR on both shares a port unless one listens. */
+    if (other->reuse_address && search->candidate->reuse_address && !other->listening &&
+        !search->candidate->listening)
         return true;
     if (other->reuse_port && search->candidate->reuse_port)
         return true;

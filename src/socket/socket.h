@@ -44,6 +44,22 @@ struct socket_operations {
     ssize_t (*receive)(struct usock_stack *stack, struct socket *socket, struct msghdr *message,
                        int flags, uint64_t now);
     int (*shutdown)(struct usock_stack *stack, struct socket *socket, int how);
+    /* Stream sockets; NULL for datagram ones (EOPNOTSUPP). */
+    int (*listen)(struct usock_stack *stack, struct socket *socket, int backlog, uint64_t now);
+    /* Takes a ready connection: stores it in *child (no descriptor yet) or
+     * answers -EAGAIN. */
+    int (*accept)(struct usock_stack *stack, struct socket *socket, struct socket **child);
+    /* While a connect is in progress: -EALREADY; then 0 or -errno (which it
+     * consumes, as Linux's SO_ERROR does).  NULL: connect never waits. */
+    int (*connect_result)(struct usock_stack *stack, struct socket *socket);
+    /* Protocol-level options (level IPPROTO_TCP ...): 0, or -ENOPROTOOPT
+     * when the option is not the protocol's.  May be NULL. */
+    int (*setsockopt)(struct usock_stack *stack, struct socket *socket, int level, int name,
+                      const void *value, socklen_t length, uint64_t now);
+    int (*getsockopt)(struct usock_stack *stack, struct socket *socket, int level, int name,
+                      void *value, socklen_t *length);
+    /* True while close() with SO_LINGER must keep waiting. */
+    bool (*linger_pending)(struct socket *socket);
     /* Ready events (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP). */
     short (*poll)(struct usock_stack *stack, struct socket *socket);
     /* FIONREAD's answer. */
@@ -84,6 +100,10 @@ struct socket {
     bool reuse_address;
     bool reuse_port;
     bool broadcast;
+    bool listening;           /* a TCP listener: SO_REUSEADDR cannot share its port */
+    bool keepalive;           /* SO_KEEPALIVE */
+    bool linger;              /* SO_LINGER on */
+    int linger_seconds;
     int receive_buffer;       /* SO_RCVBUF as Linux reports it (doubled) */
     int send_buffer;
     uint64_t receive_timeout_ns; /* 0 = wait forever */
@@ -111,6 +131,7 @@ struct socket_layer {
     size_t limit;
     uint64_t bind_sequence;
     struct port_table udp;
+    struct port_table tcp;
 };
 
 /* Linux's defaults and limits (net.core.rmem_default/rmem_max). */
@@ -130,6 +151,17 @@ void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
 struct socket *socket_from_descriptor(struct usock_stack *stack, int fd);
 /* Wakes everything waiting on socket (readers, writers, poll). */
 void socket_wake(struct usock_stack *stack, struct socket *socket);
+/* Makes a socket of ops with one reference and no descriptor (fd -1) or
+ * protocol state yet.  NULL when out of memory. */
+struct socket *socket_new(const struct socket_operations *ops, int type);
+/* Makes a socket with no descriptor (a connection accept() will hand out)
+ * of the same type as parent, with one reference.  NULL when out of memory. */
+struct socket *socket_new_child(struct usock_stack *stack, const struct socket *parent);
+/* Gives socket the lowest free descriptor; returns it or -EMFILE/-ENOMEM. */
+int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket);
+/* Drops a reference; the last one frees the socket (protocol state must be
+ * released already). */
+void socket_put(struct socket *socket);
 
 int port_table_init(struct port_table *table);
 void port_table_destroy(struct port_table *table);
@@ -165,5 +197,6 @@ void socket_copy_address_out(uint32_t address, uint16_t port, struct sockaddr *o
                              socklen_t *length);
 
 extern const struct socket_operations udp_operations;
+extern const struct socket_operations tcp_operations;
 
 #endif

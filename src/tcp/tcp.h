@@ -1,0 +1,246 @@
+/*
+ * tcp.h - TCP (RFC 9293): the connection block and the functions the TCP
+ * files share.
+ *
+ * A TCP socket's protocol_state is a struct tcp_connection.  Connections
+ * are found for incoming segments by their 4-tuple in a hash table (every
+ * state but LISTEN and CLOSED); listening sockets are found in the TCP port
+ * table, exact address first, then the wildcard.  A connection whose
+ * descriptor was closed lives on (orphaned) until the state machine reaches
+ * CLOSED (after FIN_WAIT, LAST_ACK or TIME_WAIT), holding its own
+ * reference on the socket.  Connections a listener created live on its SYN
+ * queue (SYN-RECEIVED) and then its accept queue (ESTABLISHED) until
+ * accept() gives them a descriptor.
+ *
+ * Send side: the send ring holds every byte from the first unacknowledged
+ * one onward.  The sequence number of the ring's first byte is send_base:
+ * iss + 1 before the SYN is acknowledged's, snd_una after.  A FIN, once
+ * queued, takes the sequence number just past the ring's last byte.
+ * Receive side: in-order bytes wait in the receive ring; segments beyond a
+ * hole wait on a bounded out-of-order list.
+ */
+#ifndef USOCK_TCP_H
+#define USOCK_TCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/ipv4.h"
+#include "util/hash_table.h"
+#include "util/ring.h"
+#include "util/timer.h"
+#include "wire/tcp.h"
+
+struct usock_stack;
+struct socket;
+
+/* Ordered so range tests read naturally (4.4BSD TCPS_HAVERCVDSYN style). */
+enum tcp_state {
+    TCPS_CLOSED,
+    TCPS_LISTEN,
+    TCPS_SYN_SENT,
+    TCPS_SYN_RECEIVED,
+    TCPS_ESTABLISHED,
+    TCPS_CLOSE_WAIT,
+    TCPS_FIN_WAIT_1,
+    TCPS_CLOSING,
+    TCPS_LAST_ACK,
+    TCPS_FIN_WAIT_2,
+    TCPS_TIME_WAIT,
+    TCPS_STATE_COUNT
+};
+
+/* Tunables, Linux's defaults where Linux has one. */
+#define TCP_DEFAULT_MSS 536                  /* RFC 9293 3.7.1 when none is sent */
+#define TCP_INITIAL_WINDOW_SEGMENTS 10       /* RFC 6928 */
+#define TCP_RTO_INITIAL_NS (1000ULL * 1000 * 1000)
+#define TCP_RTO_MIN_NS (200ULL * 1000 * 1000)  /* Linux TCP_RTO_MIN */
+#define TCP_RTO_MAX_NS (120ULL * 1000 * 1000 * 1000)
+#define TCP_SYN_RETRIES 6                    /* net.ipv4.tcp_syn_retries */
+#define TCP_SYNACK_RETRIES 5                 /* net.ipv4.tcp_synack_retries */
+#define TCP_RETRIES 15                       /* net.ipv4.tcp_retries2 */
+#define TCP_DELAYED_ACK_NS (40ULL * 1000 * 1000)  /* Linux TCP_DELACK_MIN */
+#define TCP_QUICKACK_SEGMENTS 16
+#define TCP_FIN_TIMEOUT_NS (60ULL * 1000 * 1000 * 1000)
+#define TCP_TIME_WAIT_NS (60ULL * 1000 * 1000 * 1000)  /* 2MSL as Linux: 60 s */
+#define TCP_TIME_WAIT_LIMIT 4096
+#define TCP_BUFFER_DEFAULT (128 * 1024)      /* tcp_rmem[1] is 131072 */
+#define TCP_OUT_OF_ORDER_LIMIT 256           /* segments */
+#define TCP_BACKLOG_MAX 4096                 /* SOMAXCONN */
+#define TCP_KEEPALIVE_IDLE_NS (7200ULL * 1000 * 1000 * 1000)
+#define TCP_KEEPALIVE_INTERVAL_NS (75ULL * 1000 * 1000 * 1000)
+#define TCP_KEEPALIVE_PROBES 9
+
+struct tcp_out_of_order {
+    struct tcp_out_of_order *next;
+    uint32_t sequence;
+    uint32_t length;
+    bool fin;
+    uint8_t data[];
+};
+
+struct tcp_connection {
+    struct socket *socket;
+    enum tcp_state state;
+    struct hash_node connection_node;
+    bool in_connection_table;
+    struct tcp_connection *all_next, *all_prev; /* every connection of the stack */
+    bool orphaned;        /* its descriptor is closed */
+
+    /* listening */
+    int backlog;
+    unsigned syn_queue_length;
+    unsigned accept_queue_length;
+    struct tcp_connection *accept_head, *accept_tail;  /* ESTABLISHED children */
+    struct tcp_connection *listener;    /* for children: who made us */
+    struct tcp_connection *queue_next;  /* link in the listener's accept queue */
+    bool on_accept_queue;
+
+    /* send sequence space (RFC 9293 3.3.1) */
+    uint32_t iss;
+    uint32_t snd_una;
+    uint32_t snd_nxt;
+    uint32_t snd_max;      /* highest sequence number sent + 1 */
+    uint32_t snd_wnd;      /* peer's window, bytes */
+    uint32_t snd_wl1, snd_wl2;
+    uint32_t max_snd_wnd;  /* largest window the peer offered (sender SWS) */
+    uint16_t mss;          /* what we send per segment */
+    uint16_t advertised_mss;
+    uint16_t user_mss;     /* TCP_MAXSEG; 0 = none */
+    struct ring send_buffer;
+    bool fin_queued;       /* shutdown(SHUT_WR) or close: FIN follows the data */
+
+    /* receive sequence space */
+    uint32_t irs;
+    uint32_t rcv_nxt;
+    uint32_t rcv_adv;      /* right edge of the window we advertised */
+    struct ring receive_buffer;
+    struct tcp_out_of_order *out_of_order;
+    unsigned out_of_order_count;
+    size_t out_of_order_bytes;
+    bool fin_received;
+
+    /* round-trip time (RFC 6298) */
+    uint64_t srtt_ns, rttvar_ns, rto_ns;
+    bool rtt_measuring;
+    uint32_t rtt_sequence;
+    uint64_t rtt_started;
+    unsigned retransmits;  /* consecutive timeouts (backoff) */
+    unsigned total_retransmits;
+
+    /* congestion control (RFC 5681, NewReno RFC 6582) */
+    uint32_t cwnd, ssthresh;
+    unsigned duplicate_acks;
+    bool in_recovery;
+    uint32_t recover;
+
+    /* acknowledgment */
+    bool ack_now;
+    bool delayed_ack_pending;
+    unsigned segments_unacked;  /* full segments received since our last ACK */
+    unsigned quickack;          /* segments still to ACK at once */
+
+    /* timers */
+    struct timer retransmit_timer;  /* RTO, SYN retries, persist */
+    struct timer delayed_ack_timer;
+    struct timer keepalive_timer;   /* keepalive; FIN_WAIT_2 and TIME_WAIT expiry */
+    uint64_t last_received;         /* when the peer last sent anything */
+    unsigned keepalive_probes_sent;
+
+    /* socket options */
+    bool nodelay;
+    bool keepalive;
+    uint64_t keepalive_idle_ns, keepalive_interval_ns;
+    unsigned keepalive_count;
+    int soft_error;                 /* reported on timeout, as Linux does */
+    bool reset_received;
+};
+
+struct tcp_layer {
+    struct hash_table connections;  /* by 4-tuple */
+    struct tcp_connection *all;     /* list of every connection */
+    unsigned time_wait_count;
+    unsigned established_count;
+};
+
+int tcp_layer_init(struct tcp_layer *layer);
+/* Frees every connection, orphans included. */
+void tcp_layer_destroy(struct usock_stack *stack);
+
+/* tcp_input.c */
+void tcp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint64_t now);
+void tcp_error(struct usock_stack *stack, const struct ipv4_error *error, uint64_t now);
+
+/* tcp_output.c */
+/* Sends whatever the windows, Nagle and the state allow, then an ACK if
+ * one is due. */
+void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
+/* Retransmits up to limit bytes from snd_una (and the FIN if it follows). */
+void tcp_retransmit_first(struct usock_stack *stack, struct tcp_connection *tcb,
+                          uint32_t limit, uint64_t now);
+/* Sends a bare ACK now (window update, duplicate ACK, challenge ACK). */
+void tcp_send_ack(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
+/* Sends a RST for the connection (abort). */
+void tcp_send_reset(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
+/* Answers a segment that has no connection with a RST (RFC 9293 3.10.7.1). */
+void tcp_reply_reset(struct usock_stack *stack, const struct ipv4_packet *packet,
+                     const struct tcp_header *header, uint64_t now);
+/* The window we offer now (free receive space, minus what out-of-order
+ * data holds), before SWS avoidance. */
+uint32_t tcp_receive_window(const struct tcp_connection *tcb);
+/* Sequence number of the send ring's first byte. */
+uint32_t tcp_send_base(const struct tcp_connection *tcb);
+
+/* tcp_timer.c */
+void tcp_timers_init(struct tcp_connection *tcb);
+void tcp_timers_cancel(struct usock_stack *stack, struct tcp_connection *tcb);
+void tcp_arm_retransmit(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
+void tcp_rtt_sample(struct tcp_connection *tcb, uint64_t sample_ns);
+void tcp_enter_time_wait(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
+void tcp_schedule_delayed_ack(struct usock_stack *stack, struct tcp_connection *tcb,
+                              uint64_t now);
+void tcp_keepalive_reset(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
+
+/* tcp_socket.c */
+void tcp_set_state(struct usock_stack *stack, struct tcp_connection *tcb, enum tcp_state state);
+/* Ends the connection: CLOSED, unhashed, error reported, orphan freed. */
+void tcp_done(struct usock_stack *stack, struct tcp_connection *tcb, int error);
+/* Finds the connection for a 4-tuple (addresses network order, ports host). */
+struct tcp_connection *tcp_lookup_connection(struct usock_stack *stack, uint32_t local_address,
+                                             uint16_t local_port, uint32_t remote_address,
+                                             uint16_t remote_port);
+struct tcp_connection *tcp_lookup_listener(struct usock_stack *stack, uint32_t local_address,
+                                           uint16_t local_port);
+/* Makes a SYN-RECEIVED child of listener for a SYN; NULL when queues are
+ * full or memory is short (counted). */
+struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_connection *listener,
+                                        const struct ipv4_packet *packet,
+                                        const struct tcp_header *header, uint64_t now);
+/* A child reached ESTABLISHED: move it to the accept queue. */
+void tcp_child_established(struct usock_stack *stack, struct tcp_connection *tcb);
+/* RFC 6528 initial sequence number. */
+uint32_t tcp_initial_sequence(struct usock_stack *stack, uint32_t local_address,
+                              uint16_t local_port, uint32_t remote_address,
+                              uint16_t remote_port, uint64_t now);
+static inline struct tcp_connection *tcp_of(struct socket *socket);
+
+static const char *const tcp_state_names[TCPS_STATE_COUNT] = {
+    [TCPS_CLOSED] = "CLOSE",       [TCPS_LISTEN] = "LISTEN",
+    [TCPS_SYN_SENT] = "SYN-SENT",  [TCPS_SYN_RECEIVED] = "SYN-RECV",
+    [TCPS_ESTABLISHED] = "ESTAB",  [TCPS_CLOSE_WAIT] = "CLOSE-WAIT",
+    [TCPS_FIN_WAIT_1] = "FIN-WAIT-1", [TCPS_CLOSING] = "CLOSING",
+    [TCPS_LAST_ACK] = "LAST-ACK",  [TCPS_FIN_WAIT_2] = "FIN-WAIT-2",
+    [TCPS_TIME_WAIT] = "TIME-WAIT",
+};
+_Static_assert(sizeof(tcp_state_names) / sizeof(tcp_state_names[0]) == TCPS_STATE_COUNT,
+               "a name for every TCP state");
+
+#include "socket/socket.h"
+
+static inline struct tcp_connection *tcp_of(struct socket *socket)
+{
+    return socket->protocol_state;
+}
+
+#endif

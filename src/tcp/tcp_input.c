@@ -1,0 +1,728 @@
+/*
+ * tcp_input.c - segment arrival, RFC 9293 3.10.7, in stages:
+ *
+ *   validate (wire/tcp.c)  ->  find the connection (4-tuple, then a
+ *   listener)  ->  per-state handling: CLOSED (reset), LISTEN (make a
+ *   child), SYN-SENT, and the synchronized states, which go through the
+ *   RFC's steps in order: sequence acceptability and trimming, RST (exact
+ *   match resets, in-window draws a challenge ACK, RFC 5961 3.2), SYN
+ *   (challenge ACK, RFC 5961 4.2), ACK (send side, congestion control,
+ *   state changes of our FIN), text (in order to the receive ring, beyond a
+ *   hole to the bounded out-of-order list), FIN.
+ *
+ * Congestion control is NewReno: slow start and congestion avoidance (RFC
+ * 5681) with fast retransmit on the third duplicate ACK and fast recovery
+ * that retransmits on each partial ACK (RFC 6582).
+ *
+ * Everything here works on the segment borrowed from the link; payload is
+ * copied once, into the receive ring or an out-of-order entry.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stack.h"
+#include "tcp/tcp.h"
+#include "tcp/tcp_sequence.h"
+#include "wire/icmp.h"
+
+/* A received segment after validation, as the handlers see it. */
+struct tcp_segment {
+    struct tcp_header header;
+    const uint8_t *data;
+    uint32_t data_length;
+    uint32_t sequence;     /* first sequence number (may move when trimmed) */
+    uint32_t length;       /* SEG.LEN: data plus SYN and FIN */
+    uint8_t flags;
+};
+
+static bool has_flag(const struct tcp_segment *segment, uint8_t flag)
+{
+    return (segment->flags & flag) != 0;
+}
+
+/* ---- receiving data ---- */
+
+/* Appends in-order data to the receive ring; returns bytes taken. */
+static uint32_t tcp_take_in_order(struct tcp_connection *tcb, const uint8_t *data,
+                                  uint32_t length)
+{
+    uint32_t taken = (uint32_t)ring_write(&tcb->receive_buffer, data, length);
+    tcb->rcv_nxt += taken;
+    return taken;
+}
+
+/* Moves out-of-order segments that now continue the stream into the ring.
+ * Returns true when a FIN was reached. */
+static bool tcp_drain_out_of_order(struct usock_stack *stack, struct tcp_connection *tcb)
+{
+    bool fin = false;
+    while (tcb->out_of_order && seq_leq(tcb->out_of_order->sequence, tcb->rcv_nxt)) {
+        struct tcp_out_of_order *entry = tcb->out_of_order;
+        uint32_t end = entry->sequence + entry->length;
+        if (seq_gt(end, tcb->rcv_nxt)) {
+            uint32_t skip = tcb->rcv_nxt - entry->sequence;
+            uint32_t wanted = entry->length - skip;
+            if (tcp_take_in_order(tcb, entry->data + skip, wanted) < wanted)
+                break; /* ring full: keep the rest for later */
+        }
+        if (entry->fin && tcb->rcv_nxt == end)
+            fin = true;
+        tcb->out_of_order = entry->next;
+        tcb->out_of_order_count--;
+        tcb->out_of_order_bytes -= entry->length;
+        free(entry);
+        if (fin)
+            break;
+    }
+    (void)stack;
+    return fin;
+}
+
+/* Keeps a segment that arrived beyond a hole, in sequence order, trimmed
+ * against its neighbours so no byte is held twice.  Bounded by entry count
+ * and by the receive window: past either, it is dropped and counted. */
+static void tcp_queue_out_of_order(struct usock_stack *stack, struct tcp_connection *tcb,
+                                   uint32_t sequence, const uint8_t *data, uint32_t length,
+                                   bool fin)
+{
+    struct tcp_out_of_order **link = &tcb->out_of_order;
+    while (*link && seq_lt((*link)->sequence, sequence))
+        link = &(*link)->next;
+    /* Trim against the previous entry's end. */
+    if (link != &tcb->out_of_order) {
+        struct tcp_out_of_order *previous = tcb->out_of_order;
+        while (previous->next != *link)
+            previous = previous->next;
+        uint32_t previous_end = previous->sequence + previous->length;
+        if (seq_geq(previous_end, sequence + length))
+            return; /* entirely held already */
+        if (seq_gt(previous_end, sequence)) {
+            uint32_t overlap = previous_end - sequence;
+            sequence += overlap;
+            data += overlap;
+            length -= overlap;
+        }
+    }
+    /* Trim against the next entry's start. */
+    if (*link && seq_lt((*link)->sequence, sequence + length)) {
+        if ((*link)->sequence == sequence && seq_geq(sequence + (*link)->length, sequence + length))
+            return;
+        length = (*link)->sequence - sequence;
+        fin = false;
+        if (length == 0)
+            return;
+    }
+    if (tcb->out_of_order_count >= TCP_OUT_OF_ORDER_LIMIT ||
+        tcb->out_of_order_bytes + length + tcb->receive_buffer.length >
+            tcb->receive_buffer.capacity) {
+        COUNT(stack, TcpOutOfOrderDrops);
+        return;
+    }
+    struct tcp_out_of_order *entry = malloc(sizeof(*entry) + length);
+    if (!entry) {
+        COUNT(stack, TcpOutOfOrderDrops);
+        return;
+    }
+    entry->sequence = sequence;
+    entry->length = length;
+    entry->fin = fin;
+    memcpy(entry->data, data, length);
+    entry->next = *link;
+    *link = entry;
+    tcb->out_of_order_count++;
+    tcb->out_of_order_bytes += length;
+    COUNT(stack, TcpOutOfOrderQueued);
+}
+
+/* ---- the ACK ---- */
+
+static uint32_t tcp_flight_size(const struct tcp_connection *tcb)
+{
+    return tcb->snd_max - tcb->snd_una;
+}
+
+/* RFC 5681 3.2 and RFC 6582 3.2 step 1-2: the third duplicate ACK. */
+static void tcp_enter_fast_recovery(struct usock_stack *stack, struct tcp_connection *tcb,
+                                    uint64_t now)
+{
+    uint32_t half = tcp_flight_size(tcb) / 2;
+    tcb->ssthresh = half > 2u * tcb->mss ? half : 2u * tcb->mss;
+    tcb->recover = tcb->snd_max;
+    tcb->in_recovery = true;
+    tcb->cwnd = tcb->ssthresh + 3u * tcb->mss;
+    tcb->rtt_measuring = false;
+    tcb->total_retransmits++;
+    COUNT(stack, TcpFastRetrans);
+    COUNT(stack, TcpRecoveries);
+    tcp_retransmit_first(stack, tcb, tcb->mss, now);
+}
+
+static void tcp_congestion_on_ack(struct usock_stack *stack, struct tcp_connection *tcb,
+                                  uint32_t acknowledged, uint32_t ack, uint64_t now)
+{
+    if (tcb->in_recovery) {
+        if (seq_geq(ack, tcb->recover)) {
+            /* Full ACK: leave recovery (RFC 6582 3.2 step 3, option 1). */
+            uint32_t flight = tcp_flight_size(tcb);
+            uint32_t deflated = flight + tcb->mss;
+            tcb->cwnd = tcb->ssthresh < deflated ? tcb->ssthresh : deflated;
+            tcb->in_recovery = false;
+        } else {
+            /* Partial ACK: retransmit the next hole, deflate by what was
+             * acknowledged, add back one segment. */
+            tcp_retransmit_first(stack, tcb, tcb->mss, now);
+            tcb->cwnd = tcb->cwnd > acknowledged ? tcb->cwnd - acknowledged : tcb->mss;
+            if (acknowledged >= tcb->mss)
+                tcb->cwnd += tcb->mss;
+            tcp_arm_retransmit(stack, tcb, now);
+        }
+        return;
+    }
+    if (tcb->cwnd < tcb->ssthresh) {
+        /* Slow start with appropriate byte counting, L = 1 SMSS. */
+        tcb->cwnd += acknowledged < tcb->mss ? acknowledged : tcb->mss;
+    } else {
+        /* Congestion avoidance: about one segment per window. */
+        uint32_t increment = (uint32_t)((uint64_t)tcb->mss * tcb->mss / tcb->cwnd);
+        tcb->cwnd += increment ? increment : 1;
+    }
+    if (tcb->cwnd > (1u << 30))
+        tcb->cwnd = 1u << 30;
+}
+
+/* Processes SEG.ACK in a synchronized state.  Returns false when the
+ * segment must be dropped (or the connection is gone). */
+static bool tcp_process_ack(struct usock_stack *stack, struct tcp_connection *tcb,
+                            const struct tcp_segment *segment, uint64_t now)
+{
+    uint32_t ack = segment->header.acknowledgment;
+    uint32_t base = tcp_send_base(tcb);
+    uint32_t data_end = base + (uint32_t)tcb->send_buffer.length; /* where a FIN sits */
+    if (tcb->state == TCPS_SYN_RECEIVED) {
+        /* The caller checked snd_una < ack <= snd_max. */
+        tcp_set_state(stack, tcb, TCPS_ESTABLISHED);
+        tcb->snd_wnd = segment->header.window;
+        tcb->max_snd_wnd = tcb->snd_wnd;
+        tcb->snd_wl1 = segment->sequence;
+        tcb->snd_wl2 = ack;
+        tcp_keepalive_reset(stack, tcb, now);
+        if (tcb->listener)
+            tcp_child_established(stack, tcb);
+    }
+    if (seq_gt(ack, tcb->snd_max)) {
+        /* It acknowledges something not yet sent: ACK and drop. */
+        COUNT(stack, TcpInAckTooNew);
+        tcb->ack_now = true;
+        return false;
+    }
+    if (seq_gt(ack, tcb->snd_una)) {
+        uint32_t acknowledged = ack - tcb->snd_una;
+        if (seq_gt(ack, base)) {
+            uint32_t data = ack - base;
+            ring_discard(&tcb->send_buffer, data);
+        }
+        if (tcb->rtt_measuring && seq_geq(ack, tcb->rtt_sequence)) {
+            tcp_rtt_sample(tcb, now - tcb->rtt_started);
+            tcb->rtt_measuring = false;
+        }
+        tcb->snd_una = ack;
+        if (seq_lt(tcb->snd_nxt, tcb->snd_una))
+            tcb->snd_nxt = tcb->snd_una;
+        tcb->retransmits = 0;
+        tcb->duplicate_acks = 0;
+        tcp_congestion_on_ack(stack, tcb, acknowledged, ack, now);
+        if (tcb->snd_una == tcb->snd_max)
+            timer_cancel(&stack->timers, &tcb->retransmit_timer);
+        else if (!tcb->in_recovery)
+            tcp_arm_retransmit(stack, tcb, now);
+        socket_wake(stack, tcb->socket);
+    } else if (ack == tcb->snd_una && segment->data_length == 0 &&
+               !has_flag(segment, TCP_FLAG_SYN | TCP_FLAG_FIN) &&
+               segment->header.window == tcb->snd_wnd && segment->header.window != 0 &&
+               tcb->snd_max != tcb->snd_una) {
+        /* RFC 5681 2: a duplicate ACK. */
+        tcb->duplicate_acks++;
+        if (tcb->in_recovery) {
+            tcb->cwnd += tcb->mss;
+        } else if (tcb->duplicate_acks == 3 && seq_gt(ack, tcb->recover)) {
+            tcp_enter_fast_recovery(stack, tcb, now);
+        }
+    }
+    /* RFC 9293 3.10.7.4: update the send window from newer segments. */
+    if (seq_lt(tcb->snd_wl1, segment->sequence) ||
+        (tcb->snd_wl1 == segment->sequence && seq_leq(tcb->snd_wl2, ack))) {
+        bool was_closed = tcb->snd_wnd == 0;
+        tcb->snd_wnd = segment->header.window;
+        tcb->snd_wl1 = segment->sequence;
+        tcb->snd_wl2 = ack;
+        if (tcb->snd_wnd > tcb->max_snd_wnd)
+            tcb->max_snd_wnd = tcb->snd_wnd;
+        if (was_closed && tcb->snd_wnd > 0) {
+            /* The window opened: stop probing, resume at once. */
+            tcb->retransmits = 0;
+            timer_cancel(&stack->timers, &tcb->retransmit_timer);
+            if (tcb->snd_una != tcb->snd_max)
+                tcp_arm_retransmit(stack, tcb, now);
+        }
+    }
+
+    /* Our FIN, if sent, is acknowledged once snd_una passes it. */
+    bool fin_acknowledged = tcb->fin_queued && seq_gt(tcb->snd_una, data_end);
+    switch (tcb->state) {
+    case TCPS_FIN_WAIT_1:
+        if (fin_acknowledged) {
+            tcp_set_state(stack, tcb, TCPS_FIN_WAIT_2);
+            if (tcb->orphaned)
+                stack_timer_arm(stack, &tcb->keepalive_timer, now + TCP_FIN_TIMEOUT_NS);
+        }
+        break;
+    case TCPS_CLOSING:
+        if (fin_acknowledged) {
+            tcp_enter_time_wait(stack, tcb, now);
+            return false;
+        }
+        break;
+    case TCPS_LAST_ACK:
+        if (fin_acknowledged) {
+            tcp_done(stack, tcb, 0);
+            return false;
+        }
+        break;
+    default:
+        break;
+    }
+    return true;
+}
+
+/* ---- states ---- */
+
+static void tcp_input_listen(struct usock_stack *stack, struct tcp_connection *listener,
+                             const struct ipv4_packet *packet, const struct tcp_segment *segment,
+                             uint64_t now)
+{
+    if (has_flag(segment, TCP_FLAG_RST))
+        return;
+    if (has_flag(segment, TCP_FLAG_ACK)) {
+        tcp_reply_reset(stack, packet, &segment->header, now);
+        return;
+    }
+    if (!has_flag(segment, TCP_FLAG_SYN))
+        return;
+    /* Data on the SYN is not kept (no Fast Open); the peer resends it. */
+    tcp_create_child(stack, listener, packet, &segment->header, now);
+}
+
+static void tcp_established_from_syn_sent(struct usock_stack *stack, struct tcp_connection *tcb,
+                                          const struct tcp_segment *segment, uint64_t now)
+{
+    const struct tcp_options *options = &segment->header.options;
+    uint16_t peer_mss = options->has_mss && options->mss ? options->mss : TCP_DEFAULT_MSS;
+    tcb->mss = peer_mss < tcb->advertised_mss ? peer_mss : tcb->advertised_mss;
+    if (tcb->mss < 64)
+        tcb->mss = 64;
+    tcb->cwnd = TCP_INITIAL_WINDOW_SEGMENTS * tcb->mss;
+    tcb->snd_wnd = segment->header.window;
+    tcb->max_snd_wnd = tcb->snd_wnd;
+    tcb->snd_wl1 = segment->sequence;
+    tcb->snd_wl2 = segment->header.acknowledgment;
+    if (tcb->retransmits == 0 && tcb->rtt_measuring)
+        tcp_rtt_sample(tcb, now - tcb->rtt_started);
+    tcb->rtt_measuring = false;
+    tcb->retransmits = 0;
+    timer_cancel(&stack->timers, &tcb->retransmit_timer);
+    tcp_set_state(stack, tcb, TCPS_ESTABLISHED);
+    tcp_keepalive_reset(stack, tcb, now);
+    tcb->ack_now = true;
+}
+
+static void tcp_input_syn_sent(struct usock_stack *stack, struct tcp_connection *tcb,
+                               const struct ipv4_packet *packet, struct tcp_segment *segment,
+                               uint64_t now)
+{
+    uint32_t ack = segment->header.acknowledgment;
+    bool ack_acceptable = false;
+    if (has_flag(segment, TCP_FLAG_ACK)) {
+        if (seq_leq(ack, tcb->iss) || seq_gt(ack, tcb->snd_max)) {
+            tcp_reply_reset(stack, packet, &segment->header, now);
+            return;
+        }
+        ack_acceptable = true;
+    }
+    if (has_flag(segment, TCP_FLAG_RST)) {
+        if (ack_acceptable) {
+            COUNT(stack, TcpRstsReceived);
+            tcp_done(stack, tcb, ECONNREFUSED);
+        }
+        return;
+    }
+    if (!has_flag(segment, TCP_FLAG_SYN))
+        return;
+    tcb->irs = segment->sequence;
+    tcb->rcv_nxt = segment->sequence + 1;
+    tcb->rcv_adv = tcb->rcv_nxt;
+    if (ack_acceptable) {
+        tcb->snd_una = ack;
+        if (seq_lt(tcb->snd_nxt, tcb->snd_una))
+            tcb->snd_nxt = tcb->snd_una;
+        tcp_established_from_syn_sent(stack, tcb, segment, now);
+        tcp_output(stack, tcb, now);
+        return;
+    }
+    /* Simultaneous open (RFC 9293 3.5 figure 8): answer with SYN-ACK. */
+    const struct tcp_options *options = &segment->header.options;
+    uint16_t peer_mss = options->has_mss && options->mss ? options->mss : TCP_DEFAULT_MSS;
+    tcb->mss = peer_mss < tcb->advertised_mss ? peer_mss : tcb->advertised_mss;
+    tcb->cwnd = TCP_INITIAL_WINDOW_SEGMENTS * tcb->mss;
+    tcb->snd_wnd = segment->header.window;
+    tcb->snd_wl1 = segment->sequence;
+    tcp_set_state(stack, tcb, TCPS_SYN_RECEIVED);
+    tcb->snd_nxt = tcb->iss;
+    tcp_output(stack, tcb, now);
+}
+
+/* RFC 9293 3.10.7.4 first check: is the segment acceptable?  Trims it to
+ * the window.  Returns false when it is not. */
+static bool tcp_segment_acceptable(struct tcp_connection *tcb, struct tcp_segment *segment)
+{
+    uint32_t window = seq_gt(tcb->rcv_adv, tcb->rcv_nxt) ? tcb->rcv_adv - tcb->rcv_nxt : 0;
+    uint32_t window_now = tcp_receive_window(tcb);
+    if (window_now > window)
+        window = window_now;
+    uint32_t sequence = segment->sequence;
+    uint32_t length = segment->length;
+    bool acceptable;
+    if (length == 0)
+        acceptable = window == 0 ? sequence == tcb->rcv_nxt
+                                 : seq_in_window(sequence, tcb->rcv_nxt, tcb->rcv_nxt + window);
+    else if (window == 0)
+        /* Special allowance: still process the ACK of an in-sequence
+         * segment; its data is trimmed away below. */
+        acceptable = sequence == tcb->rcv_nxt;
+    else
+        acceptable = seq_in_window(sequence, tcb->rcv_nxt, tcb->rcv_nxt + window) ||
+                     seq_in_window(sequence + length - 1, tcb->rcv_nxt, tcb->rcv_nxt + window);
+    if (!acceptable)
+        return false;
+    /* Trim what lies before rcv_nxt. */
+    if (seq_lt(segment->sequence, tcb->rcv_nxt)) {
+        uint32_t excess = tcb->rcv_nxt - segment->sequence;
+        if (has_flag(segment, TCP_FLAG_SYN)) {
+            segment->flags &= (uint8_t)~TCP_FLAG_SYN;
+            segment->sequence++;
+            segment->length--;
+            excess--;
+        }
+        if (excess > segment->data_length)
+            excess = segment->data_length;
+        segment->data += excess;
+        segment->data_length -= excess;
+        segment->sequence += excess;
+        segment->length -= excess;
+    }
+    /* Trim what lies beyond the window. */
+    uint32_t right = tcb->rcv_nxt + window;
+    if (seq_gt(segment->sequence + segment->data_length, right)) {
+        uint32_t keep = seq_gt(right, segment->sequence) ? right - segment->sequence : 0;
+        segment->data_length = keep;
+        segment->flags &= (uint8_t)~TCP_FLAG_FIN;
+        segment->length = keep + (has_flag(segment, TCP_FLAG_SYN) ? 1 : 0);
+    }
+    return true;
+}
+
+static void tcp_input_reset(struct usock_stack *stack, struct tcp_connection *tcb,
+                            const struct tcp_segment *segment, uint64_t now)
+{
+    /* RFC 5961 3.2: only an exact match resets; in-window ones are
+     * challenged (the acceptability check already dropped the rest). */
+    if (segment->sequence != tcb->rcv_nxt) {
+        COUNT(stack, TcpInWindowRstsIgnored);
+        COUNT(stack, TcpChallengeAcks);
+        tcp_send_ack(stack, tcb, now);
+        return;
+    }
+    COUNT(stack, TcpRstsReceived);
+    tcb->reset_received = true;
+    switch (tcb->state) {
+    case TCPS_SYN_RECEIVED:
+        tcp_done(stack, tcb, tcb->listener ? 0 : ECONNREFUSED);
+        return;
+    case TCPS_ESTABLISHED:
+    case TCPS_FIN_WAIT_1:
+    case TCPS_FIN_WAIT_2:
+    case TCPS_CLOSE_WAIT:
+        COUNT(stack, TcpEstabResets);
+        /* RFC 9293: queued sends are flushed; what was received stays
+         * readable before the error (as Linux). */
+        ring_destroy(&tcb->send_buffer);
+        tcp_done(stack, tcb, tcb->state == TCPS_CLOSE_WAIT ? EPIPE : ECONNRESET);
+        return;
+    default:
+        tcp_done(stack, tcb, 0);
+        return;
+    }
+}
+
+/* Decides how to acknowledge in-order data just taken. */
+static void tcp_acknowledge_data(struct usock_stack *stack, struct tcp_connection *tcb,
+                                 uint32_t length, uint64_t now)
+{
+    if (length >= tcb->advertised_mss || length >= tcb->mss)
+        tcb->segments_unacked++;
+    if (tcb->quickack > 0) {
+        tcb->quickack--;
+        tcb->ack_now = true;
+    } else if (tcb->segments_unacked >= 2) {
+        tcb->ack_now = true; /* RFC 9293 3.8.6.3: at least every second full segment */
+    } else {
+        tcp_schedule_delayed_ack(stack, tcb, now);
+    }
+}
+
+static void tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb,
+                           struct tcp_segment *segment, uint64_t now)
+{
+    bool fin = has_flag(segment, TCP_FLAG_FIN);
+    if (segment->data_length == 0 && !fin)
+        return;
+    if (segment->sequence == tcb->rcv_nxt) {
+        uint32_t taken = tcp_take_in_order(tcb, segment->data, segment->data_length);
+        if (taken < segment->data_length)
+            fin = false; /* the ring was full: the rest comes again */
+        bool filled_hole = tcb->out_of_order != NULL;
+        if (filled_hole && tcp_drain_out_of_order(stack, tcb))
+            fin = true;
+        if (taken)
+            socket_wake(stack, tcb->socket);
+        if (filled_hole || fin)
+            tcb->ack_now = true;
+        else if (taken)
+            tcp_acknowledge_data(stack, tcb, taken, now);
+        else
+            tcb->ack_now = true;
+    } else {
+        /* Beyond a hole: keep it, and say at once what we miss (a
+         * duplicate ACK drives the sender's fast retransmit). */
+        tcp_queue_out_of_order(stack, tcb, segment->sequence, segment->data,
+                               segment->data_length, fin);
+        tcb->ack_now = true;
+        fin = false;
+    }
+    if (!fin)
+        return;
+    /* RFC 9293 3.10.7.4 eighth: the FIN. */
+    tcb->rcv_nxt++;
+    tcb->fin_received = true;
+    tcb->ack_now = true;
+    socket_wake(stack, tcb->socket);
+    switch (tcb->state) {
+    case TCPS_SYN_RECEIVED:
+    case TCPS_ESTABLISHED:
+        tcp_set_state(stack, tcb, TCPS_CLOSE_WAIT);
+        break;
+    case TCPS_FIN_WAIT_1:
+        tcp_set_state(stack, tcb, TCPS_CLOSING);
+        break;
+    case TCPS_FIN_WAIT_2:
+        tcp_send_ack(stack, tcb, now);
+        tcp_enter_time_wait(stack, tcb, now);
+        break;
+    default:
+        break;
+    }
+}
+
+static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connection *tcb,
+                                   const struct ipv4_packet *packet,
+                                   struct tcp_segment *segment, uint64_t now)
+{
+    /* A retransmitted SYN for a connection still in SYN-RECEIVED: answer
+     * with the SYN-ACK again (Linux's tcp_check_req). */
+    if (tcb->state == TCPS_SYN_RECEIVED && has_flag(segment, TCP_FLAG_SYN) &&
+        !has_flag(segment, TCP_FLAG_ACK | TCP_FLAG_RST) && segment->sequence == tcb->irs) {
+        tcb->snd_nxt = tcb->iss;
+        tcp_output(stack, tcb, now);
+        return;
+    }
+    if (tcb->state == TCPS_TIME_WAIT && has_flag(segment, TCP_FLAG_FIN) &&
+        !has_flag(segment, TCP_FLAG_RST) && segment->sequence + segment->length == tcb->rcv_nxt) {
+        /* The peer did not hear our ACK of its FIN: again, and restart 2MSL. */
+        tcp_send_ack(stack, tcb, now);
+        stack_timer_arm(stack, &tcb->keepalive_timer, now + stack->tcp_time_wait_ns);
+        return;
+    }
+    if (!tcp_segment_acceptable(tcb, segment)) {
+        COUNT(stack, TcpInUnacceptable);
+        if (!has_flag(segment, TCP_FLAG_RST))
+            tcp_send_ack(stack, tcb, now);
+        return;
+    }
+    if (has_flag(segment, TCP_FLAG_RST)) {
+        tcp_input_reset(stack, tcb, segment, now);
+        return;
+    }
+    if (has_flag(segment, TCP_FLAG_SYN)) {
+        /* RFC 5961 4.2: a SYN in a synchronized state is challenged. */
+        COUNT(stack, TcpChallengeAcks);
+        tcp_send_ack(stack, tcb, now);
+        return;
+    }
+    if (!has_flag(segment, TCP_FLAG_ACK))
+        return;
+    tcb->last_received = now;
+    tcb->keepalive_probes_sent = 0;
+    if (tcb->state == TCPS_SYN_RECEIVED) {
+        uint32_t ack = segment->header.acknowledgment;
+        if (!seq_gt(ack, tcb->snd_una) || seq_gt(ack, tcb->snd_max)) {
+            tcp_reply_reset(stack, packet, &segment->header, now);
+            return;
+        }
+    }
+    if (!tcp_process_ack(stack, tcb, segment, now)) {
+        if (tcb->state != TCPS_CLOSED && tcb->ack_now)
+            tcp_send_ack(stack, tcb, now);
+        return;
+    }
+    if (tcb->state == TCPS_ESTABLISHED || tcb->state == TCPS_FIN_WAIT_1 ||
+        tcb->state == TCPS_FIN_WAIT_2) {
+        if (tcb->orphaned && segment->data_length > 0) {
+            /* Nobody will read it: Linux resets (TCPAbortOnData). */
+            COUNT(stack, TcpAbortOnData);
+            tcp_send_reset(stack, tcb, now);
+            tcp_done(stack, tcb, 0);
+            return;
+        }
+        tcp_input_text(stack, tcb, segment, now);
+        if (tcb->state == TCPS_CLOSED || tcb->state == TCPS_TIME_WAIT) {
+            return;
+        }
+    } else if (segment->data_length > 0 || has_flag(segment, TCP_FLAG_FIN)) {
+        /* CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT: the peer already sent
+         * its FIN; a retransmission of it just needs our ACK again. */
+        tcb->ack_now = true;
+    }
+    tcp_output(stack, tcb, now);
+}
+
+void tcp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint64_t now)
+{
+    struct tcp_segment segment;
+    const struct ipv4_header *ip = &packet->header;
+    if (packet->destination_kind != ADDRESS_LOCAL) {
+        COUNT(stack, TcpInNotUnicast);
+        return;
+    }
+    switch (tcp_parse(packet->payload, packet->payload_length, ip->source, ip->destination,
+                      stack->verify_checksums && !packet->from_loopback, &segment.header)) {
+    case TCP_PARSE_OK:
+        break;
+    case TCP_PARSE_TRUNCATED:
+        COUNT(stack, TcpInTruncated);
+        COUNT(stack, TcpInErrs);
+        return;
+    case TCP_PARSE_BAD_HEADER_LENGTH:
+        COUNT(stack, TcpInBadHeaderLength);
+        COUNT(stack, TcpInErrs);
+        return;
+    case TCP_PARSE_BAD_CHECKSUM:
+        COUNT(stack, TcpInCsumErrors);
+        COUNT(stack, TcpInErrs);
+        return;
+    case TCP_PARSE_BAD_OPTIONS:
+        COUNT(stack, TcpInBadOptions);
+        COUNT(stack, TcpInErrs);
+        return;
+    }
+    COUNT(stack, TcpInSegs);
+    segment.flags = segment.header.flags;
+    segment.data = packet->payload + segment.header.header_length;
+    segment.data_length = (uint32_t)(packet->payload_length - segment.header.header_length);
+    segment.sequence = segment.header.sequence;
+    segment.length = segment.data_length + (has_flag(&segment, TCP_FLAG_SYN) ? 1 : 0) +
+                     (has_flag(&segment, TCP_FLAG_FIN) ? 1 : 0);
+
+    struct tcp_connection *tcb =
+        tcp_lookup_connection(stack, ip->destination, segment.header.destination_port,
+                              ip->source, segment.header.source_port);
+    if (tcb && tcb->state == TCPS_TIME_WAIT && has_flag(&segment, TCP_FLAG_SYN) &&
+        !has_flag(&segment, TCP_FLAG_ACK | TCP_FLAG_RST) && seq_gt(segment.sequence, tcb->rcv_nxt)) {
+        /* A new incarnation of a connection in TIME_WAIT (RFC 9293 3.6.1
+         * allows it when its sequence numbers are beyond the old ones). */
+        struct tcp_connection *listener =
+            tcp_lookup_listener(stack, ip->destination, segment.header.destination_port);
+        if (listener) {
+            tcp_done(stack, tcb, 0);
+            tcp_input_listen(stack, listener, packet, &segment, now);
+            return;
+        }
+    }
+    if (!tcb) {
+        struct tcp_connection *listener =
+            tcp_lookup_listener(stack, ip->destination, segment.header.destination_port);
+        if (listener) {
+            tcp_input_listen(stack, listener, packet, &segment, now);
+            return;
+        }
+        COUNT(stack, TcpInNoSocket);
+        tcp_reply_reset(stack, packet, &segment.header, now);
+        return;
+    }
+    if (tcb->state == TCPS_SYN_SENT) {
+        tcp_input_syn_sent(stack, tcb, packet, &segment, now);
+        return;
+    }
+    tcp_input_synchronized(stack, tcb, packet, &segment, now);
+}
+
+/* ---- ICMP errors ---- */
+
+void tcp_error(struct usock_stack *stack, const struct ipv4_error *error, uint64_t now)
+{
+    if (error->quoted_payload_length < 8)
+        return;
+    const uint8_t *quoted = error->quoted_payload;
+    uint16_t source_port = (uint16_t)(quoted[0] << 8 | quoted[1]);
+    uint16_t destination_port = (uint16_t)(quoted[2] << 8 | quoted[3]);
+    uint32_t sequence = (uint32_t)quoted[4] << 24 | (uint32_t)quoted[5] << 16 |
+                        (uint32_t)quoted[6] << 8 | quoted[7];
+    struct tcp_connection *tcb =
+        tcp_lookup_connection(stack, error->quoted.source, source_port,
+                              error->quoted.destination, destination_port);
+    if (!tcb) {
+        COUNT(stack, IcmpInErrorsNoSocket);
+        return;
+    }
+    /* RFC 5927: believe only errors quoting a sequence number in flight. */
+    if (!seq_in_window(sequence, tcb->snd_una, tcb->snd_max + 1))
+        return;
+    if (error->type != ICMP_TYPE_DESTINATION_UNREACHABLE)
+        return;
+    if (error->code == ICMP_CODE_FRAGMENTATION_NEEDED) {
+        /* RFC 1191: shrink the MSS to the next-hop MTU and resend. */
+        uint32_t mtu = error->info & 0xffff;
+        if (mtu >= 68 && mtu - 40 < tcb->mss && tcb->state >= TCPS_ESTABLISHED) {
+            tcb->mss = (uint16_t)(mtu - 40 < 88 ? 88 : mtu - 40);
+            tcb->snd_nxt = tcb->snd_una;
+            tcp_output(stack, tcb, now);
+        }
+        return;
+    }
+    int code;
+    switch (error->code) {
+    case ICMP_CODE_NET_UNREACHABLE: code = ENETUNREACH; break;
+    case ICMP_CODE_HOST_UNREACHABLE: code = EHOSTUNREACH; break;
+    case ICMP_CODE_PROTOCOL_UNREACHABLE: code = ENOPROTOOPT; break;
+    case ICMP_CODE_PORT_UNREACHABLE: code = ECONNREFUSED; break;
+    case 9: case 10: case 13: code = EACCES; break;
+    default: code = EHOSTUNREACH; break;
+    }
+    /* Linux tcp_v4_err: while connecting, errors end the attempt; once
+     * established they are soft, reported only if the connection times out. */
+    if (tcb->state == TCPS_SYN_SENT || (tcb->state == TCPS_SYN_RECEIVED && !tcb->listener)) {
+        tcp_done(stack, tcb, code);
+        return;
+    }
+    tcb->soft_error = code;
+}

@@ -1,0 +1,278 @@
+/*
+ * tcp_output.c - building and sending TCP segments.
+ *
+ * tcp_output decides what to send from the connection's state: a SYN or
+ * SYN-ACK while synchronizing; otherwise data from the send ring, segmented
+ * by the MSS, limited by the smaller of the peer's window and the
+ * congestion window, held back by Nagle's algorithm (RFC 9293 3.7.4) and
+ * sender-side silly window avoidance (RFC 9293 3.8.6.2.1); then the FIN
+ * once every byte before it has gone; then a bare ACK if one is owed and
+ * nothing else carried it.  snd_nxt may have been pulled back to snd_una by
+ * a timeout, in which case the same code retransmits.
+ *
+ * Every segment but the first SYN carries an ACK and the window we offer;
+ * the window never shrinks (RFC 9293 3.8.6.2.2: the right edge stays put)
+ * and only opens in steps of at least min(MSS, half the buffer) (receiver
+ * silly window avoidance).  No window scaling yet, so at most 65535.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+
+#include "stack.h"
+#include "tcp/tcp.h"
+#include "tcp/tcp_sequence.h"
+
+uint32_t tcp_send_base(const struct tcp_connection *tcb)
+{
+    bool syn_unacknowledged = tcb->state == TCPS_SYN_SENT || tcb->state == TCPS_SYN_RECEIVED;
+    return tcb->snd_una + (syn_unacknowledged ? 1 : 0);
+}
+
+uint32_t tcp_receive_window(const struct tcp_connection *tcb)
+{
+    size_t free_space = ring_free_space(&tcb->receive_buffer);
+    free_space = free_space > tcb->out_of_order_bytes ? free_space - tcb->out_of_order_bytes : 0;
+    return free_space > 65535 ? 65535 : (uint32_t)free_space;
+}
+
+/* The window to put in the next segment, updating rcv_adv. */
+static uint16_t tcp_window_to_advertise(struct tcp_connection *tcb)
+{
+    uint32_t offered = tcp_receive_window(tcb);
+    uint32_t current = seq_gt(tcb->rcv_adv, tcb->rcv_nxt) ? tcb->rcv_adv - tcb->rcv_nxt : 0;
+    uint32_t step = tcb->advertised_mss;
+    if (tcb->receive_buffer.capacity / 2 < step)
+        step = (uint32_t)(tcb->receive_buffer.capacity / 2);
+    if (offered < current)
+        offered = current; /* never move the right edge left */
+    else if (offered - current < step && offered < tcb->receive_buffer.capacity)
+        offered = current; /* do not open by a sliver */
+    if (offered > 65535)
+        offered = 65535;
+    tcb->rcv_adv = tcb->rcv_nxt + offered;
+    return (uint16_t)offered;
+}
+
+/* Sends one segment: sequence, flags, and length bytes of the send ring
+ * from offset.  Returns 0 or -errno from IPv4. */
+static int tcp_send_segment(struct usock_stack *stack, struct tcp_connection *tcb,
+                            uint32_t sequence, uint8_t flags, size_t offset, size_t length,
+                            uint64_t now)
+{
+    struct socket *socket = tcb->socket;
+    struct tcp_header header = {
+        .source_port = socket->local_port,
+        .destination_port = socket->peer_port,
+        .sequence = sequence,
+        .flags = flags,
+    };
+    if (flags & TCP_FLAG_SYN) {
+        header.options.has_mss = true;
+        header.options.mss = tcb->advertised_mss;
+    }
+    if (flags & TCP_FLAG_ACK) {
+        header.acknowledgment = tcb->rcv_nxt;
+        header.window = tcp_window_to_advertise(tcb);
+    } else if (flags & TCP_FLAG_SYN) {
+        header.window = tcp_window_to_advertise(tcb);
+    }
+    size_t options_length = tcp_options_length(&header.options);
+    struct packet_buffer *buffer =
+        packet_buffer_new(PACKET_HEADROOM + TCP_HEADER_LENGTH + options_length, length);
+    if (!buffer)
+        return -ENOBUFS;
+    if (length)
+        ring_peek(&tcb->send_buffer, offset, packet_buffer_put(buffer, length), length);
+    uint8_t *segment = packet_buffer_push(buffer, TCP_HEADER_LENGTH + options_length);
+    tcp_emit(&header, socket->local_address, socket->peer_address, segment, length);
+    struct ipv4_send send = {
+        .source = socket->local_address,
+        .destination = socket->peer_address,
+        .protocol = IPPROTO_TCP,
+        .time_to_live = socket->time_to_live,
+        .type_of_service = socket->type_of_service,
+        .dont_fragment = true,
+    };
+    COUNT(stack, TcpOutSegs);
+    if (seq_lt(sequence, tcb->snd_max) && (length || (flags & (TCP_FLAG_SYN | TCP_FLAG_FIN))))
+        COUNT(stack, TcpRetransSegs);
+    if (flags & TCP_FLAG_RST)
+        COUNT(stack, TcpOutRsts);
+    if (flags & TCP_FLAG_ACK) {
+        tcb->ack_now = false;
+        tcb->segments_unacked = 0;
+        if (tcb->delayed_ack_pending) {
+            tcb->delayed_ack_pending = false;
+            timer_cancel(&stack->timers, &tcb->delayed_ack_timer);
+        }
+    }
+    return ipv4_output(stack, buffer, &send, now);
+}
+
+/* Bookkeeping after sending [sequence, sequence + consumed). */
+static void tcp_sent(struct usock_stack *stack, struct tcp_connection *tcb, uint32_t sequence,
+                     uint32_t consumed, uint64_t now)
+{
+    uint32_t end = sequence + consumed;
+    if (seq_gt(end, tcb->snd_nxt))
+        tcb->snd_nxt = end;
+    if (seq_gt(end, tcb->snd_max)) {
+        /* New data: time it if nothing is being timed (Karn: never a
+         * retransmission, since those stay below snd_max). */
+        if (!tcb->rtt_measuring && seq_geq(sequence, tcb->snd_max)) {
+            tcb->rtt_measuring = true;
+            tcb->rtt_sequence = end;
+            tcb->rtt_started = now;
+        }
+        tcb->snd_max = end;
+    }
+    if (!timer_is_armed(&tcb->retransmit_timer))
+        tcp_arm_retransmit(stack, tcb, now);
+}
+
+void tcp_send_ack(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+{
+    tcp_send_segment(stack, tcb, tcb->snd_nxt, TCP_FLAG_ACK, 0, 0, now);
+}
+
+void tcp_send_reset(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+{
+    tcp_send_segment(stack, tcb, tcb->snd_nxt, TCP_FLAG_RST | TCP_FLAG_ACK, 0, 0, now);
+}
+
+void tcp_reply_reset(struct usock_stack *stack, const struct ipv4_packet *packet,
+                     const struct tcp_header *header, uint64_t now)
+{
+    /* RFC 9293 3.10.7.1: never answer a RST; take the sequence number from
+     * the ACK if there is one, else acknowledge what the segment occupied. */
+    if (header->flags & TCP_FLAG_RST)
+        return;
+    struct tcp_header reply = {
+        .source_port = header->destination_port,
+        .destination_port = header->source_port,
+    };
+    if (header->flags & TCP_FLAG_ACK) {
+        reply.sequence = header->acknowledgment;
+        reply.flags = TCP_FLAG_RST;
+    } else {
+        size_t data = packet->payload_length - header->header_length;
+        reply.acknowledgment = header->sequence + (uint32_t)data +
+                               ((header->flags & TCP_FLAG_SYN) ? 1 : 0) +
+                               ((header->flags & TCP_FLAG_FIN) ? 1 : 0);
+        reply.flags = TCP_FLAG_RST | TCP_FLAG_ACK;
+    }
+    struct packet_buffer *buffer = packet_buffer_new(PACKET_HEADROOM + TCP_HEADER_LENGTH, 0);
+    if (!buffer)
+        return;
+    uint8_t *segment = packet_buffer_push(buffer, TCP_HEADER_LENGTH);
+    tcp_emit(&reply, packet->header.destination, packet->header.source, segment, 0);
+    struct ipv4_send send = {
+        .source = packet->header.destination,
+        .destination = packet->header.source,
+        .protocol = IPPROTO_TCP,
+        .time_to_live = IPV4_DEFAULT_TTL,
+        .dont_fragment = true,
+    };
+    COUNT(stack, TcpOutSegs);
+    COUNT(stack, TcpOutRsts);
+    ipv4_output(stack, buffer, &send, now);
+}
+
+/* Sends SYN (active) or SYN-ACK (passive, or simultaneous open). */
+static void tcp_output_syn(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+{
+    if (tcb->snd_nxt != tcb->iss)
+        return; /* sent and not yet timed out */
+    uint8_t flags = TCP_FLAG_SYN;
+    if (tcb->state == TCPS_SYN_RECEIVED)
+        flags |= TCP_FLAG_ACK;
+    tcp_send_segment(stack, tcb, tcb->iss, flags, 0, 0, now);
+    tcp_sent(stack, tcb, tcb->iss, 1, now);
+}
+
+static bool tcp_state_sends_data(enum tcp_state state)
+{
+    return state == TCPS_ESTABLISHED || state == TCPS_CLOSE_WAIT || state == TCPS_FIN_WAIT_1 ||
+           state == TCPS_CLOSING || state == TCPS_LAST_ACK;
+}
+
+void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+{
+    if (tcb->state == TCPS_SYN_SENT || tcb->state == TCPS_SYN_RECEIVED) {
+        tcp_output_syn(stack, tcb, now);
+        return;
+    }
+    if (tcp_state_sends_data(tcb->state)) {
+        uint32_t base = tcp_send_base(tcb);
+        uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
+        uint32_t window = tcb->snd_wnd < tcb->cwnd ? tcb->snd_wnd : tcb->cwnd;
+        uint32_t window_end = tcb->snd_una + window;
+        for (;;) {
+            if (seq_lt(tcb->snd_nxt, data_end)) {
+                uint32_t available = data_end - tcb->snd_nxt;
+                uint32_t length = available < tcb->mss ? available : tcb->mss;
+                uint32_t usable =
+                    seq_gt(window_end, tcb->snd_nxt) ? window_end - tcb->snd_nxt : 0;
+                if (length > usable) {
+                    /* Sender SWS avoidance: a partial segment only when it
+                     * is at least half the largest window offered. */
+                    if (usable == 0 || usable < tcb->max_snd_wnd / 2)
+                        break;
+                    length = usable;
+                }
+                bool in_flight = tcb->snd_nxt != tcb->snd_una;
+                bool last = length == available;
+                /* Nagle: a small segment waits while data is unacknowledged,
+                 * unless TCP_NODELAY, or it carries the FIN along. */
+                if (length < tcb->mss && in_flight && !tcb->nodelay &&
+                    !(last && tcb->fin_queued))
+                    break;
+                bool with_fin = last && tcb->fin_queued;
+                uint8_t flags = TCP_FLAG_ACK | (last ? TCP_FLAG_PSH : 0) |
+                                (with_fin ? TCP_FLAG_FIN : 0);
+                uint32_t sequence = tcb->snd_nxt;
+                if (tcp_send_segment(stack, tcb, sequence, flags, sequence - base, length, now) != 0)
+                    break;
+                tcp_sent(stack, tcb, sequence, length + (with_fin ? 1 : 0), now);
+                continue;
+            }
+            if (tcb->fin_queued && tcb->snd_nxt == data_end) {
+                tcp_send_segment(stack, tcb, data_end, TCP_FLAG_FIN | TCP_FLAG_ACK, 0, 0, now);
+                tcp_sent(stack, tcb, data_end, 1, now);
+            }
+            break;
+        }
+        /* Zero window with data waiting and nothing in flight: the
+         * retransmission timer doubles as the persist timer. */
+        if (tcb->snd_wnd == 0 && tcb->snd_nxt == tcb->snd_una &&
+            (seq_lt(tcb->snd_nxt, data_end) || tcb->fin_queued) &&
+            !timer_is_armed(&tcb->retransmit_timer))
+            tcp_arm_retransmit(stack, tcb, now);
+    }
+    if (tcb->ack_now && tcb->state != TCPS_CLOSED && tcb->state != TCPS_LISTEN)
+        tcp_send_ack(stack, tcb, now);
+}
+
+/* Retransmits the first unacknowledged segment (fast retransmit, partial
+ * ACKs in NewReno recovery, zero-window probes of one byte). */
+void tcp_retransmit_first(struct usock_stack *stack, struct tcp_connection *tcb,
+                          uint32_t limit, uint64_t now)
+{
+    uint32_t base = tcp_send_base(tcb);
+    uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
+    uint32_t sequence = tcb->snd_una;
+    if (seq_lt(sequence, data_end)) {
+        uint32_t length = data_end - sequence;
+        if (length > limit)
+            length = limit;
+        bool with_fin = tcb->fin_queued && sequence + length == data_end &&
+                        seq_gt(tcb->snd_max, data_end);
+        uint8_t flags = TCP_FLAG_ACK | TCP_FLAG_PSH | (with_fin ? TCP_FLAG_FIN : 0);
+        tcp_send_segment(stack, tcb, sequence, flags, sequence - base, length, now);
+        tcp_sent(stack, tcb, sequence, length + (with_fin ? 1 : 0), now);
+    } else if (tcb->fin_queued && sequence == data_end) {
+        tcp_send_segment(stack, tcb, data_end, TCP_FLAG_FIN | TCP_FLAG_ACK, 0, 0, now);
+        tcp_sent(stack, tcb, data_end, 1, now);
+    }
+}

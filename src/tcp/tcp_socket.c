@@ -1,0 +1,996 @@
+/*
+ * tcp_socket.c - TCP's socket operations and the lifecycle of connections.
+ *
+ * Lifecycle.  A connection block (struct tcp_connection) hangs off its
+ * socket.  It is in the stack's connection table (by 4-tuple) from SYN-SENT
+ * or SYN-RECEIVED until CLOSED, and on the stack's list of all connections
+ * from creation to free.  Who holds the socket:
+ *  - a descriptor, for sockets made by socket() or handed out by accept();
+ *  - the listener's queues, for children not yet accepted;
+ *  - the connection itself once orphaned by close() while the protocol
+ *    still has work (FIN exchange, TIME_WAIT).
+ * tcp_done() moves a connection to CLOSED and frees it when nobody but the
+ * protocol holds it; a socket with a descriptor keeps its closed block (and
+ * any unread data) until close().
+ *
+ * The API layer (socket/api.c) calls these operations with the stack lock
+ * held and turns -EAGAIN into waiting when the socket blocks.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/ipv4.h"
+#include "stack.h"
+#include "tcp/tcp.h"
+#include "tcp/tcp_sequence.h"
+#include "util/siphash.h"
+
+/* ---- the connection table ---- */
+
+struct tcp_four_tuple {
+    uint32_t local_address;
+    uint32_t remote_address;
+    uint16_t local_port;
+    uint16_t remote_port;
+};
+
+static uint64_t tcp_tuple_hash(const struct usock_stack *stack, uint32_t local_address,
+                               uint16_t local_port, uint32_t remote_address, uint16_t remote_port)
+{
+    struct tcp_four_tuple key = {local_address, remote_address, local_port, remote_port};
+    return siphash24(stack->secret, &key, sizeof(key));
+}
+
+int tcp_layer_init(struct tcp_layer *layer)
+{
+    memset(layer, 0, sizeof(*layer));
+    return hash_table_init(&layer->connections, 256);
+}
+
+static void tcp_hash_connection(struct usock_stack *stack, struct tcp_connection *tcb)
+{
+    struct socket *socket = tcb->socket;
+    hash_table_insert(&stack->tcp.connections, &tcb->connection_node,
+                      tcp_tuple_hash(stack, socket->local_address, socket->local_port,
+                                     socket->peer_address, socket->peer_port));
+    tcb->in_connection_table = true;
+}
+
+static void tcp_unhash_connection(struct usock_stack *stack, struct tcp_connection *tcb)
+{
+    if (!tcb->in_connection_table)
+        return;
+    hash_table_remove(&stack->tcp.connections, &tcb->connection_node);
+    tcb->in_connection_table = false;
+}
+
+struct tcp_connection *tcp_lookup_connection(struct usock_stack *stack, uint32_t local_address,
+                                             uint16_t local_port, uint32_t remote_address,
+                                             uint16_t remote_port)
+{
+    uint64_t hash = tcp_tuple_hash(stack, local_address, local_port, remote_address, remote_port);
+    for (struct hash_node *node = hash_table_bucket(&stack->tcp.connections, hash); node;
+         node = node->next) {
+        if (node->hash != hash)
+            continue;
+        struct tcp_connection *tcb = container_of(node, struct tcp_connection, connection_node);
+        struct socket *socket = tcb->socket;
+        if (socket->local_address == local_address && socket->local_port == local_port &&
+            socket->peer_address == remote_address && socket->peer_port == remote_port)
+            return tcb;
+    }
+    return NULL;
+}
+
+struct tcp_connection *tcp_lookup_listener(struct usock_stack *stack, uint32_t local_address,
+                                           uint16_t local_port)
+{
+    uint32_t addresses[2] = {local_address, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        struct tcp_connection *best = NULL;
+        for (struct socket *socket = port_table_first_bound(stack, &stack->sockets.tcp,
+                                                            addresses[pass], local_port);
+             socket; socket = port_table_next_bound(socket, addresses[pass], local_port)) {
+            struct tcp_connection *tcb = tcp_of(socket);
+            if (tcb && tcb->state == TCPS_LISTEN &&
+                (!best || socket->bind_sequence > best->socket->bind_sequence))
+                best = tcb;
+        }
+        if (best)
+            return best;
+    }
+    return NULL;
+}
+
+uint32_t tcp_initial_sequence(struct usock_stack *stack, uint32_t local_address,
+                              uint16_t local_port, uint32_t remote_address,
+                              uint16_t remote_port, uint64_t now)
+{
+    /* RFC 6528: ISN = M + F(4-tuple, secret), M a 4-microsecond clock. */
+    struct tcp_four_tuple key = {local_address, remote_address, local_port, remote_port};
+    uint32_t offset = (uint32_t)siphash24(stack->secret, &key, sizeof(key));
+    return offset + (uint32_t)(now / 4000);
+}
+
+/* ---- connection blocks ---- */
+
+static struct tcp_connection *tcp_connection_new(struct usock_stack *stack, struct socket *socket)
+{
+    struct tcp_connection *tcb = calloc(1, sizeof(*tcb));
+    if (!tcb)
+        return NULL;
+    tcb->socket = socket;
+    tcb->state = TCPS_CLOSED;
+    ring_init(&tcb->send_buffer, (size_t)socket->send_buffer);
+    ring_init(&tcb->receive_buffer, (size_t)socket->receive_buffer);
+    tcb->rto_ns = TCP_RTO_INITIAL_NS;
+    tcb->mss = TCP_DEFAULT_MSS;
+    tcb->ssthresh = UINT32_MAX;
+    tcb->quickack = TCP_QUICKACK_SEGMENTS;
+    tcb->keepalive_idle_ns = TCP_KEEPALIVE_IDLE_NS;
+    tcb->keepalive_interval_ns = TCP_KEEPALIVE_INTERVAL_NS;
+    tcb->keepalive_count = TCP_KEEPALIVE_PROBES;
+    tcp_timers_init(tcb);
+    tcb->all_next = stack->tcp.all;
+    if (stack->tcp.all)
+        stack->tcp.all->all_prev = tcb;
+    stack->tcp.all = tcb;
+    socket->protocol_state = tcb;
+    return tcb;
+}
+
+static void tcp_purge_out_of_order(struct tcp_connection *tcb)
+{
+    while (tcb->out_of_order) {
+        struct tcp_out_of_order *next = tcb->out_of_order->next;
+        free(tcb->out_of_order);
+        tcb->out_of_order = next;
+    }
+    tcb->out_of_order_count = 0;
+    tcb->out_of_order_bytes = 0;
+}
+
+/* Frees the block and everything it holds; the socket stays. */
+static void tcp_connection_free(struct usock_stack *stack, struct tcp_connection *tcb)
+{
+    if (tcb->state == TCPS_ESTABLISHED || tcb->state == TCPS_CLOSE_WAIT)
+        stack->tcp.established_count--;
+    if (tcb->state == TCPS_TIME_WAIT)
+        stack->tcp.time_wait_count--;
+    tcp_timers_cancel(stack, tcb);
+    tcp_unhash_connection(stack, tcb);
+    if (tcb->socket->hashed)
+        port_table_remove(&stack->sockets.tcp, tcb->socket);
+    ring_destroy(&tcb->send_buffer);
+    ring_destroy(&tcb->receive_buffer);
+    tcp_purge_out_of_order(tcb);
+    if (tcb->all_prev)
+        tcb->all_prev->all_next = tcb->all_next;
+    else
+        stack->tcp.all = tcb->all_next;
+    if (tcb->all_next)
+        tcb->all_next->all_prev = tcb->all_prev;
+    tcb->socket->protocol_state = NULL;
+    free(tcb);
+}
+
+void tcp_layer_destroy(struct usock_stack *stack)
+{
+    /* Sockets held only by the protocol (orphans, unaccepted children) go
+     * with their blocks; sockets with descriptors are closed afterwards by
+     * the socket layer, finding no block. */
+    while (stack->tcp.all) {
+        struct tcp_connection *tcb = stack->tcp.all;
+        struct socket *socket = tcb->socket;
+        bool held_by_protocol = tcb->orphaned || (socket->fd < 0);
+        tcp_connection_free(stack, tcb);
+        if (held_by_protocol)
+            socket_put(socket);
+    }
+    if (stack->tcp.connections.buckets)
+        hash_table_destroy(&stack->tcp.connections);
+}
+
+void tcp_set_state(struct usock_stack *stack, struct tcp_connection *tcb, enum tcp_state state)
+{
+    bool was_established = tcb->state == TCPS_ESTABLISHED || tcb->state == TCPS_CLOSE_WAIT;
+    bool is_established = state == TCPS_ESTABLISHED || state == TCPS_CLOSE_WAIT;
+    if (was_established && !is_established)
+        stack->tcp.established_count--;
+    if (!was_established && is_established)
+        stack->tcp.established_count++;
+    if (tcb->state == TCPS_TIME_WAIT)
+        stack->tcp.time_wait_count--;
+    if (state == TCPS_TIME_WAIT)
+        stack->tcp.time_wait_count++;
+    tcb->state = state;
+    socket_wake(stack, tcb->socket);
+    if (tcb->listener)
+        socket_wake(stack, tcb->listener->socket);
+}
+
+static void tcp_remove_from_accept_queue(struct tcp_connection *tcb)
+{
+    struct tcp_connection *listener = tcb->listener;
+    struct tcp_connection **link = &listener->accept_head;
+    struct tcp_connection *previous = NULL;
+    while (*link && *link != tcb) {
+        previous = *link;
+        link = &(*link)->queue_next;
+    }
+    if (!*link)
+        return;
+    *link = tcb->queue_next;
+    if (listener->accept_tail == tcb)
+        listener->accept_tail = previous;
+    tcb->queue_next = NULL;
+    tcb->on_accept_queue = false;
+    listener->accept_queue_length--;
+}
+
+void tcp_done(struct usock_stack *stack, struct tcp_connection *tcb, int error)
+{
+    struct socket *socket = tcb->socket;
+    bool was_connecting = tcb->state == TCPS_SYN_SENT || tcb->state == TCPS_SYN_RECEIVED;
+    if (was_connecting && !tcb->listener)
+        COUNT(stack, TcpAttemptFails);
+    tcp_set_state(stack, tcb, TCPS_CLOSED);
+    tcp_timers_cancel(stack, tcb);
+    tcp_unhash_connection(stack, tcb);
+    if (error)
+        socket->error = error;
+    socket->shutdown = SHUTDOWN_RECEIVE | SHUTDOWN_SEND;
+    socket_wake(stack, socket);
+
+    if (tcb->orphaned) {
+        tcp_connection_free(stack, tcb);
+        socket_put(socket);
+        return;
+    }
+    if (tcb->listener && socket->fd < 0) {
+        if (tcb->on_accept_queue)
+            return; /* accept() hands it out; the reader sees the error */
+        tcb->listener->syn_queue_length--;
+        tcp_connection_free(stack, tcb);
+        socket_put(socket);
+        return;
+    }
+    /* A descriptor holds it: keep the block (unread data, the error) until
+     * close(), but give the port back unless bind() named it. */
+    if (!socket->port_locked && socket->hashed)
+        port_table_remove(&stack->sockets.tcp, socket);
+}
+
+/* Sends a RST if the state calls for one, then ends the connection. */
+static void tcp_abort(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now,
+                      int error)
+{
+    if (tcb->state >= TCPS_SYN_RECEIVED && tcb->state != TCPS_TIME_WAIT)
+        tcp_send_reset(stack, tcb, now);
+    tcp_done(stack, tcb, error);
+}
+
+/* ---- passive open ---- */
+
+struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_connection *listener,
+                                        const struct ipv4_packet *packet,
+                                        const struct tcp_header *header, uint64_t now)
+{
+    if (listener->accept_queue_length > (unsigned)listener->backlog) {
+        COUNT(stack, TcpListenOverflows);
+        COUNT(stack, TcpListenDrops);
+        return NULL;
+    }
+    unsigned syn_limit = listener->backlog < 128 ? 128 : (unsigned)listener->backlog;
+    if (listener->syn_queue_length >= syn_limit) {
+        COUNT(stack, TcpListenDrops);
+        return NULL;
+    }
+    struct socket *socket = socket_new_child(stack, listener->socket);
+    if (!socket) {
+        COUNT(stack, TcpListenDrops);
+        return NULL;
+    }
+    struct tcp_connection *tcb = tcp_connection_new(stack, socket);
+    if (!tcb) {
+        socket_put(socket);
+        COUNT(stack, TcpListenDrops);
+        return NULL;
+    }
+    struct tcp_connection *parent = listener;
+    tcb->nodelay = parent->nodelay;
+    tcb->user_mss = parent->user_mss;
+    tcb->keepalive = parent->keepalive;
+    tcb->keepalive_idle_ns = parent->keepalive_idle_ns;
+    tcb->keepalive_interval_ns = parent->keepalive_interval_ns;
+    tcb->keepalive_count = parent->keepalive_count;
+    socket->keepalive = listener->socket->keepalive;
+    socket->local_address = packet->header.destination;
+    socket->source_address = packet->header.destination;
+    socket->local_port = header->destination_port;
+    socket->peer_address = packet->header.source;
+    socket->peer_port = header->source_port;
+    socket->connected = true;
+    tcb->listener = listener;
+    listener->syn_queue_length++;
+
+    tcb->irs = header->sequence;
+    tcb->rcv_nxt = header->sequence + 1;
+    tcb->rcv_adv = tcb->rcv_nxt;
+    tcb->iss = tcp_initial_sequence(stack, socket->local_address, socket->local_port,
+                                    socket->peer_address, socket->peer_port, now);
+    tcb->snd_una = tcb->snd_nxt = tcb->snd_max = tcb->iss;
+    tcb->recover = tcb->iss;
+    tcb->snd_wnd = header->window;
+    tcb->max_snd_wnd = header->window;
+    tcb->snd_wl1 = header->sequence;
+    tcb->snd_wl2 = tcb->iss;
+    uint16_t peer_mss = header->options.has_mss && header->options.mss ? header->options.mss
+                                                                       : TCP_DEFAULT_MSS;
+    uint16_t our_mss = (uint16_t)(stack->interface.mtu - 40);
+    if (ipv4_is_loopback(socket->local_address) || socket->local_address == stack->interface.address)
+        our_mss = ipv4_is_loopback(socket->peer_address) ||
+                          socket->peer_address == stack->interface.address
+                      ? 65495
+                      : our_mss;
+    tcb->advertised_mss = tcb->user_mss && tcb->user_mss < our_mss ? tcb->user_mss : our_mss;
+    tcb->mss = peer_mss < tcb->advertised_mss ? peer_mss : tcb->advertised_mss;
+    if (tcb->mss < 64)
+        tcb->mss = 64;
+    tcb->cwnd = TCP_INITIAL_WINDOW_SEGMENTS * tcb->mss;
+    tcp_set_state(stack, tcb, TCPS_SYN_RECEIVED);
+    tcp_hash_connection(stack, tcb);
+    COUNT(stack, TcpPassiveOpens);
+    tcb->last_received = now;
+    tcp_output(stack, tcb, now);
+    return tcb;
+}
+
+void tcp_child_established(struct usock_stack *stack, struct tcp_connection *tcb)
+{
+    struct tcp_connection *listener = tcb->listener;
+    listener->syn_queue_length--;
+    tcb->on_accept_queue = true;
+    tcb->queue_next = NULL;
+    if (listener->accept_tail)
+        listener->accept_tail->queue_next = tcb;
+    else
+        listener->accept_head = tcb;
+    listener->accept_tail = tcb;
+    listener->accept_queue_length++;
+    socket_wake(stack, listener->socket);
+}
+
+/* ---- socket operations ---- */
+
+static int tcp_create(struct usock_stack *stack, struct socket *socket)
+{
+    socket->receive_buffer = TCP_BUFFER_DEFAULT;
+    socket->send_buffer = TCP_BUFFER_DEFAULT;
+    return tcp_connection_new(stack, socket) ? 0 : -ENOMEM;
+}
+
+/* Resets and frees every child of a listener that is closing. */
+static void tcp_drop_children(struct usock_stack *stack, struct tcp_connection *listener,
+                              uint64_t now)
+{
+    struct tcp_connection *tcb = stack->tcp.all;
+    while (tcb) {
+        struct tcp_connection *next = tcb->all_next;
+        if (tcb->listener == listener && tcb->socket->fd < 0) {
+            if (tcb->on_accept_queue)
+                tcp_remove_from_accept_queue(tcb);
+            else
+                listener->syn_queue_length--;
+            if (tcb->state >= TCPS_SYN_RECEIVED && tcb->state != TCPS_TIME_WAIT &&
+                tcb->state != TCPS_CLOSED)
+                tcp_send_reset(stack, tcb, now);
+            struct socket *socket = tcb->socket;
+            tcp_connection_free(stack, tcb);
+            socket_put(socket);
+            /* Freeing may have unlinked next's neighbours, never next. */
+        } else if (tcb->listener == listener) {
+            tcb->listener = NULL; /* accepted: no longer the listener's */
+        }
+        tcb = next;
+    }
+}
+
+static void tcp_release(struct usock_stack *stack, struct socket *socket)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return;
+    uint64_t now = usock_stack_now(stack);
+    if (tcb->listener && tcb->socket->fd >= 0)
+        tcb->listener = NULL;
+    switch (tcb->state) {
+    case TCPS_LISTEN:
+        tcp_drop_children(stack, tcb, now);
+        socket->listening = false;
+        tcp_connection_free(stack, tcb);
+        return;
+    case TCPS_CLOSED:
+    case TCPS_SYN_SENT:
+        tcp_connection_free(stack, tcb);
+        return;
+    default:
+        break;
+    }
+    /* RFC 9293 3.10.4 and RFC 2525 2.17: closing with unread data aborts;
+     * SO_LINGER with a zero time aborts too. */
+    if (tcb->receive_buffer.length > 0 || (socket->linger && socket->linger_seconds == 0)) {
+        if (tcb->receive_buffer.length > 0)
+            COUNT(stack, TcpAbortOnClose);
+        else
+            COUNT(stack, TcpAbortOnLinger);
+        if (tcb->state != TCPS_TIME_WAIT)
+            tcp_send_reset(stack, tcb, now);
+        tcp_connection_free(stack, tcb);
+        return;
+    }
+    tcb->orphaned = true;
+    socket->references++; /* the protocol's hold until CLOSED */
+    socket->shutdown |= SHUTDOWN_RECEIVE | SHUTDOWN_SEND;
+    switch (tcb->state) {
+    case TCPS_SYN_RECEIVED:
+    case TCPS_ESTABLISHED:
+        tcb->fin_queued = true;
+        tcp_set_state(stack, tcb, TCPS_FIN_WAIT_1);
+        tcp_output(stack, tcb, now);
+        break;
+    case TCPS_CLOSE_WAIT:
+        tcb->fin_queued = true;
+        tcp_set_state(stack, tcb, TCPS_LAST_ACK);
+        tcp_output(stack, tcb, now);
+        break;
+    case TCPS_FIN_WAIT_2:
+        /* Linux tcp_fin_timeout: an orphan does not wait for ever. */
+        stack_timer_arm(stack, &tcb->keepalive_timer, now + TCP_FIN_TIMEOUT_NS);
+        break;
+    default:
+        break; /* FIN_WAIT_1, CLOSING, LAST_ACK, TIME_WAIT carry on */
+    }
+}
+
+static int tcp_bind(struct usock_stack *stack, struct socket *socket, uint32_t address,
+                    uint16_t port)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (socket->hashed || !tcb || tcb->state != TCPS_CLOSED)
+        return -EINVAL;
+    enum address_kind kind = ipv4_address_kind(stack, address);
+    if (kind != ADDRESS_LOCAL && kind != ADDRESS_ANY)
+        return -EADDRNOTAVAIL;
+    struct port_table *table = &stack->sockets.tcp;
+    if (port == 0) {
+        port = port_table_pick_ephemeral(stack, table, socket, address);
+        if (port == 0)
+            return -EADDRINUSE;
+    } else if (port_table_conflicts(stack, table, socket, address, port)) {
+        return -EADDRINUSE;
+    }
+    socket->local_address = address;
+    socket->source_address = address;
+    socket->local_port = port;
+    socket->address_locked = address != 0;
+    socket->port_locked = port != 0;
+    socket->bind_sequence = ++stack->sockets.bind_sequence;
+    port_table_insert(stack, table, socket);
+    return 0;
+}
+
+static uint16_t tcp_local_mss(const struct usock_stack *stack, uint32_t peer)
+{
+    if (ipv4_address_kind(stack, peer) == ADDRESS_LOCAL)
+        return 65495; /* loopback: Linux's lo MTU 65536 less headers */
+    return (uint16_t)(stack->interface.mtu - 40);
+}
+
+static int tcp_connect(struct usock_stack *stack, struct socket *socket,
+                       const struct sockaddr_in *address, uint64_t now)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return -EBADF;
+    if (!address) {
+        /* connect(AF_UNSPEC): Linux's tcp_disconnect, an abort. */
+        if (tcb->state == TCPS_LISTEN) {
+            tcp_drop_children(stack, tcb, now);
+            socket->listening = false;
+            tcp_set_state(stack, tcb, TCPS_CLOSED);
+        } else if (tcb->state != TCPS_CLOSED) {
+            tcp_abort(stack, tcb, now, 0);
+        }
+        socket->connected = false;
+        socket->shutdown = 0;
+        return 0;
+    }
+    switch (tcb->state) {
+    case TCPS_CLOSED:
+        break;
+    case TCPS_SYN_SENT:
+    case TCPS_SYN_RECEIVED:
+        return -EALREADY;
+    default:
+        return -EISCONN;
+    }
+    if (socket->error) {
+        /* A failed earlier attempt: report it first, as SO_ERROR would. */
+        int error = socket->error;
+        socket->error = 0;
+        return -error;
+    }
+    uint32_t destination = address->sin_addr.s_addr;
+    uint16_t destination_port = ntohs(address->sin_port);
+    struct ipv4_route route;
+    int error = ipv4_route(stack, destination, &route);
+    if (error)
+        return error;
+    if (route.broadcast || ipv4_address_kind(stack, destination) == ADDRESS_MULTICAST)
+        return -ENETUNREACH;
+    if (destination == 0)
+        destination = route.next_hop;
+    uint32_t source = socket->source_address ? socket->source_address : route.source;
+    if (!socket->hashed) {
+        struct port_table *table = &stack->sockets.tcp;
+        uint16_t port = port_table_pick_ephemeral(stack, table, socket, 0);
+        if (port == 0)
+            return -EADDRNOTAVAIL;
+        socket->local_port = port;
+        socket->bind_sequence = ++stack->sockets.bind_sequence;
+        socket->local_address = 0;
+        port_table_insert(stack, table, socket);
+    }
+    if (tcp_lookup_connection(stack, source, socket->local_port, destination, destination_port))
+        return -EADDRNOTAVAIL;
+    if (socket->local_address == 0) {
+        port_table_remove(&stack->sockets.tcp, socket);
+        socket->local_address = source;
+        port_table_insert(stack, &stack->sockets.tcp, socket);
+    }
+    socket->source_address = source;
+    socket->peer_address = destination;
+    socket->peer_port = destination_port;
+    socket->connected = true;
+    socket->shutdown = 0;
+    ring_set_capacity(&tcb->send_buffer, (size_t)socket->send_buffer);
+    ring_set_capacity(&tcb->receive_buffer, (size_t)socket->receive_buffer);
+    uint16_t local_mss = tcp_local_mss(stack, destination);
+    tcb->advertised_mss = tcb->user_mss && tcb->user_mss < local_mss ? tcb->user_mss : local_mss;
+    tcb->mss = TCP_DEFAULT_MSS < tcb->advertised_mss ? TCP_DEFAULT_MSS : tcb->advertised_mss;
+    tcb->iss = tcp_initial_sequence(stack, source, socket->local_port, destination,
+                                    destination_port, now);
+    tcb->snd_una = tcb->snd_nxt = tcb->snd_max = tcb->iss;
+    tcb->recover = tcb->iss;
+    tcb->rto_ns = TCP_RTO_INITIAL_NS;
+    tcb->retransmits = 0;
+    tcb->reset_received = false;
+    tcb->soft_error = 0;
+    tcb->fin_queued = false;
+    tcb->fin_received = false;
+    tcb->last_received = now;
+    tcp_set_state(stack, tcb, TCPS_SYN_SENT);
+    tcp_hash_connection(stack, tcb);
+    COUNT(stack, TcpActiveOpens);
+    tcp_output(stack, tcb, now);
+    return -EINPROGRESS;
+}
+
+static int tcp_connect_result(struct usock_stack *stack, struct socket *socket)
+{
+    (void)stack;
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return -EBADF;
+    if (tcb->state == TCPS_SYN_SENT || tcb->state == TCPS_SYN_RECEIVED)
+        return -EALREADY;
+    if (tcb->state == TCPS_CLOSED) {
+        int error = socket->error ? socket->error : ECONNREFUSED;
+        socket->error = 0;
+        return -error;
+    }
+    return 0;
+}
+
+static int tcp_listen(struct usock_stack *stack, struct socket *socket, int backlog,
+                      uint64_t now)
+{
+    (void)now;
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return -EBADF;
+    /* Linux clamps to somaxconn, comparing as unsigned. */
+    if ((unsigned)backlog > TCP_BACKLOG_MAX)
+        backlog = TCP_BACKLOG_MAX;
+    if (tcb->state == TCPS_LISTEN) {
+        tcb->backlog = backlog;
+        return 0;
+    }
+    if (tcb->state != TCPS_CLOSED || socket->connected)
+        return -EINVAL;
+    struct port_table *table = &stack->sockets.tcp;
+    socket->listening = true;
+    if (!socket->hashed) {
+        uint16_t port = port_table_pick_ephemeral(stack, table, socket, 0);
+        if (port == 0) {
+            socket->listening = false;
+            return -EADDRINUSE;
+        }
+        socket->local_port = port;
+        socket->bind_sequence = ++stack->sockets.bind_sequence;
+        port_table_insert(stack, table, socket);
+    } else if (port_table_conflicts(stack, table, socket, socket->local_address,
+                                    socket->local_port)) {
+        socket->listening = false;
+        return -EADDRINUSE;
+    }
+    tcb->backlog = backlog;
+    tcp_set_state(stack, tcb, TCPS_LISTEN);
+    return 0;
+}
+
+static int tcp_accept(struct usock_stack *stack, struct socket *socket, struct socket **child)
+{
+    (void)stack;
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb || tcb->state != TCPS_LISTEN)
+        return -EINVAL;
+    struct tcp_connection *ready = tcb->accept_head;
+    if (!ready)
+        return -EAGAIN;
+    tcp_remove_from_accept_queue(ready);
+    ready->listener = NULL;
+    *child = ready->socket;
+    return 0;
+}
+
+/* What recv() sees once the queue is empty: EOF, an error, or wait. */
+static ssize_t tcp_receive_empty(struct socket *socket, struct tcp_connection *tcb)
+{
+    if (socket->error) {
+        int error = socket->error;
+        socket->error = 0;
+        return -error;
+    }
+    if (tcb->fin_received || (socket->shutdown & SHUTDOWN_RECEIVE))
+        return 0;
+    if (tcb->state == TCPS_CLOSED)
+        return socket->connected ? 0 : -ENOTCONN;
+    if (tcb->state == TCPS_LISTEN)
+        return -ENOTCONN;
+    return -EAGAIN;
+}
+
+static ssize_t tcp_receive(struct usock_stack *stack, struct socket *socket,
+                           struct msghdr *message, int flags, uint64_t now)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    message->msg_flags = 0;
+    message->msg_controllen = 0;
+    if (!tcb)
+        return -ENOTCONN;
+    if (flags & MSG_OOB)
+        return -EINVAL; /* no urgent data kept yet (Linux: EINVAL when none) */
+    if (tcb->receive_buffer.length == 0)
+        return tcp_receive_empty(socket, tcb);
+    size_t copied = 0;
+    for (size_t i = 0; i < message->msg_iovlen; i++) {
+        size_t got = ring_peek(&tcb->receive_buffer, copied, message->msg_iov[i].iov_base,
+                               message->msg_iov[i].iov_len);
+        copied += got;
+        if (got < message->msg_iov[i].iov_len)
+            break;
+    }
+    if (message->msg_name) {
+        socklen_t length = message->msg_namelen;
+        socket_copy_address_out(socket->peer_address, socket->peer_port, message->msg_name,
+                                &length);
+        message->msg_namelen = length;
+    }
+    if (flags & MSG_PEEK)
+        return (ssize_t)copied;
+    uint32_t window_before = tcp_receive_window(tcb);
+    ring_discard(&tcb->receive_buffer, copied);
+    /* RFC 9293 3.8.6.2.2: tell the peer when the window opened by at least
+     * a segment or half the buffer (receiver SWS avoidance). */
+    uint32_t window_after = tcp_receive_window(tcb);
+    uint32_t threshold = tcb->advertised_mss;
+    if (tcb->receive_buffer.capacity / 2 < threshold)
+        threshold = (uint32_t)(tcb->receive_buffer.capacity / 2);
+    if (tcb->state >= TCPS_ESTABLISHED && tcb->state != TCPS_TIME_WAIT &&
+        window_after - window_before >= threshold &&
+        (window_before < threshold || window_before < tcb->receive_buffer.capacity / 2))
+        tcp_send_ack(stack, tcb, now);
+    return (ssize_t)copied;
+}
+
+static ssize_t tcp_send(struct usock_stack *stack, struct socket *socket,
+                        const struct msghdr *message, int flags, uint64_t now)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return -EPIPE;
+    if (flags & MSG_OOB)
+        return -EOPNOTSUPP; /* urgent data comes with the next issue */
+    if (socket->error) {
+        int error = socket->error;
+        socket->error = 0;
+        return -error;
+    }
+    if ((socket->shutdown & SHUTDOWN_SEND) || tcb->fin_queued)
+        return -EPIPE;
+    switch (tcb->state) {
+    case TCPS_CLOSED:
+        return socket->connected ? -EPIPE : -ENOTCONN;
+    case TCPS_LISTEN:
+        return -ENOTCONN;
+    case TCPS_SYN_SENT:
+    case TCPS_SYN_RECEIVED:
+        return -EAGAIN; /* wait for the handshake (Linux sk_stream_wait_connect) */
+    case TCPS_ESTABLISHED:
+    case TCPS_CLOSE_WAIT:
+        break;
+    default:
+        return -EPIPE;
+    }
+    size_t written = 0;
+    for (size_t i = 0; i < message->msg_iovlen; i++) {
+        size_t put = ring_write(&tcb->send_buffer, message->msg_iov[i].iov_base,
+                                message->msg_iov[i].iov_len);
+        written += put;
+        if (put < message->msg_iov[i].iov_len)
+            break;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < message->msg_iovlen; i++)
+        total += message->msg_iov[i].iov_len;
+    if (total == 0)
+        return 0;
+    if (written == 0)
+        return -EAGAIN;
+    tcp_output(stack, tcb, now);
+    return (ssize_t)written;
+}
+
+static int tcp_shutdown(struct usock_stack *stack, struct socket *socket, int how)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return -ENOTCONN;
+    uint64_t now = usock_stack_now(stack);
+    switch (tcb->state) {
+    case TCPS_CLOSED:
+        return -ENOTCONN;
+    case TCPS_LISTEN:
+        if (how == SHUT_WR)
+            return 0;
+        /* Linux: shutting a listener for reading stops it listening. */
+        tcp_drop_children(stack, tcb, now);
+        socket->listening = false;
+        tcp_set_state(stack, tcb, TCPS_CLOSED);
+        return 0;
+    case TCPS_SYN_SENT:
+        tcp_done(stack, tcb, 0);
+        return 0;
+    default:
+        break;
+    }
+    if (how == SHUT_RD || how == SHUT_RDWR)
+        socket->shutdown |= SHUTDOWN_RECEIVE;
+    if (how == SHUT_WR || how == SHUT_RDWR) {
+        socket->shutdown |= SHUTDOWN_SEND;
+        if (!tcb->fin_queued) {
+            if (tcb->state == TCPS_ESTABLISHED || tcb->state == TCPS_SYN_RECEIVED) {
+                tcb->fin_queued = true;
+                tcp_set_state(stack, tcb, TCPS_FIN_WAIT_1);
+            } else if (tcb->state == TCPS_CLOSE_WAIT) {
+                tcb->fin_queued = true;
+                tcp_set_state(stack, tcb, TCPS_LAST_ACK);
+            }
+            tcp_output(stack, tcb, now);
+        }
+    }
+    socket_wake(stack, socket);
+    return 0;
+}
+
+static short tcp_poll(struct usock_stack *stack, struct socket *socket)
+{
+    (void)stack;
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return POLLHUP;
+    if (tcb->state == TCPS_LISTEN)
+        return tcb->accept_head ? (POLLIN | POLLRDNORM) : 0;
+    short events = 0;
+    /* Linux tcp_poll, event by event. */
+    if (socket->shutdown == (SHUTDOWN_RECEIVE | SHUTDOWN_SEND) || tcb->state == TCPS_CLOSED)
+        events |= POLLHUP;
+    if ((socket->shutdown & SHUTDOWN_RECEIVE) || tcb->fin_received)
+        events |= POLLIN | POLLRDNORM | POLLRDHUP;
+    if (tcb->state != TCPS_SYN_SENT && tcb->state != TCPS_SYN_RECEIVED) {
+        if (tcb->receive_buffer.length > 0)
+            events |= POLLIN | POLLRDNORM;
+        if (!(socket->shutdown & SHUTDOWN_SEND)) {
+            size_t used = tcb->send_buffer.length;
+            size_t free_space = ring_free_space(&tcb->send_buffer);
+            if (free_space > 0 && free_space >= used / 2)
+                events |= POLLOUT | POLLWRNORM;
+        } else {
+            events |= POLLOUT | POLLWRNORM;
+        }
+    }
+    if (socket->error)
+        events |= POLLERR;
+    return events;
+}
+
+static int tcp_readable_bytes(struct socket *socket)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    return tcb ? (int)tcb->receive_buffer.length : 0;
+}
+
+static size_t tcp_receive_queue_bytes(struct socket *socket)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return 0;
+    /* ss shows a listener's accept queue in Recv-Q, as Linux does. */
+    return tcb->state == TCPS_LISTEN ? tcb->accept_queue_length : tcb->receive_buffer.length;
+}
+
+static size_t tcp_send_queue_bytes(struct socket *socket)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return 0;
+    return tcb->state == TCPS_LISTEN ? (size_t)tcb->backlog : tcb->send_buffer.length;
+}
+
+static const char *tcp_state_name(struct socket *socket)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    return tcb ? tcp_state_names[tcb->state] : "CLOSE";
+}
+
+static bool tcp_is_listening(struct socket *socket)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    return tcb && (tcb->state == TCPS_LISTEN || tcb->state == TCPS_CLOSED);
+}
+
+static bool tcp_linger_pending(struct socket *socket)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return false;
+    /* Done once our FIN is acknowledged (or the connection is gone). */
+    return tcb->state == TCPS_FIN_WAIT_1 || tcb->state == TCPS_CLOSING ||
+           tcb->state == TCPS_LAST_ACK;
+}
+
+static int copy_int_option(int value, void *out, socklen_t *length)
+{
+    size_t copy = *length < sizeof(int) ? *length : sizeof(int);
+    memcpy(out, &value, copy);
+    *length = (socklen_t)copy;
+    return 0;
+}
+
+static int tcp_setsockopt(struct usock_stack *stack, struct socket *socket, int level, int name,
+                          const void *value, socklen_t length, uint64_t now)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return -EINVAL;
+    if (level == SOL_SOCKET && name == SO_KEEPALIVE) {
+        tcb->keepalive = socket->keepalive;
+        if (tcb->state >= TCPS_ESTABLISHED)
+            tcp_keepalive_reset(stack, tcb, now);
+        return 0;
+    }
+    if (level != IPPROTO_TCP)
+        return -ENOPROTOOPT;
+    int integer;
+    if (!value || length < sizeof(int))
+        return -EINVAL;
+    memcpy(&integer, value, sizeof(int));
+    switch (name) {
+    case TCP_NODELAY:
+        tcb->nodelay = integer != 0;
+        if (tcb->nodelay)
+            tcp_output(stack, tcb, now);
+        return 0;
+    case TCP_MAXSEG:
+        /* Linux: 88..65535 (TCP_MIN_MSS), or 0 for none. */
+        if (integer != 0 && (integer < 88 || integer > 65535))
+            return -EINVAL;
+        tcb->user_mss = (uint16_t)integer;
+        if (integer && tcb->state >= TCPS_ESTABLISHED && integer < tcb->mss)
+            tcb->mss = (uint16_t)integer;
+        return 0;
+    case TCP_KEEPIDLE:
+    case TCP_KEEPINTVL:
+        if (integer < 1 || integer > 32767)
+            return -EINVAL;
+        if (name == TCP_KEEPIDLE)
+            tcb->keepalive_idle_ns = (uint64_t)integer * NS_PER_SECOND;
+        else
+            tcb->keepalive_interval_ns = (uint64_t)integer * NS_PER_SECOND;
+        if (tcb->keepalive && tcb->state >= TCPS_ESTABLISHED)
+            tcp_keepalive_reset(stack, tcb, now);
+        return 0;
+    case TCP_KEEPCNT:
+        if (integer < 1 || integer > 127)
+            return -EINVAL;
+        tcb->keepalive_count = (unsigned)integer;
+        return 0;
+    case TCP_QUICKACK:
+        tcb->quickack = integer ? TCP_QUICKACK_SEGMENTS : 0;
+        return 0;
+    default:
+        return -ENOPROTOOPT;
+    }
+}
+
+static int tcp_getsockopt(struct usock_stack *stack, struct socket *socket, int level, int name,
+                          void *value, socklen_t *length)
+{
+    (void)stack;
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb)
+        return -EINVAL;
+    if (level != IPPROTO_TCP)
+        return -EOPNOTSUPP;
+    switch (name) {
+    case TCP_NODELAY:
+        return copy_int_option(tcb->nodelay, value, length);
+    case TCP_MAXSEG:
+        /* Linux: the current MSS once connected, else the user's or 536. */
+        return copy_int_option(tcb->state >= TCPS_ESTABLISHED ? tcb->mss
+                               : tcb->user_mss          ? tcb->user_mss
+                                                        : TCP_DEFAULT_MSS,
+                               value, length);
+    case TCP_KEEPIDLE:
+        return copy_int_option((int)(tcb->keepalive_idle_ns / NS_PER_SECOND), value, length);
+    case TCP_KEEPINTVL:
+        return copy_int_option((int)(tcb->keepalive_interval_ns / NS_PER_SECOND), value, length);
+    case TCP_KEEPCNT:
+        return copy_int_option((int)tcb->keepalive_count, value, length);
+    case TCP_QUICKACK:
+        return copy_int_option(tcb->quickack > 0, value, length);
+    default:
+        return -ENOPROTOOPT;
+    }
+}
+
+const struct socket_operations tcp_operations = {
+    .type = SOCK_STREAM,
+    .protocol = IPPROTO_TCP,
+    .netid = "tcp",
+    .create = tcp_create,
+    .release = tcp_release,
+    .bind = tcp_bind,
+    .connect = tcp_connect,
+    .send = tcp_send,
+    .receive = tcp_receive,
+    .shutdown = tcp_shutdown,
+    .listen = tcp_listen,
+    .accept = tcp_accept,
+    .connect_result = tcp_connect_result,
+    .setsockopt = tcp_setsockopt,
+    .getsockopt = tcp_getsockopt,
+    .linger_pending = tcp_linger_pending,
+    .poll = tcp_poll,
+    .readable_bytes = tcp_readable_bytes,
+    .receive_queue_bytes = tcp_receive_queue_bytes,
+    .send_queue_bytes = tcp_send_queue_bytes,
+    .state_name = tcp_state_name,
+    .is_listening = tcp_is_listening,
+};

@@ -1,0 +1,211 @@
+/*
+ * tcp_timer.c - TCP's timers and round-trip estimate.
+ *
+ * Each connection has three timers in the stack's heap:
+ *  - retransmit: the RTO (RFC 6298) for data and FIN, SYN and SYN-ACK
+ *    retries, and, while the peer's window is zero, the persist timer
+ *    (zero-window probes, which never give up while answered);
+ *  - delayed ACK: at most TCP_DELAYED_ACK_NS after an unacknowledged
+ *    segment (RFC 9293 3.8.6.3 allows up to 500 ms; Linux uses 40 ms);
+ *  - keepalive: keepalive probes (RFC 9293 3.8.4), and the end of
+ *    TIME_WAIT and of an orphaned FIN_WAIT_2.
+ */
+#include <errno.h>
+
+#include "stack.h"
+#include "tcp/tcp.h"
+#include "tcp/tcp_sequence.h"
+
+static void tcp_retransmit_fire(struct usock_stack *stack, struct timer *timer, uint64_t now);
+static void tcp_delayed_ack_fire(struct usock_stack *stack, struct timer *timer, uint64_t now);
+static void tcp_keepalive_fire(struct usock_stack *stack, struct timer *timer, uint64_t now);
+
+void tcp_timers_init(struct tcp_connection *tcb)
+{
+    timer_init(&tcb->retransmit_timer, tcp_retransmit_fire);
+    timer_init(&tcb->delayed_ack_timer, tcp_delayed_ack_fire);
+    timer_init(&tcb->keepalive_timer, tcp_keepalive_fire);
+}
+
+void tcp_timers_cancel(struct usock_stack *stack, struct tcp_connection *tcb)
+{
+    timer_cancel(&stack->timers, &tcb->retransmit_timer);
+    timer_cancel(&stack->timers, &tcb->delayed_ack_timer);
+    timer_cancel(&stack->timers, &tcb->keepalive_timer);
+    tcb->delayed_ack_pending = false;
+}
+
+void tcp_arm_retransmit(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+{
+    uint64_t timeout = tcb->rto_ns;
+    for (unsigned i = 0; i < tcb->retransmits && timeout < TCP_RTO_MAX_NS; i++)
+        timeout *= 2;
+    if (timeout > TCP_RTO_MAX_NS)
+        timeout = TCP_RTO_MAX_NS;
+    stack_timer_arm(stack, &tcb->retransmit_timer, now + timeout);
+}
+
+void tcp_rtt_sample(struct tcp_connection *tcb, uint64_t sample_ns)
+{
+    /* RFC 6298 2.2-2.3, with alpha 1/8 and beta 1/4; clock granularity is
+     * below a microsecond, so the G term vanishes. */
+    if (tcb->srtt_ns == 0) {
+        tcb->srtt_ns = sample_ns;
+        tcb->rttvar_ns = sample_ns / 2;
+    } else {
+        uint64_t difference = tcb->srtt_ns > sample_ns ? tcb->srtt_ns - sample_ns
+                                                       : sample_ns - tcb->srtt_ns;
+        tcb->rttvar_ns = (3 * tcb->rttvar_ns + difference) / 4;
+        tcb->srtt_ns = (7 * tcb->srtt_ns + sample_ns) / 8;
+    }
+    uint64_t rto = tcb->srtt_ns + 4 * tcb->rttvar_ns;
+    /* RFC 6298 2.4 says 1 s minimum; Linux uses 200 ms, and so do we. */
+    if (rto < TCP_RTO_MIN_NS)
+        rto = TCP_RTO_MIN_NS;
+    if (rto > TCP_RTO_MAX_NS)
+        rto = TCP_RTO_MAX_NS;
+    tcb->rto_ns = rto;
+}
+
+static uint32_t tcp_flight_size(const struct tcp_connection *tcb)
+{
+    return tcb->snd_max - tcb->snd_una;
+}
+
+static void tcp_retransmit_fire(struct usock_stack *stack, struct timer *timer, uint64_t now)
+{
+    struct tcp_connection *tcb = container_of(timer, struct tcp_connection, retransmit_timer);
+    switch (tcb->state) {
+    case TCPS_SYN_SENT:
+    case TCPS_SYN_RECEIVED: {
+        unsigned limit = tcb->state == TCPS_SYN_SENT ? TCP_SYN_RETRIES : TCP_SYNACK_RETRIES;
+        if (tcb->retransmits >= limit) {
+            COUNT(stack, TcpAbortOnTimeout);
+            tcp_done(stack, tcb, tcb->soft_error ? tcb->soft_error : ETIMEDOUT);
+            return;
+        }
+        tcb->retransmits++;
+        tcb->rtt_measuring = false;
+        COUNT(stack, TcpSynRetrans);
+        tcb->snd_nxt = tcb->iss;
+        tcp_output(stack, tcb, now);
+        tcp_arm_retransmit(stack, tcb, now);
+        return;
+    }
+    case TCPS_ESTABLISHED:
+    case TCPS_CLOSE_WAIT:
+    case TCPS_FIN_WAIT_1:
+    case TCPS_CLOSING:
+    case TCPS_LAST_ACK:
+        break;
+    default:
+        return;
+    }
+    if (tcb->snd_wnd == 0 && tcp_flight_size(tcb) <= 1) {
+        /* Persist: probe the closed window with one byte (new, or the
+         * probe again).  The peer answering keeps us going for ever. */
+        COUNT(stack, TcpPersistProbes);
+        if (tcb->retransmits < 16)
+            tcb->retransmits++;
+        tcp_retransmit_first(stack, tcb, 1, now);
+        tcp_arm_retransmit(stack, tcb, now);
+        return;
+    }
+    if (tcb->retransmits >= TCP_RETRIES) {
+        COUNT(stack, TcpAbortOnTimeout);
+        tcp_send_reset(stack, tcb, now);
+        tcp_done(stack, tcb, tcb->soft_error ? tcb->soft_error : ETIMEDOUT);
+        return;
+    }
+    /* RFC 5681 3.1 eq. 4 and RFC 6298 5.5-5.6: collapse to one segment,
+     * back off, go back to the first unacknowledged byte. */
+    COUNT(stack, TcpTimeouts);
+    uint32_t flight = tcp_flight_size(tcb);
+    uint32_t half = flight / 2;
+    tcb->ssthresh = half > 2u * tcb->mss ? half : 2u * tcb->mss;
+    tcb->cwnd = tcb->mss;
+    tcb->in_recovery = false;
+    tcb->duplicate_acks = 0;
+    tcb->recover = tcb->snd_max;
+    tcb->retransmits++;
+    tcb->total_retransmits++;
+    tcb->rtt_measuring = false;
+    tcb->snd_nxt = tcb->snd_una;
+    tcp_output(stack, tcb, now);
+    tcp_arm_retransmit(stack, tcb, now);
+}
+
+void tcp_schedule_delayed_ack(struct usock_stack *stack, struct tcp_connection *tcb,
+                              uint64_t now)
+{
+    if (tcb->delayed_ack_pending)
+        return;
+    tcb->delayed_ack_pending = true;
+    stack_timer_arm(stack, &tcb->delayed_ack_timer, now + TCP_DELAYED_ACK_NS);
+}
+
+static void tcp_delayed_ack_fire(struct usock_stack *stack, struct timer *timer, uint64_t now)
+{
+    struct tcp_connection *tcb = container_of(timer, struct tcp_connection, delayed_ack_timer);
+    if (!tcb->delayed_ack_pending)
+        return;
+    tcb->delayed_ack_pending = false;
+    COUNT(stack, TcpDelayedAcks);
+    tcp_send_ack(stack, tcb, now);
+}
+
+void tcp_enter_time_wait(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+{
+    timer_cancel(&stack->timers, &tcb->retransmit_timer);
+    if (stack->tcp.time_wait_count >= TCP_TIME_WAIT_LIMIT) {
+        COUNT(stack, TcpTimeWaitOverflows);
+        tcp_done(stack, tcb, 0);
+        return;
+    }
+    tcp_set_state(stack, tcb, TCPS_TIME_WAIT);
+    stack_timer_arm(stack, &tcb->keepalive_timer, now + stack->tcp_time_wait_ns);
+}
+
+void tcp_keepalive_reset(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+{
+    tcb->keepalive_probes_sent = 0;
+    if (tcb->keepalive && tcb->state >= TCPS_ESTABLISHED && tcb->state != TCPS_TIME_WAIT)
+        stack_timer_arm(stack, &tcb->keepalive_timer, now + tcb->keepalive_idle_ns);
+    else if (tcb->state != TCPS_TIME_WAIT && tcb->state != TCPS_FIN_WAIT_2)
+        timer_cancel(&stack->timers, &tcb->keepalive_timer);
+}
+
+static void tcp_keepalive_fire(struct usock_stack *stack, struct timer *timer, uint64_t now)
+{
+    struct tcp_connection *tcb = container_of(timer, struct tcp_connection, keepalive_timer);
+    if (tcb->state == TCPS_TIME_WAIT) {
+        tcp_done(stack, tcb, 0);
+        return;
+    }
+    if (tcb->state == TCPS_FIN_WAIT_2 && tcb->orphaned) {
+        tcp_send_reset(stack, tcb, now);
+        tcp_done(stack, tcb, 0);
+        return;
+    }
+    if (!tcb->keepalive || tcb->state < TCPS_ESTABLISHED)
+        return;
+    uint64_t idle = now - tcb->last_received;
+    if (tcb->keepalive_probes_sent == 0 && idle < tcb->keepalive_idle_ns) {
+        stack_timer_arm(stack, &tcb->keepalive_timer,
+                        tcb->last_received + tcb->keepalive_idle_ns);
+        return;
+    }
+    if (tcb->keepalive_probes_sent >= tcb->keepalive_count) {
+        COUNT(stack, TcpAbortOnTimeout);
+        tcp_send_reset(stack, tcb, now);
+        tcp_done(stack, tcb, ETIMEDOUT);
+        return;
+    }
+    /* RFC 9293 3.8.4: SEG.SEQ = SND.NXT - 1 with no data draws an ACK. */
+    COUNT(stack, TcpKeepaliveProbes);
+    tcb->keepalive_probes_sent++;
+    tcb->snd_nxt--;
+    tcp_send_ack(stack, tcb, now);
+    tcb->snd_nxt++;
+    stack_timer_arm(stack, &tcb->keepalive_timer, now + tcb->keepalive_interval_ns);
+}

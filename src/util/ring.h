@@ -1,0 +1,40 @@
+/*
+ * ring.h - a bounded byte FIFO over one circular buffer: a TCP socket's
+ * send buffer (bytes from the oldest unacknowledged onward) and receive
+ * buffer (bytes in order, not yet read).  Data can be read at an offset
+ * without consuming it (peek), which is how segments are built from the
+ * send buffer and retransmitted.  The storage is allocated on first write
+ * and freed when the ring drains, so idle connections cost little.
+ */
+#ifndef USOCK_RING_H
+#define USOCK_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ring {
+    uint8_t *data;     /* NULL until the first write */
+    size_t capacity;   /* the bound, in bytes */
+    size_t head;       /* index of the oldest byte */
+    size_t length;     /* bytes held */
+};
+
+void ring_init(struct ring *ring, size_t capacity);
+void ring_destroy(struct ring *ring);
+/* Changes the bound; fails with -EBUSY if length exceeds it (no data is
+ * ever dropped).  Returns 0. */
+int ring_set_capacity(struct ring *ring, size_t capacity);
+static inline size_t ring_free_space(const struct ring *ring)
+{
+    return ring->capacity - ring->length;
+}
+/* Appends up to length bytes; returns how many fit (0 also when memory
+ * runs out). */
+size_t ring_write(struct ring *ring, const void *data, size_t length);
+/* Copies up to length bytes starting offset bytes past the head into out,
+ * without consuming; returns bytes copied. */
+size_t ring_peek(const struct ring *ring, size_t offset, void *out, size_t length);
+/* Drops up to length bytes from the head; returns bytes dropped. */
+size_t ring_discard(struct ring *ring, size_t length);
+
+#endif
