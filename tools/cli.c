@@ -308,3 +308,164 @@ int cli_wrap_link(struct usock_link **link, const struct usock_impairment *impai
     }
     return CLI_EXIT_OK;
 }
+
+/* ---- stack options ---- */
+
+/* The stack options, each with a value. */
+enum cli_stack_option_kind {
+    STACK_OPTION_LINK,
+    STACK_OPTION_ADDR,
+    STACK_OPTION_GATEWAY,
+    STACK_OPTION_MAC,
+    STACK_OPTION_MTU,
+    STACK_OPTION_PCAP,
+    STACK_OPTION_IMPAIR,
+    STACK_OPTION_COUNT,
+};
+
+static const char *const stack_option_names[] = {
+    [STACK_OPTION_LINK] = "--link",       [STACK_OPTION_ADDR] = "--addr",
+    [STACK_OPTION_GATEWAY] = "--gateway", [STACK_OPTION_MAC] = "--mac",
+    [STACK_OPTION_MTU] = "--mtu",         [STACK_OPTION_PCAP] = "--pcap",
+    [STACK_OPTION_IMPAIR] = "--impair",
+};
+_Static_assert(sizeof(stack_option_names) / sizeof(stack_option_names[0]) == STACK_OPTION_COUNT,
+               "a name for each stack option");
+
+void cli_stack_options_init(struct cli_stack_options *options)
+{
+    memset(options, 0, sizeof(*options));
+    options->gateway.s_addr = htonl(INADDR_ANY);
+}
+
+int cli_stack_option(int argc, char **argv, int *index, struct cli_stack_options *options)
+{
+    const char *value = NULL;
+    enum cli_stack_option_kind option;
+
+    for (option = 0; option < STACK_OPTION_COUNT; option++) {
+        int taken = cli_take_value(argc, argv, index, stack_option_names[option], &value);
+        if (taken < 0)
+            return -1;
+        if (taken)
+            break;
+    }
+    int error = 0;
+    switch (option) {
+    case STACK_OPTION_LINK:
+        options->link_spec = value;
+        break;
+    case STACK_OPTION_ADDR:
+        options->address_text = value;
+        error = cli_parse_prefix(value, &options->address, &options->prefix_length);
+        break;
+    case STACK_OPTION_GATEWAY:
+        error = cli_parse_address(value, "gateway", &options->gateway);
+        break;
+    case STACK_OPTION_MAC:
+        error = cli_parse_mac(value, options->mac);
+        break;
+    case STACK_OPTION_MTU:
+        error = cli_parse_unsigned(value, "MTU", 68, 65535, &options->mtu);
+        break;
+    case STACK_OPTION_PCAP:
+        options->pcap_path = value;
+        break;
+    case STACK_OPTION_IMPAIR:
+        options->impaired = true;
+        error = cli_parse_impairment(value, &options->impairment);
+        break;
+    case STACK_OPTION_COUNT:
+        return 0;
+    }
+    return error < 0 ? -1 : 1;
+}
+
+int cli_stack_options_check(const struct cli_stack_options *options)
+{
+    if (!options->link_spec) {
+        cli_error("missing --link (e.g. --link tap:tap0)");
+        return CLI_EXIT_USAGE;
+    }
+    if (!options->address_text) {
+        cli_error("missing --addr (e.g. --addr 198.18.0.2/24)");
+        return CLI_EXIT_USAGE;
+    }
+
+    uint32_t address = ntohl(options->address.s_addr);
+    uint32_t gateway = ntohl(options->gateway.s_addr);
+    uint32_t mask = options->prefix_length == 0 ? 0 : ~0u << (32 - options->prefix_length);
+
+    /* RFC 1122 3.2.1.3: 0.0.0.0, loopback, class D/E and broadcast are not
+     * host addresses. */
+    if (address == 0 || (address >> 24) == 127 || (address >> 28) >= 0xe) {
+        cli_error("address '%s' cannot be an interface's address", options->address_text);
+        return CLI_EXIT_USAGE;
+    }
+    if (gateway != INADDR_ANY && ((gateway ^ address) & mask) != 0) {
+        char text[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &options->gateway, text, sizeof(text));
+        cli_error("gateway %s is not on %s", text, options->address_text);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int cli_stack_create(const struct cli_stack_options *options, const char *name,
+                     struct usock_stack **stack_out, struct usock_link **far_end)
+{
+    struct usock_link *link = NULL;
+    int status;
+
+    *stack_out = NULL;
+    status = cli_open_link(options->link_spec, true, &link, far_end);
+    if (status != CLI_EXIT_OK)
+        return status;
+    status = cli_wrap_link(&link, options->impaired ? &options->impairment : NULL,
+                           options->pcap_path);
+    if (status != CLI_EXIT_OK)
+        goto fail_close_far_end;
+
+    struct usock_stack_config config;
+    usock_stack_config_init(&config);
+    config.link = link; /* the stack's now, even if usock_stack_new fails */
+    config.address = options->address;
+    config.prefix_length = options->prefix_length;
+    config.gateway = options->gateway;
+    memcpy(config.mac, options->mac, sizeof(config.mac));
+    config.mtu = options->mtu;
+    config.name = name;
+    struct usock_stack *stack = usock_stack_new(&config);
+    if (!stack) {
+        int reason = errno;
+        cli_error("cannot make the stack: %s", strerror(reason));
+        status = reason == EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+        goto fail_close_far_end;
+    }
+    int error = usock_stack_start(stack);
+    if (error < 0) {
+        cli_error("cannot start the stack: %s", strerror(-error));
+        usock_stack_free(stack);
+        status = CLI_EXIT_FAILURE;
+        goto fail_close_far_end;
+    }
+    *stack_out = stack;
+    return CLI_EXIT_OK;
+
+fail_close_far_end:
+    if (*far_end) {
+        usock_link_close(*far_end);
+        *far_end = NULL;
+    }
+    return status;
+}
+
+void cli_stack_destroy(struct usock_stack *stack, struct usock_link *far_end)
+{
+    if (stack) {
+        usock_stack_stop(stack);
+        usock_stack_free(stack);
+    }
+    if (far_end)
+        usock_link_close(far_end);
+}

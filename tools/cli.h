@@ -2,7 +2,7 @@
  * cli.h - what the files of the `usock` command share.
  *
  * The command is one executable with subcommands (up, ss, stats, relay,
- * demo-mem), one file each.  This header declares the helpers they have in
+ * nc, demo-mem), one file each.  This header declares the helpers they have in
  * common: error messages and exit statuses, option parsing, the parsers of
  * addresses and link specs, the control endpoint's path, the socket table
  * printer and the built-in UDP services.
@@ -42,6 +42,7 @@ int cmd_ss(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
 int cmd_demo_memory(int argc, char **argv);
+int cmd_nc(int argc, char **argv);
 
 /* ---- messages ---- */
 
@@ -92,6 +93,59 @@ int cli_parse_impairment(const char *spec, struct usock_impairment *impairment);
  * been closed and set to NULL.  Returns an exit status as cli_open_link. */
 int cli_wrap_link(struct usock_link **link, const struct usock_impairment *impairment,
                   const char *pcap_path);
+
+/* ---- stack options (--link --addr --gateway --mac --mtu --pcap --impair) ---- */
+
+/* The usage lines of the stack options, for a subcommand's --help. */
+#define CLI_STACK_OPTIONS_USAGE                                                            \
+    "  --link LINK      tap:NAME, tun:NAME, packet:IFNAME, or mem (a wire to nowhere)\n"   \
+    "  --addr A.B.C.D/N the stack's address and prefix length (bare address: /32)\n"      \
+    "  --gateway IP     default gateway\n"                                                 \
+    "  --mac MAC        hardware address (default: the link's, or a random local one)\n"  \
+    "  --mtu N          MTU (default: the link's)\n"                                       \
+    "  --pcap FILE      write every frame sent and received to FILE\n"                     \
+    "  --impair SPEC    impair the link both ways, e.g.\n"                                 \
+    "                   loss=2%,dup=1%,reorder=10%,corrupt=0.1%,delay=2ms,jitter=1ms,seed=N\n"
+
+/* What a subcommand that makes its own stack was asked for, validated. */
+struct cli_stack_options {
+    const char *link_spec;    /* NULL until --link */
+    const char *address_text; /* NULL until --addr */
+    struct in_addr address;
+    unsigned prefix_length;
+    struct in_addr gateway; /* INADDR_ANY: none */
+    uint8_t mac[6];         /* all zero: the link's, or a random one */
+    unsigned mtu;           /* 0: the link's */
+    const char *pcap_path;  /* NULL: no capture */
+    bool impaired;
+    struct usock_impairment impairment;
+};
+
+/* Sets the defaults (nothing given, no gateway). */
+void cli_stack_options_init(struct cli_stack_options *options);
+
+/* Tries argv[*index] as one of the stack options ("--addr X" or
+ * "--addr=X"), validating and storing its value.  Returns 1 when it was one
+ * (*index advanced past a separate value), 0 when it is something else, -1
+ * after printing the problem. */
+int cli_stack_option(int argc, char **argv, int *index, struct cli_stack_options *options);
+
+/* After parsing: checks that --link and --addr were given, that the
+ * address can be an interface's and that the gateway is on its subnet.
+ * Returns 0 or CLI_EXIT_USAGE after printing the problem. */
+int cli_stack_options_check(const struct cli_stack_options *options);
+
+/* Opens and wraps the link (impairment, then pcap outermost), makes the
+ * stack named name and starts it in threaded mode.  For --link mem the far
+ * end of the wire is stored in *far_end (else NULL); cli_stack_destroy
+ * closes it.  Returns an exit status: 0 with *stack_out set, or 1/2 after
+ * printing the reason (nothing is left open). */
+int cli_stack_create(const struct cli_stack_options *options, const char *name,
+                     struct usock_stack **stack_out, struct usock_link **far_end);
+
+/* Stops and frees a stack from cli_stack_create (flushing its pcap) and
+ * closes the far end of its wire. */
+void cli_stack_destroy(struct usock_stack *stack, struct usock_link *far_end);
 
 /* ---- control endpoint ---- */
 

@@ -28,6 +28,9 @@ static const char usage_text[] =
     "        show the counters of a running stack\n"
     "  relay LINK LINK [--impair SPEC] [--pcap FILE]\n"
     "        forward frames between two links until SIGINT or SIGTERM\n"
+    "  nc [-u] [-l] [-p PORT] [-w SECONDS] --link LINK --addr A.B.C.D/N\n"
+    "     [--gateway IP] [--mac MAC] [--pcap FILE] [--impair SPEC] [HOST] PORT\n"
+    "        netcat on a stack of its own: stdin to HOST:PORT, replies to stdout\n"
     "  demo-mem\n"
     "        two stacks on an in-memory wire exchange UDP (no root needed)\n"
     "  help\n"
@@ -47,6 +50,7 @@ static const struct command commands[] = {
     {"ss", cmd_ss},
     {"stats", cmd_stats},
     {"relay", cmd_relay},
+    {"nc", cmd_nc},
     {"demo-mem", cmd_demo_memory},
 };
 

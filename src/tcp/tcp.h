@@ -197,15 +197,17 @@ void tcp_timers_init(struct tcp_connection *tcb);
 void tcp_timers_cancel(struct usock_stack *stack, struct tcp_connection *tcb);
 void tcp_arm_retransmit(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
 void tcp_rtt_sample(struct tcp_connection *tcb, uint64_t sample_ns);
-void tcp_enter_time_wait(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
+/* Returns false when the connection was freed instead (over the limit). */
+bool tcp_enter_time_wait(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
 void tcp_schedule_delayed_ack(struct usock_stack *stack, struct tcp_connection *tcb,
                               uint64_t now);
 void tcp_keepalive_reset(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
 
 /* tcp_socket.c */
 void tcp_set_state(struct usock_stack *stack, struct tcp_connection *tcb, enum tcp_state state);
-/* Ends the connection: CLOSED, unhashed, error reported, orphan freed. */
-void tcp_done(struct usock_stack *stack, struct tcp_connection *tcb, int error);
+/* Ends the connection: CLOSED, unhashed, error reported.  Returns true
+ * when the block was freed (an orphan, or a child nobody accepted). */
+bool tcp_done(struct usock_stack *stack, struct tcp_connection *tcb, int error);
 /* Finds the connection for a 4-tuple (addresses network order, ports host). */
 struct tcp_connection *tcp_lookup_connection(struct usock_stack *stack, uint32_t local_address,
                                              uint16_t local_port, uint32_t remote_address,

@@ -192,9 +192,15 @@ static void tcp_congestion_on_ack(struct usock_stack *stack, struct tcp_connecti
         tcb->cwnd = 1u << 30;
 }
 
-/* Processes SEG.ACK in a synchronized state.  Returns false when the
- * segment must be dropped (or the connection is gone). */
-static bool tcp_process_ack(struct usock_stack *stack, struct tcp_connection *tcb,
+/* What a processing step left behind. */
+enum tcp_step {
+    TCP_STEP_CONTINUE, /* go on with the segment */
+    TCP_STEP_DROP,     /* stop; the connection lives */
+    TCP_STEP_GONE,     /* stop; the connection was freed */
+};
+
+/* Processes SEG.ACK in a synchronized state. */
+static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_connection *tcb,
                             const struct tcp_segment *segment, uint64_t now)
 {
     uint32_t ack = segment->header.acknowledgment;
@@ -215,7 +221,7 @@ static bool tcp_process_ack(struct usock_stack *stack, struct tcp_connection *tc
         /* It acknowledges something not yet sent: ACK and drop. */
         COUNT(stack, TcpInAckTooNew);
         tcb->ack_now = true;
-        return false;
+        return TCP_STEP_DROP;
     }
     if (seq_gt(ack, tcb->snd_una)) {
         uint32_t acknowledged = ack - tcb->snd_una;
@@ -279,21 +285,17 @@ static bool tcp_process_ack(struct usock_stack *stack, struct tcp_connection *tc
         }
         break;
     case TCPS_CLOSING:
-        if (fin_acknowledged) {
-            tcp_enter_time_wait(stack, tcb, now);
-            return false;
-        }
+        if (fin_acknowledged)
+            return tcp_enter_time_wait(stack, tcb, now) ? TCP_STEP_DROP : TCP_STEP_GONE;
         break;
     case TCPS_LAST_ACK:
-        if (fin_acknowledged) {
-            tcp_done(stack, tcb, 0);
-            return false;
-        }
+        if (fin_acknowledged)
+            return tcp_done(stack, tcb, 0) ? TCP_STEP_GONE : TCP_STEP_DROP;
         break;
     default:
         break;
     }
-    return true;
+    return TCP_STEP_CONTINUE;
 }
 
 /* ---- states ---- */
@@ -481,12 +483,13 @@ static void tcp_acknowledge_data(struct usock_stack *stack, struct tcp_connectio
     }
 }
 
-static void tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb,
+/* Returns false when the connection was freed (TIME_WAIT refused). */
+static bool tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb,
                            struct tcp_segment *segment, uint64_t now)
 {
     bool fin = has_flag(segment, TCP_FLAG_FIN);
     if (segment->data_length == 0 && !fin)
-        return;
+        return true;
     if (segment->sequence == tcb->rcv_nxt) {
         uint32_t taken = tcp_take_in_order(tcb, segment->data, segment->data_length);
         if (taken < segment->data_length)
@@ -511,7 +514,7 @@ static void tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb
         fin = false;
     }
     if (!fin)
-        return;
+        return true;
     /* RFC 9293 3.10.7.4 eighth: the FIN. */
     tcb->rcv_nxt++;
     tcb->fin_received = true;
@@ -527,11 +530,11 @@ static void tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb
         break;
     case TCPS_FIN_WAIT_2:
         tcp_send_ack(stack, tcb, now);
-        tcp_enter_time_wait(stack, tcb, now);
-        break;
+        return tcp_enter_time_wait(stack, tcb, now);
     default:
         break;
     }
+    return true;
 }
 
 static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connection *tcb,
@@ -580,10 +583,15 @@ static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connect
             return;
         }
     }
-    if (!tcp_process_ack(stack, tcb, segment, now)) {
+    switch (tcp_process_ack(stack, tcb, segment, now)) {
+    case TCP_STEP_GONE:
+        return;
+    case TCP_STEP_DROP:
         if (tcb->state != TCPS_CLOSED && tcb->ack_now)
             tcp_send_ack(stack, tcb, now);
         return;
+    case TCP_STEP_CONTINUE:
+        break;
     }
     if (tcb->state == TCPS_ESTABLISHED || tcb->state == TCPS_FIN_WAIT_1 ||
         tcb->state == TCPS_FIN_WAIT_2) {
@@ -594,10 +602,10 @@ static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connect
             tcp_done(stack, tcb, 0);
             return;
         }
-        tcp_input_text(stack, tcb, segment, now);
-        if (tcb->state == TCPS_CLOSED || tcb->state == TCPS_TIME_WAIT) {
+        if (!tcp_input_text(stack, tcb, segment, now))
             return;
-        }
+        if (tcb->state == TCPS_CLOSED || tcb->state == TCPS_TIME_WAIT)
+            return;
     } else if (segment->data_length > 0 || has_flag(segment, TCP_FLAG_FIN)) {
         /* CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT: the peer already sent
          * its FIN; a retransmission of it just needs our ACK again. */

@@ -243,10 +243,10 @@ void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t 
             }
             break;
         }
-        /* Zero window with data waiting and nothing in flight: the
-         * retransmission timer doubles as the persist timer. */
-        if (tcb->snd_wnd == 0 && tcb->snd_nxt == tcb->snd_una &&
-            (seq_lt(tcb->snd_nxt, data_end) || tcb->fin_queued) &&
+        /* Data waiting with nothing in flight (a closed or too small
+         * window): the retransmission timer doubles as the persist timer. */
+        if (tcb->snd_nxt == tcb->snd_una && tcb->snd_una == tcb->snd_max &&
+            (seq_lt(tcb->snd_nxt, data_end) || (tcb->fin_queued && tcb->snd_nxt == data_end)) &&
             !timer_is_armed(&tcb->retransmit_timer))
             tcp_arm_retransmit(stack, tcb, now);
     }

@@ -232,7 +232,7 @@ static void tcp_remove_from_accept_queue(struct tcp_connection *tcb)
     listener->accept_queue_length--;
 }
 
-void tcp_done(struct usock_stack *stack, struct tcp_connection *tcb, int error)
+bool tcp_done(struct usock_stack *stack, struct tcp_connection *tcb, int error)
 {
     struct socket *socket = tcb->socket;
     bool was_connecting = tcb->state == TCPS_SYN_SENT || tcb->state == TCPS_SYN_RECEIVED;
@@ -249,20 +249,21 @@ void tcp_done(struct usock_stack *stack, struct tcp_connection *tcb, int error)
     if (tcb->orphaned) {
         tcp_connection_free(stack, tcb);
         socket_put(socket);
-        return;
+        return true;
     }
     if (tcb->listener && socket->fd < 0) {
         if (tcb->on_accept_queue)
-            return; /* accept() hands it out; the reader sees the error */
+            return false; /* accept() hands it out; the reader sees the error */
         tcb->listener->syn_queue_length--;
         tcp_connection_free(stack, tcb);
         socket_put(socket);
-        return;
+        return true;
     }
     /* A descriptor holds it: keep the block (unread data, the error) until
      * close(), but give the port back unless bind() named it. */
     if (!socket->port_locked && socket->hashed)
         port_table_remove(&stack->sockets.tcp, socket);
+    return false;
 }
 
 /* Sends a RST if the state calls for one, then ends the connection. */

@@ -101,13 +101,21 @@ static void tcp_retransmit_fire(struct usock_stack *stack, struct timer *timer, 
     default:
         return;
     }
-    if (tcb->snd_wnd == 0 && tcp_flight_size(tcb) <= 1) {
-        /* Persist: probe the closed window with one byte (new, or the
-         * probe again).  The peer answering keeps us going for ever. */
+    if (tcp_flight_size(tcb) == 0 || (tcb->snd_wnd == 0 && tcp_flight_size(tcb) <= 1)) {
+        /* Persist (RFC 9293 3.8.6.1), which is also the override timer of
+         * sender SWS avoidance (RFC 1122 4.2.3.4): data waits with nothing
+         * in flight.  A zero window gets a one-byte probe; a small one gets
+         * what fits.  A peer that answers keeps us probing for ever. */
+        uint32_t base = tcp_send_base(tcb);
+        bool data_waiting = seq_lt(tcb->snd_una, base + (uint32_t)tcb->send_buffer.length) ||
+                            (tcb->fin_queued && tcb->snd_una == base + tcb->send_buffer.length);
+        if (!data_waiting)
+            return;
         COUNT(stack, TcpPersistProbes);
         if (tcb->retransmits < 16)
             tcb->retransmits++;
-        tcp_retransmit_first(stack, tcb, 1, now);
+        uint32_t limit = tcb->snd_wnd == 0 ? 1 : tcb->snd_wnd < tcb->mss ? tcb->snd_wnd : tcb->mss;
+        tcp_retransmit_first(stack, tcb, limit, now);
         tcp_arm_retransmit(stack, tcb, now);
         return;
     }
@@ -154,16 +162,16 @@ static void tcp_delayed_ack_fire(struct usock_stack *stack, struct timer *timer,
     tcp_send_ack(stack, tcb, now);
 }
 
-void tcp_enter_time_wait(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+bool tcp_enter_time_wait(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
 {
     timer_cancel(&stack->timers, &tcb->retransmit_timer);
     if (stack->tcp.time_wait_count >= TCP_TIME_WAIT_LIMIT) {
         COUNT(stack, TcpTimeWaitOverflows);
-        tcp_done(stack, tcb, 0);
-        return;
+        return !tcp_done(stack, tcb, 0);
     }
     tcp_set_state(stack, tcb, TCPS_TIME_WAIT);
     stack_timer_arm(stack, &tcb->keepalive_timer, now + stack->tcp_time_wait_ns);
+    return true;
 }
 
 void tcp_keepalive_reset(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)

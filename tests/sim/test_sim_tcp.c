@@ -166,8 +166,208 @@ static void test_handshake_data_both_ways_and_orderly_close(void)
     world_free(&world);
 }
 
+
+static void test_connect_to_closed_port_is_refused(void)
+{
+    struct world world;
+    world_init(&world);
+    int client = usock_socket(world.a, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = address_of("198.18.0.2", 81);
+    CHECK_ERRNO(usock_connect(world.a, client, (struct sockaddr *)&to, sizeof(to)), EINPROGRESS);
+    world_run(&world, 5, 1000000);
+    struct pollfd entry = {.fd = client, .events = POLLOUT};
+    CHECK_EQ(usock_poll(world.a, &entry, 1, 0), 1);
+    CHECK(entry.revents & POLLERR);
+    CHECK(entry.revents & POLLHUP);
+    int error = 0;
+    socklen_t length = sizeof(error);
+    CHECK_EQ(usock_getsockopt(world.a, client, SOL_SOCKET, SO_ERROR, &error, &length), 0);
+    CHECK_EQ(error, ECONNREFUSED);
+    CHECK_EQ(usock_stack_counter(world.b, "TcpInNoSocket"), 1);
+    CHECK_EQ(usock_stack_counter(world.b, "TcpOutRsts"), 1);
+    CHECK_EQ(usock_stack_counter(world.a, "TcpAttemptFails"), 1);
+    world_free(&world);
+}
+
+static void test_connect_to_silent_host_times_out_after_syn_retries(void)
+{
+    struct world world;
+    world_init_impaired(&world, "loss=100%");
+    int client = usock_socket(world.a, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = address_of("198.18.0.2", 80);
+    CHECK_ERRNO(usock_connect(world.a, client, (struct sockaddr *)&to, sizeof(to)), EINPROGRESS);
+    /* ARP never resolves either: the stack reports the host unreachable. */
+    world_run(&world, 300, 1000000000ULL);
+    int error = 0;
+    socklen_t length = sizeof(error);
+    CHECK_EQ(usock_getsockopt(world.a, client, SOL_SOCKET, SO_ERROR, &error, &length), 0);
+    CHECK(error == ETIMEDOUT || error == EHOSTUNREACH);
+    world_free(&world);
+}
+
+static void test_close_with_unread_data_resets_the_peer(void)
+{
+    struct world world;
+    world_init(&world);
+    int client, server;
+    connect_pair(&world, 80, &client, &server);
+    CHECK_EQ(usock_send(world.a, client, "unread", 6, 0), 6);
+    world_run(&world, 3, 1000000);
+    CHECK_EQ(usock_close(world.b, server), 0);
+    world_run(&world, 3, 1000000);
+    char buffer[8];
+    CHECK_ERRNO(usock_recv(world.a, client, buffer, sizeof(buffer), 0), ECONNRESET);
+    CHECK_EQ(usock_recv(world.a, client, buffer, sizeof(buffer), 0), 0);
+    CHECK_ERRNO(usock_send(world.a, client, "x", 1, MSG_NOSIGNAL), EPIPE);
+    CHECK_EQ(usock_stack_counter(world.b, "TcpAbortOnClose"), 1);
+    CHECK_EQ(usock_stack_counter(world.a, "TcpEstabResets"), 1);
+    world_free(&world);
+}
+
+static void test_half_close_lets_the_other_side_keep_sending(void)
+{
+    struct world world;
+    world_init(&world);
+    int client, server;
+    connect_pair(&world, 80, &client, &server);
+    CHECK_EQ(usock_shutdown(world.a, client, SHUT_WR), 0);
+    CHECK_ERRNO(usock_send(world.a, client, "x", 1, MSG_NOSIGNAL), EPIPE);
+    world_run(&world, 3, 1000000);
+    char buffer[16];
+    CHECK_EQ(usock_recv(world.b, server, buffer, sizeof(buffer), 0), 0);
+    CHECK_EQ(usock_send(world.b, server, "still here", 10, 0), 10);
+    world_run(&world, 3, 1000000);
+    CHECK_EQ(usock_recv(world.a, client, buffer, sizeof(buffer), 0), 10);
+    CHECK_EQ(usock_close(world.b, server), 0);
+    world_run(&world, 3, 1000000);
+    CHECK_EQ(usock_recv(world.a, client, buffer, sizeof(buffer), 0), 0);
+    CHECK_EQ(usock_close(world.a, client), 0);
+    world_run(&world, 40, 100000000);
+    CHECK_EQ(usock_stack_sockets(world.a, NULL, 0), 0);
+    CHECK_EQ(usock_stack_sockets(world.b, NULL, 0), 0);
+    world_free(&world);
+}
+
+/* Moves total bytes from a to b with pattern data, reading as it goes
+ * (or only after the sender stalls, when read_late), and checks them. */
+static void transfer_and_check(struct world *world, int client, int server, size_t total,
+                               bool read_late)
+{
+    static uint8_t chunk[65536], received[65536];
+    size_t sent = 0, got = 0;
+    int rounds = 0;
+    while (got < total) {
+        CHECK(rounds++ < 2000000);
+        while (sent < total) {
+            size_t want = total - sent < sizeof(chunk) ? total - sent : sizeof(chunk);
+            for (size_t i = 0; i < want; i++)
+                chunk[i] = (uint8_t)((sent + i) * 7 + ((sent + i) >> 9));
+            ssize_t n = usock_send(world->a, client, chunk, want, MSG_DONTWAIT);
+            if (n < 0) {
+                CHECK_EQ(errno, EAGAIN);
+                break;
+            }
+            sent += (size_t)n;
+        }
+        world_step(world, 500000);
+        if (read_late && rounds < 3000)
+            continue;
+        for (;;) {
+            ssize_t n = usock_recv(world->b, server, received, sizeof(received), MSG_DONTWAIT);
+            if (n < 0) {
+                CHECK_EQ(errno, EAGAIN);
+                break;
+            }
+            CHECK(n > 0);
+            for (ssize_t i = 0; i < n; i++)
+                CHECK_EQ(received[i], (uint8_t)((got + (size_t)i) * 7 + ((got + (size_t)i) >> 9)));
+            got += (size_t)n;
+        }
+    }
+    CHECK_EQ(got, total);
+}
+
+static void test_bulk_transfer_arrives_intact(void)
+{
+    struct world world;
+    world_init(&world);
+    int client, server;
+    connect_pair(&world, 80, &client, &server);
+    transfer_and_check(&world, client, server, 4 << 20, false);
+    CHECK_EQ(usock_stack_counter(world.a, "TcpRetransSegs"), 0);
+    world_free(&world);
+}
+
+static void test_bulk_transfer_survives_loss_reordering_duplication(void)
+{
+    struct world world;
+    world_init_impaired(&world, "loss=3%,dup=2%,reorder=5%,delay=1ms,jitter=1ms,seed=9");
+    int client, server;
+    connect_pair(&world, 80, &client, &server);
+    transfer_and_check(&world, client, server, 2 << 20, false);
+    CHECK(usock_stack_counter(world.a, "TcpRetransSegs") > 0);
+    CHECK(usock_stack_counter(world.a, "TcpFastRetrans") > 0);
+    CHECK(usock_stack_counter(world.b, "TcpOutOfOrderQueued") > 0);
+    world_free(&world);
+}
+
+static void test_zero_window_is_probed_until_the_reader_drains(void)
+{
+    struct world world;
+    world_init(&world);
+    int client, server;
+    connect_pair(&world, 80, &client, &server);
+    /* The receiver reads nothing for a long while: the window closes, the
+     * sender probes, and nothing is lost when reading resumes. */
+    transfer_and_check(&world, client, server, 1 << 20, true);
+    CHECK(usock_stack_counter(world.a, "TcpPersistProbes") > 0);
+    world_free(&world);
+}
+
+static void test_listen_backlog_and_accept_queue(void)
+{
+    struct world world;
+    world_init(&world);
+    int listener = listener_on(world.b, 90);
+    int accept_connection = 1;
+    socklen_t length = sizeof(accept_connection);
+    CHECK_EQ(usock_getsockopt(world.b, listener, SOL_SOCKET, SO_ACCEPTCONN, &accept_connection,
+                              &length), 0);
+    CHECK_EQ(accept_connection, 1);
+    CHECK_ERRNO(usock_accept(world.b, listener, NULL, NULL), EAGAIN);
+    int clients[5];
+    struct sockaddr_in to = address_of("198.18.0.2", 90);
+    for (int i = 0; i < 5; i++) {
+        clients[i] = usock_socket(world.a, AF_INET, SOCK_STREAM, 0);
+        CHECK_ERRNO(usock_connect(world.a, clients[i], (struct sockaddr *)&to, sizeof(to)),
+                    EINPROGRESS);
+    }
+    world_run(&world, 5, 1000000);
+    struct pollfd entry = {.fd = listener, .events = POLLIN};
+    CHECK_EQ(usock_poll(world.b, &entry, 1, 0), 1);
+    for (int i = 0; i < 5; i++) {
+        struct sockaddr_in peer;
+        socklen_t peer_length = sizeof(peer);
+        int fd = usock_accept(world.b, listener, (struct sockaddr *)&peer, &peer_length);
+        CHECK(fd >= 0);
+        CHECK_EQ(peer.sin_addr.s_addr, address_of("198.18.0.1", 0).sin_addr.s_addr);
+    }
+    CHECK_ERRNO(usock_accept(world.b, listener, NULL, NULL), EAGAIN);
+    /* A second listen() only changes the backlog. */
+    CHECK_EQ(usock_listen(world.b, listener, 1), 0);
+    world_free(&world);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_handshake_data_both_ways_and_orderly_close),
+    CHECK_TEST(test_connect_to_closed_port_is_refused),
+    CHECK_TEST(test_connect_to_silent_host_times_out_after_syn_retries),
+    CHECK_TEST(test_close_with_unread_data_resets_the_peer),
+    CHECK_TEST(test_half_close_lets_the_other_side_keep_sending),
+    CHECK_TEST(test_bulk_transfer_arrives_intact),
+    CHECK_TEST(test_bulk_transfer_survives_loss_reordering_duplication),
+    CHECK_TEST(test_zero_window_is_probed_until_the_reader_drains),
+    CHECK_TEST(test_listen_backlog_and_accept_queue),
 };
 
 CHECK_MAIN(tests)
