@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/icmp.h"
 #include "net/ipv4.h"
+#include "wire/icmp.h"
 #include "stack.h"
 #include "util/siphash.h"
 #include "wire/arp.h"
@@ -125,6 +127,14 @@ static void neighbour_timer_fire(struct usock_stack *stack, struct timer *timer,
         }
         COUNT(stack, ArpResolveFailed);
         counter_add(stack, COUNTER_IpOutDiscards, entry->pending.count);
+        /* Linux reports these to their sockets as host unreachable. */
+        struct packet_buffer *buffer;
+        while ((buffer = packet_queue_pop(&entry->pending))) {
+            icmp_report_local_error(stack, buffer->data, buffer->length,
+                                    ICMP_TYPE_DESTINATION_UNREACHABLE, ICMP_CODE_HOST_UNREACHABLE,
+                                    now);
+            packet_buffer_free(buffer);
+        }
         neighbour_free(stack, entry);
         return;
     case NEIGHBOUR_REACHABLE:

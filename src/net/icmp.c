@@ -106,12 +106,13 @@ static void icmp_send(struct usock_stack *stack, const struct icmp_header *heade
     ipv4_output(stack, buffer, &send, now);
 }
 
-static void icmp_input_error(struct usock_stack *stack, const struct ipv4_packet *packet,
-                             const struct icmp_header *header, uint64_t now)
+/* Hands an error about the packet quoted (our own, as far as we can tell)
+ * to the transport that sent it. */
+static void icmp_deliver_error(struct usock_stack *stack, const uint8_t *quoted,
+                               size_t quoted_length, uint8_t type, uint8_t code, uint32_t info,
+                               uint64_t now)
 {
-    const uint8_t *quoted = packet->payload + ICMP_HEADER_LENGTH;
-    size_t quoted_length = packet->payload_length - ICMP_HEADER_LENGTH;
-    struct ipv4_error error = {.type = header->type, .code = header->code, .info = header->rest};
+    struct ipv4_error error = {.type = type, .code = code, .info = info};
     /* The quote is a fragment of our packet: its checksum and total length
      * need not hold, so validate only what we read. */
     if (quoted_length < IPV4_HEADER_LENGTH ||
@@ -142,6 +143,20 @@ static void icmp_input_error(struct usock_stack *stack, const struct ipv4_packet
         handler(stack, &error, now);
     else
         COUNT(stack, IcmpInErrorsNoSocket);
+}
+
+static void icmp_input_error(struct usock_stack *stack, const struct ipv4_packet *packet,
+                             const struct icmp_header *header, uint64_t now)
+{
+    icmp_deliver_error(stack, packet->payload + ICMP_HEADER_LENGTH,
+                       packet->payload_length - ICMP_HEADER_LENGTH, header->type, header->code,
+                       header->rest, now);
+}
+
+void icmp_report_local_error(struct usock_stack *stack, const uint8_t *packet, size_t length,
+                             uint8_t type, uint8_t code, uint64_t now)
+{
+    icmp_deliver_error(stack, packet, length, type, code, 0, now);
 }
 
 void icmp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint64_t now)

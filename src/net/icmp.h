@@ -44,4 +44,10 @@ void icmp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uin
 void icmp_send_error(struct usock_stack *stack, const uint8_t *original, size_t original_length,
                      uint8_t type, uint8_t code, uint32_t info, uint64_t now);
 
+/* Reports an error about a packet of ours that the stack itself could not
+ * deliver (ARP failed: host unreachable), as if an ICMP message had come
+ * back; packet starts at its IP header (borrowed). */
+void icmp_report_local_error(struct usock_stack *stack, const uint8_t *packet, size_t length,
+                             uint8_t type, uint8_t code, uint64_t now);
+
 #endif

@@ -210,6 +210,101 @@ static void test_many_datagrams_cross_between_threads(void)
     pair_free(&pair);
 }
 
+
+struct tcp_server {
+    struct usock_stack *stack;
+    int listener;
+    size_t echoed;
+};
+
+/* Accepts one connection and echoes it until EOF with blocking calls. */
+static void *tcp_echo_once(void *argument)
+{
+    struct tcp_server *server = argument;
+    int fd = usock_accept(server->stack, server->listener, NULL, NULL);
+    CHECK(fd >= 0);
+    static char buffer[65536];
+    for (;;) {
+        ssize_t n = usock_recv(server->stack, fd, buffer, sizeof(buffer), 0);
+        CHECK(n >= 0);
+        if (n == 0)
+            break;
+        CHECK_EQ(usock_send(server->stack, fd, buffer, (size_t)n, 0), n);
+        server->echoed += (size_t)n;
+    }
+    CHECK_EQ(usock_close(server->stack, fd), 0);
+    return NULL;
+}
+
+struct tcp_reader {
+    struct usock_stack *stack;
+    int fd;
+    size_t expected;
+    size_t got;
+};
+
+static void *read_all(void *argument)
+{
+    struct tcp_reader *reader = argument;
+    static char buffer[65536];
+    while (reader->got < reader->expected) {
+        ssize_t n = usock_recv(reader->stack, reader->fd, buffer, sizeof(buffer), 0);
+        CHECK(n > 0);
+        for (ssize_t i = 0; i < n; i++)
+            CHECK_EQ((uint8_t)buffer[i], (uint8_t)((reader->got + (size_t)i) % 251));
+        reader->got += (size_t)n;
+    }
+    return NULL;
+}
+
+static void test_blocking_tcp_connect_accept_and_echo(void)
+{
+    struct pair pair;
+    pair_init(&pair);
+    struct tcp_server server = {.stack = pair.b};
+    server.listener = usock_socket(pair.b, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in local = address_of("0.0.0.0", 7);
+    CHECK_EQ(usock_bind(pair.b, server.listener, (struct sockaddr *)&local, sizeof(local)), 0);
+    CHECK_EQ(usock_listen(pair.b, server.listener, 8), 0);
+    pthread_t server_thread;
+    pthread_create(&server_thread, NULL, tcp_echo_once, &server);
+
+    int client = usock_socket(pair.a, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = address_of("198.18.0.2", 7);
+    CHECK_EQ(usock_connect(pair.a, client, (struct sockaddr *)&to, sizeof(to)), 0);
+    size_t total = 8 << 20;
+    struct tcp_reader reader = {pair.a, client, total, 0};
+    pthread_t reader_thread;
+    pthread_create(&reader_thread, NULL, read_all, &reader);
+    static uint8_t data[1 << 20];
+    for (size_t sent = 0; sent < total; sent += sizeof(data)) {
+        for (size_t i = 0; i < sizeof(data); i++)
+            data[i] = (uint8_t)((sent + i) % 251);
+        /* A blocking send on a stream socket writes everything. */
+        CHECK_EQ(usock_send(pair.a, client, data, sizeof(data), 0), (ssize_t)sizeof(data));
+    }
+    pthread_join(reader_thread, NULL);
+    CHECK_EQ(reader.got, total);
+    CHECK_EQ(usock_shutdown(pair.a, client, SHUT_WR), 0);
+    pthread_join(server_thread, NULL);
+    CHECK_EQ(server.echoed, total);
+    char byte;
+    CHECK_EQ(usock_recv(pair.a, client, &byte, 1, 0), 0);
+    CHECK_EQ(usock_close(pair.a, client), 0);
+    CHECK_EQ(usock_close(pair.b, server.listener), 0);
+    pair_free(&pair);
+}
+
+static void test_blocking_connect_to_closed_port_is_refused(void)
+{
+    struct pair pair;
+    pair_init(&pair);
+    int client = usock_socket(pair.a, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = address_of("198.18.0.2", 9);
+    CHECK_ERRNO(usock_connect(pair.a, client, (struct sockaddr *)&to, sizeof(to)), ECONNREFUSED);
+    pair_free(&pair);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_blocking_receive_is_woken_by_a_datagram),
     CHECK_TEST(test_receive_timeout_expires_with_eagain),
@@ -217,6 +312,8 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_blocking_poll_is_woken_by_input),
     CHECK_TEST(test_close_wakes_a_blocked_reader_with_ebadf),
     CHECK_TEST(test_many_datagrams_cross_between_threads),
+    CHECK_TEST(test_blocking_tcp_connect_accept_and_echo),
+    CHECK_TEST(test_blocking_connect_to_closed_port_is_refused),
 };
 
 CHECK_MAIN(tests)
