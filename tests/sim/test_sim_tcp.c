@@ -116,7 +116,7 @@ static void connect_pair(struct world *world, uint16_t port, int *client, int *s
     struct sockaddr_in to = address_of("198.18.0.2", port);
     CHECK_ERRNO(usock_connect(world->a, *client, (struct sockaddr *)&to, sizeof(to)), EINPROGRESS);
     *server = -1;
-    for (int i = 0; i < 100 && *server < 0; i++) {
+    for (int i = 0; i < 20000 && *server < 0; i++) {
         world_step(world, 1000000);
         *server = usock_accept(world->b, listener, NULL, NULL);
     }
@@ -385,6 +385,94 @@ static void test_listen_backlog_and_accept_queue(void)
     world_free(&world);
 }
 
+
+static void test_heavy_loss_and_corruption_still_deliver_every_byte(void)
+{
+    struct world world;
+    world_init_impaired(&world, "loss=10%,dup=3%,reorder=10%,corrupt=2%,delay=2ms,jitter=3ms,seed=21");
+    int client, server;
+    connect_pair(&world, 80, &client, &server);
+    transfer_and_check(&world, client, server, 1 << 20, false);
+    CHECK(usock_stack_counter(world.a, "TcpTimeouts") + usock_stack_counter(world.a, "TcpFastRetrans") > 0);
+    CHECK(usock_stack_counter(world.b, "TcpInCsumErrors") + usock_stack_counter(world.a, "TcpInCsumErrors") +
+          usock_stack_counter(world.a, "IpInHdrErrors") + usock_stack_counter(world.b, "IpInHdrErrors") +
+          usock_stack_counter(world.a, "EthInNotForUs") + usock_stack_counter(world.b, "EthInNotForUs") > 0);
+    world_free(&world);
+}
+
+static void test_many_connections_transfer_concurrently(void)
+{
+    struct world world;
+    world_init_impaired(&world, "loss=1%,reorder=2%,seed=5");
+    int listener = listener_on(world.b, 8000);
+    enum { CONNECTIONS = 64, BYTES = 20000 };
+    int clients[CONNECTIONS], servers[CONNECTIONS];
+    size_t sent[CONNECTIONS] = {0}, received[CONNECTIONS] = {0};
+    struct sockaddr_in to = address_of("198.18.0.2", 8000);
+    for (int i = 0; i < CONNECTIONS; i++) {
+        clients[i] = usock_socket(world.a, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        CHECK_ERRNO(usock_connect(world.a, clients[i], (struct sockaddr *)&to, sizeof(to)),
+                    EINPROGRESS);
+        servers[i] = -1;
+    }
+    int accepted = 0;
+    for (int round = 0; round < 20000 && accepted < CONNECTIONS; round++) {
+        world_step(&world, 1000000);
+        int fd;
+        while ((fd = usock_accept(world.b, listener, NULL, NULL)) >= 0) {
+            /* Match the server end to its client by the client's port. */
+            struct sockaddr_in peer;
+            socklen_t length = sizeof(peer);
+            CHECK_EQ(usock_getpeername(world.b, fd, (struct sockaddr *)&peer, &length), 0);
+            for (int i = 0; i < CONNECTIONS; i++) {
+                struct sockaddr_in name;
+                socklen_t name_length = sizeof(name);
+                CHECK_EQ(usock_getsockname(world.a, clients[i], (struct sockaddr *)&name,
+                                           &name_length), 0);
+                if (name.sin_port == peer.sin_port)
+                    servers[i] = fd;
+            }
+            accepted++;
+        }
+    }
+    CHECK_EQ(accepted, CONNECTIONS);
+    uint8_t buffer[4096];
+    bool done = false;
+    for (int round = 0; round < 200000 && !done; round++) {
+        done = true;
+        for (int i = 0; i < CONNECTIONS; i++) {
+            while (sent[i] < BYTES) {
+                for (size_t j = 0; j < sizeof(buffer); j++)
+                    buffer[j] = (uint8_t)(i + (int)((sent[i] + j) % 199));
+                size_t want = BYTES - sent[i] < sizeof(buffer) ? BYTES - sent[i] : sizeof(buffer);
+                ssize_t n = usock_send(world.a, clients[i], buffer, want, 0);
+                if (n < 0)
+                    break;
+                sent[i] += (size_t)n;
+            }
+            ssize_t n;
+            while ((n = usock_recv(world.b, servers[i], buffer, sizeof(buffer), MSG_DONTWAIT)) > 0) {
+                for (ssize_t j = 0; j < n; j++)
+                    CHECK_EQ(buffer[j], (uint8_t)(i + (int)((received[i] + (size_t)j) % 199)));
+                received[i] += (size_t)n;
+            }
+            if (received[i] < BYTES)
+                done = false;
+        }
+        world_step(&world, 1000000);
+    }
+    CHECK(done);
+    for (int i = 0; i < CONNECTIONS; i++) {
+        CHECK_EQ(usock_close(world.a, clients[i]), 0);
+        CHECK_EQ(usock_close(world.b, servers[i]), 0);
+    }
+    CHECK_EQ(usock_close(world.b, listener), 0);
+    world_run(&world, 100, 100000000);
+    CHECK_EQ(usock_stack_sockets(world.a, NULL, 0), 0);
+    CHECK_EQ(usock_stack_sockets(world.b, NULL, 0), 0);
+    world_free(&world);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_handshake_data_both_ways_and_orderly_close),
     CHECK_TEST(test_connect_to_closed_port_is_refused),
@@ -395,6 +483,8 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_bulk_transfer_arrives_intact),
     CHECK_TEST(test_bulk_transfer_survives_loss_reordering_duplication),
     CHECK_TEST(test_zero_window_is_probed_until_the_reader_drains),
+    CHECK_TEST(test_heavy_loss_and_corruption_still_deliver_every_byte),
+    CHECK_TEST(test_many_connections_transfer_concurrently),
     CHECK_TEST(test_listen_backlog_and_accept_queue),
 };
 
