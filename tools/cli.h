@@ -5,7 +5,7 @@
  * nc, demo-mem), one file each.  This header declares the helpers they have in
  * common: error messages and exit statuses, option parsing, the parsers of
  * addresses and link specs, the control endpoint's path, the socket table
- * printer and the built-in UDP services.
+ * printer and the built-in services.
  *
  * Exit statuses: 0 success, 1 a failure at run time (a control endpoint that
  * cannot be reached, a stack that will not start), 2 bad arguments (anything
@@ -199,6 +199,10 @@ void socket_table_print(FILE *out, const struct socket_row *rows, size_t count);
 enum service_kind {
     SERVICE_UDP_ECHO,
     SERVICE_UDP_DISCARD,
+    SERVICE_TCP_ECHO,
+    SERVICE_TCP_DISCARD,
+    SERVICE_HTTP,
+    SERVICE_KIND_COUNT,
 };
 
 struct service_spec {
@@ -208,9 +212,11 @@ struct service_spec {
 
 struct service;
 
-/* Parses "udp-echo:PORT" or "udp-discard:PORT".  Returns 0 or -EINVAL
- * (after printing an error). */
+/* Parses "KIND:PORT", KIND one of udp-echo, udp-discard, tcp-echo,
+ * tcp-discard, http.  Returns 0 or -EINVAL (after printing an error). */
 int service_spec_parse(const char *text, struct service_spec *spec);
+/* Whether the service listens on a TCP port (else a UDP one). */
+bool service_is_tcp(enum service_kind kind);
 /* Binds the service's socket on stack (which must be running threaded) and
  * starts its thread.  Returns 0 with *service_out set, or -errno after
  * printing an error. */

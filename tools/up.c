@@ -48,7 +48,12 @@ static const char up_usage[] =
     "  --pcap FILE      write every frame sent and received to FILE\n"
     "  --impair SPEC    impair the link both ways, e.g.\n"
     "                   loss=2%,dup=1%,reorder=10%,corrupt=0.1%,delay=2ms,jitter=1ms,seed=N\n"
-    "  --serve SPEC     run a service: udp-echo:PORT or udp-discard:PORT (repeatable)\n";
+    "  --serve SPEC     run a service (repeatable):\n"
+    "                   udp-echo:PORT, udp-discard:PORT  (RFC 862, RFC 863)\n"
+    "                   tcp-echo:PORT, tcp-discard:PORT  (the same over TCP)\n"
+    "                   http:PORT  HTTP/1.x: GET or HEAD of / (a short page) or of\n"
+    "                   /bytes/N (N bytes, N <= 1 GiB; bytes 4k..4k+3 are the 32-bit\n"
+    "                   number k, big-endian); one request per connection\n";
 
 /* Everything `usock up` was asked for, validated. */
 struct up_options {
@@ -124,10 +129,15 @@ static int up_apply(struct up_options *options, enum up_option option, const cha
         }
         if (service_spec_parse(value, &options->services[options->service_count]) < 0)
             return -EINVAL;
-        /* Two services on one port would fail at bind; say so now instead. */
+        /* Two services on one port of one protocol would fail at bind; say
+         * so now instead. */
         for (size_t i = 0; i < options->service_count; i++) {
-            if (options->services[i].port == options->services[options->service_count].port) {
-                cli_error("two services on UDP port %u", (unsigned)options->services[i].port);
+            const struct service_spec *added = &options->services[options->service_count];
+            bool tcp = service_is_tcp(added->kind);
+            if (options->services[i].port == added->port &&
+                service_is_tcp(options->services[i].kind) == tcp) {
+                cli_error("two services on %s port %u", tcp ? "TCP" : "UDP",
+                          (unsigned)added->port);
                 return -EINVAL;
             }
         }

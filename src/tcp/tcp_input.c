@@ -207,7 +207,11 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
     uint32_t base = tcp_send_base(tcb);
     uint32_t data_end = base + (uint32_t)tcb->send_buffer.length; /* where a FIN sits */
     if (tcb->state == TCPS_SYN_RECEIVED) {
-        /* The caller checked snd_una < ack <= snd_max. */
+        /* The caller checked snd_una < ack <= snd_max.  RFC 6298 5.7: after a
+         * retransmitted SYN-ACK and no RTT sample, data starts at 3 s. */
+        if (tcb->retransmits > 0 && tcb->srtt_ns == 0)
+            tcb->rto_ns = 3 * TCP_RTO_INITIAL_NS;
+        tcb->retransmits = 0;
         tcp_set_state(stack, tcb, TCPS_ESTABLISHED);
         tcb->snd_wnd = segment->header.window;
         tcb->max_snd_wnd = tcb->snd_wnd;
@@ -266,7 +270,9 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         if (tcb->snd_wnd > tcb->max_snd_wnd)
             tcb->max_snd_wnd = tcb->snd_wnd;
         if (was_closed && tcb->snd_wnd > 0) {
-            /* The window opened: stop probing, resume at once. */
+            /* The window opened: stop probing and resume at once from the
+             * first unacknowledged byte (a refused probe byte included). */
+            tcb->snd_nxt = tcb->snd_una;
             tcb->retransmits = 0;
             timer_cancel(&stack->timers, &tcb->retransmit_timer);
             if (tcb->snd_una != tcb->snd_max)
@@ -331,6 +337,8 @@ static void tcp_established_from_syn_sent(struct usock_stack *stack, struct tcp_
     tcb->snd_wl2 = segment->header.acknowledgment;
     if (tcb->retransmits == 0 && tcb->rtt_measuring)
         tcp_rtt_sample(tcb, now - tcb->rtt_started);
+    else if (tcb->retransmits > 0 && tcb->srtt_ns == 0)
+        tcb->rto_ns = 3 * TCP_RTO_INITIAL_NS; /* RFC 6298 5.7 */
     tcb->rtt_measuring = false;
     tcb->retransmits = 0;
     timer_cancel(&stack->timers, &tcb->retransmit_timer);

@@ -49,6 +49,8 @@ void tcp_rtt_sample(struct tcp_connection *tcb, uint64_t sample_ns)
 {
     /* RFC 6298 2.2-2.3, with alpha 1/8 and beta 1/4; clock granularity is
      * below a microsecond, so the G term vanishes. */
+    if (sample_ns == 0)
+        sample_ns = 1; /* srtt 0 means "no sample yet" */
     if (tcb->srtt_ns == 0) {
         tcb->srtt_ns = sample_ns;
         tcb->rttvar_ns = sample_ns / 2;

@@ -1,0 +1,1662 @@
+/*
+ * test_tcp_script.c - TCP behaviour as scripts (smoltcp's TCP tests, lwIP's
+ * tcp_helper): feed one segment with given flags, sequence, window and
+ * options; assert the exact segment that comes out, and the state after.
+ *
+ * The harness: one stack, 198.18.0.2/24, on a callback link that carries
+ * bare IP packets, driven in event mode by a simulated clock and a fixed
+ * seed.  The test plays the peer, 198.18.0.1:4000.  inject() builds an IPv4
+ * packet around a TCP segment (checksums right unless the test breaks them
+ * on purpose), queues it on the link and polls.  Every packet the stack
+ * sends is copied onto a FIFO; expect_segment() pops the oldest, validates
+ * it with ipv4_parse and tcp_parse (both checksums verified) and compares
+ * flags, sequence, acknowledgment, window and payload length, and that a
+ * segment without SYN carries no options (the stack sends none but MSS).
+ * expect_nothing() asserts the FIFO is empty.  advance() moves the clock
+ * forward, stopping at every deadline the stack reports on the way, so a
+ * timer fires at the time it was set for and not at the end of the step.
+ *
+ * The stack's initial sequence number is not predictable; each script reads
+ * it from the SYN or SYN-ACK the stack sends.  Each test ends with
+ * usock_stack_free, so the sanitizer build catches leaked sockets, buffers
+ * and timers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "usock.h"
+#include "wire/checksum.h"
+#include "wire/ipv4.h"
+#include "wire/tcp.h"
+
+#define LOCAL_ADDRESS "198.18.0.2"
+#define PEER_ADDRESS "198.18.0.1"
+#define PEER_PORT 4000
+#define SERVER_PORT 8080
+#define CLOSED_PORT 9999
+#define PEER_ISS 1000000u
+#define PEER_WINDOW 65535
+#define OUR_WINDOW 65535 /* 128 KiB buffer, no window scaling: 65535 */
+/* The window offered after n more bytes arrived (read or not): the right
+ * edge stays put until it can move by a full segment (RFC 9293 3.8.6.2.2,
+ * receiver silly window avoidance), so a small arrival shrinks it. */
+#define WINDOW_AFTER(n) (OUR_WINDOW - (n))
+
+#define NS_PER_MS (1000ULL * 1000)
+#define NS_PER_S (1000ULL * NS_PER_MS)
+
+/* A field of expect_segment() that is not checked. */
+#define ANY (-1LL)
+/* Added to expected flags: PSH may or may not be set. */
+#define MAYBE_PSH 0x100
+
+/* ------------------------------------------------------------------------ */
+/* The harness                                                               */
+/* ------------------------------------------------------------------------ */
+
+struct captured {
+    struct captured *next;
+    size_t length;
+    uint8_t data[];
+};
+
+struct script {
+    uint64_t now;
+    struct usock_stack *stack;
+    struct usock_link *link;
+    struct captured *head, **tail; /* packets the stack sent, oldest first */
+    uint32_t local_address, peer_address; /* network order */
+    uint16_t local_port, peer_port;       /* the connection under test */
+    uint32_t iss;                         /* the stack's, read from its SYN */
+    uint16_t ip_identification;
+};
+
+/* A segment the stack sent, parsed. */
+struct segment {
+    struct ipv4_header ip;
+    struct tcp_header tcp;
+    size_t length;
+    uint8_t payload[1600];
+};
+
+static uint64_t script_clock(void *context)
+{
+    return ((struct script *)context)->now;
+}
+
+static void script_capture(void *context, const uint8_t *frame, size_t length)
+{
+    struct script *s = context;
+    struct captured *packet = malloc(sizeof(*packet) + length);
+    CHECK(packet != NULL);
+    packet->next = NULL;
+    packet->length = length;
+    memcpy(packet->data, frame, length);
+    *s->tail = packet;
+    s->tail = &packet->next;
+}
+
+static uint32_t address(const char *text)
+{
+    struct in_addr in;
+    CHECK_EQ(inet_pton(AF_INET, text, &in), 1);
+    return in.s_addr;
+}
+
+static struct sockaddr_in socket_address(const char *text, uint16_t port)
+{
+    struct sockaddr_in result = {.sin_family = AF_INET, .sin_port = htons(port)};
+    result.sin_addr.s_addr = address(text);
+    return result;
+}
+
+static void script_init_with(struct script *s, uint64_t time_wait_ns)
+{
+    memset(s, 0, sizeof(*s));
+    s->now = 5 * NS_PER_S;
+    s->tail = &s->head;
+    s->local_address = address(LOCAL_ADDRESS);
+    s->peer_address = address(PEER_ADDRESS);
+    s->peer_port = PEER_PORT;
+    s->local_port = SERVER_PORT;
+    CHECK_EQ(usock_link_callback_new(script_capture, s, 1, &s->link), 0);
+    struct usock_stack_config config;
+    usock_stack_config_init(&config);
+    config.link = s->link;
+    config.address.s_addr = s->local_address;
+    config.prefix_length = 24;
+    config.clock = script_clock;
+    config.clock_context = s;
+    config.seed = 7;
+    config.tcp_time_wait_ns = time_wait_ns;
+    s->stack = usock_stack_new(&config);
+    CHECK(s->stack != NULL);
+    usock_stack_poll(s->stack, s->now);
+}
+
+static void script_init(struct script *s)
+{
+    script_init_with(s, 0);
+}
+
+static void script_free(struct script *s)
+{
+    usock_stack_free(s->stack);
+    while (s->head) {
+        struct captured *next = s->head->next;
+        free(s->head);
+        s->head = next;
+    }
+}
+
+static void fail_at(int line, const char *format, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void fail_at(int line, const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    fprintf(stderr, "%s:%d: ", __FILE__, line);
+    vfprintf(stderr, format, arguments);
+    fprintf(stderr, "\n");
+    va_end(arguments);
+    exit(1);
+}
+
+/* Moves the clock forward by ns, polling at every deadline on the way. */
+static void advance(struct script *s, uint64_t ns)
+{
+    uint64_t target = s->now + ns;
+    unsigned spins = 0;
+    for (;;) {
+        uint64_t deadline = usock_stack_poll(s->stack, s->now);
+        if (deadline == USOCK_NEVER || deadline > target)
+            break;
+        if (deadline > s->now)
+            s->now = deadline;
+        else
+            CHECK(++spins < 1000);
+    }
+    s->now = target;
+    usock_stack_poll(s->stack, s->now);
+}
+
+/* Sums a TCP segment (with its checksum field zero) and stores the
+ * checksum. */
+static void tcp_fix_checksum(const struct script *s, uint8_t *segment, size_t length)
+{
+    segment[16] = segment[17] = 0;
+    uint32_t sum = checksum_pseudo_header(s->peer_address, s->local_address, IPPROTO_TCP,
+                                          (uint16_t)length);
+    sum = checksum_add(sum, segment, length);
+    uint16_t value = checksum_finish(sum);
+    segment[16] = (uint8_t)(value >> 8);
+    segment[17] = (uint8_t)value;
+}
+
+/* Hands the stack an IP packet from the peer holding segment as it is. */
+static void inject_raw(struct script *s, const uint8_t *segment, size_t length)
+{
+    uint8_t packet[IPV4_HEADER_LENGTH + 1600];
+    CHECK(length <= 1600);
+    struct ipv4_header ip = {
+        .total_length = (uint16_t)(IPV4_HEADER_LENGTH + length),
+        .identification = ++s->ip_identification,
+        .dont_fragment = true,
+        .time_to_live = 64,
+        .protocol = IPPROTO_TCP,
+        .source = s->peer_address,
+        .destination = s->local_address,
+    };
+    ipv4_emit(&ip, packet);
+    memcpy(packet + IPV4_HEADER_LENGTH, segment, length);
+    CHECK_EQ(usock_link_callback_input(s->link, packet, IPV4_HEADER_LENGTH + length), 0);
+    usock_stack_poll(s->stack, s->now);
+}
+
+/* Builds a well-formed segment from the peer to the connection under test;
+ * returns its length. */
+static size_t build_segment(const struct script *s, uint8_t *out, uint8_t flags, uint32_t sequence,
+                            uint32_t acknowledgment, uint16_t window,
+                            const struct tcp_options *options, const void *payload,
+                            size_t payload_length)
+{
+    struct tcp_header header = {
+        .source_port = s->peer_port,
+        .destination_port = s->local_port,
+        .sequence = sequence,
+        .acknowledgment = acknowledgment,
+        .flags = flags,
+        .window = window,
+    };
+    if (options)
+        header.options = *options;
+    size_t header_length = TCP_HEADER_LENGTH + tcp_options_length(&header.options);
+    CHECK(header_length + payload_length <= 1600);
+    if (payload_length)
+        memcpy(out + header_length, payload, payload_length);
+    return tcp_emit(&header, s->peer_address, s->local_address, out, payload_length) +
+           payload_length;
+}
+
+/* Sends one segment from the peer and polls. */
+static void inject(struct script *s, uint8_t flags, uint32_t sequence, uint32_t acknowledgment,
+                   uint16_t window, const struct tcp_options *options, const void *payload,
+                   size_t payload_length)
+{
+    uint8_t segment[1600];
+    size_t length = build_segment(s, segment, flags, sequence, acknowledgment, window, options,
+                                  payload, payload_length);
+    inject_raw(s, segment, length);
+}
+
+static const struct tcp_options mss_1460 = {.has_mss = true, .mss = 1460};
+
+static const char *flag_names(unsigned flags, char *buffer, size_t size)
+{
+    static const char *const names[] = {"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"};
+    size_t used = 0;
+    buffer[0] = '\0';
+    for (int i = 0; i < 8; i++)
+        if (flags & (1u << i))
+            used += (size_t)snprintf(buffer + used, size - used, "%s%s", used ? "|" : "",
+                                     names[i]);
+    if (flags & MAYBE_PSH)
+        snprintf(buffer + used, size - used, "%s[PSH]", used ? "|" : "");
+    return buffer;
+}
+
+/* Pops the oldest packet the stack sent and checks it is the TCP segment
+ * described; ANY skips a field. */
+static struct segment expect_segment_at(struct script *s, int line, unsigned flags,
+                                        long long sequence, long long acknowledgment,
+                                        long long window, long long payload_length)
+{
+    struct segment out;
+    memset(&out, 0, sizeof(out));
+    struct captured *packet = s->head;
+    char want[64], got[64];
+    if (!packet)
+        fail_at(line, "expected a %s segment, the stack sent nothing",
+                flag_names(flags, want, sizeof(want)));
+    s->head = packet->next;
+    if (!s->head)
+        s->tail = &s->head;
+    if (ipv4_parse(packet->data, packet->length, true, &out.ip) != IPV4_PARSE_OK)
+        fail_at(line, "the stack sent a bad IPv4 packet");
+    if (out.ip.protocol != IPPROTO_TCP || out.ip.source != s->local_address ||
+        out.ip.destination != s->peer_address || out.ip.total_length != packet->length)
+        fail_at(line, "IPv4 header: protocol %u, wrong addresses or length", out.ip.protocol);
+    const uint8_t *tcp = packet->data + out.ip.header_length;
+    size_t tcp_length = out.ip.total_length - out.ip.header_length;
+    if (tcp_parse(tcp, tcp_length, out.ip.source, out.ip.destination, true, &out.tcp) !=
+        TCP_PARSE_OK)
+        fail_at(line, "the stack sent a TCP segment that does not parse (checksum?)");
+    out.length = tcp_length - out.tcp.header_length;
+    CHECK(out.length <= sizeof(out.payload));
+    memcpy(out.payload, tcp + out.tcp.header_length, out.length);
+    free(packet);
+
+    unsigned compared = out.tcp.flags;
+    if (flags & MAYBE_PSH)
+        compared = (compared & ~(unsigned)TCP_FLAG_PSH) | (flags & TCP_FLAG_PSH);
+    if (compared != (flags & 0xff))
+        fail_at(line, "flags %s, expected %s (seq %u ack %u len %zu)",
+                flag_names(out.tcp.flags, got, sizeof(got)), flag_names(flags, want, sizeof(want)),
+                out.tcp.sequence, out.tcp.acknowledgment, out.length);
+    if (out.tcp.source_port != s->local_port || out.tcp.destination_port != s->peer_port)
+        fail_at(line, "ports %u -> %u, expected %u -> %u", out.tcp.source_port,
+                out.tcp.destination_port, s->local_port, s->peer_port);
+    if (sequence != ANY && out.tcp.sequence != (uint32_t)sequence)
+        fail_at(line, "%s: sequence %u, expected %u (%+d)", flag_names(out.tcp.flags, got, sizeof(got)),
+                out.tcp.sequence, (uint32_t)sequence,
+                (int)(out.tcp.sequence - (uint32_t)sequence));
+    if (acknowledgment != ANY && out.tcp.acknowledgment != (uint32_t)acknowledgment)
+        fail_at(line, "%s: acknowledgment %u, expected %u (%+d)",
+                flag_names(out.tcp.flags, got, sizeof(got)), out.tcp.acknowledgment,
+                (uint32_t)acknowledgment, (int)(out.tcp.acknowledgment - (uint32_t)acknowledgment));
+    if (window != ANY && out.tcp.window != window)
+        fail_at(line, "window %u, expected %lld", out.tcp.window, window);
+    if (payload_length != ANY && (long long)out.length != payload_length)
+        fail_at(line, "%s: payload %zu bytes, expected %lld",
+                flag_names(out.tcp.flags, got, sizeof(got)), out.length, payload_length);
+    if (!(out.tcp.flags & TCP_FLAG_SYN) && out.tcp.header_length != TCP_HEADER_LENGTH)
+        fail_at(line, "unexpected options (header %u bytes)", out.tcp.header_length);
+    if (out.tcp.urgent_pointer != 0)
+        fail_at(line, "urgent pointer %u", out.tcp.urgent_pointer);
+    return out;
+}
+
+static void expect_nothing_at(struct script *s, int line)
+{
+    if (!s->head)
+        return;
+    struct ipv4_header ip;
+    struct tcp_header tcp;
+    char names[64];
+    if (ipv4_parse(s->head->data, s->head->length, false, &ip) == IPV4_PARSE_OK &&
+        ip.protocol == IPPROTO_TCP &&
+        tcp_parse(s->head->data + ip.header_length, ip.total_length - ip.header_length,
+                  ip.source, ip.destination, false, &tcp) == TCP_PARSE_OK)
+        fail_at(line, "expected nothing, the stack sent %s seq %u ack %u win %u len %u",
+                flag_names(tcp.flags, names, sizeof(names)), tcp.sequence, tcp.acknowledgment,
+                tcp.window, (unsigned)(ip.total_length - ip.header_length - tcp.header_length));
+    fail_at(line, "expected nothing, the stack sent a %zu-byte packet", s->head->length);
+}
+
+#define EXPECT(s, flags, sequence, acknowledgment, window, length) \
+    expect_segment_at((s), __LINE__, (flags), (sequence), (acknowledgment), (window), (length))
+#define EXPECT_NOTHING(s) expect_nothing_at((s), __LINE__)
+
+/* The state name of the connection with the peer, or NULL when there is
+ * none (orphans and unaccepted children included). */
+static const char *connection_state(struct script *s)
+{
+    struct usock_socket_info rows[16];
+    size_t count = usock_stack_sockets(s->stack, rows, 16);
+    CHECK(count <= 16);
+    for (size_t i = 0; i < count; i++)
+        if (rows[i].type == SOCK_STREAM && rows[i].peer.sin_addr.s_addr == s->peer_address &&
+            ntohs(rows[i].peer.sin_port) == s->peer_port &&
+            ntohs(rows[i].local.sin_port) == s->local_port)
+            return rows[i].state;
+    return NULL;
+}
+
+#define CHECK_STATE(s, expected)                                                         \
+    do {                                                                                 \
+        const char *state_ = connection_state(s);                                        \
+        if (!state_ || strcmp(state_, (expected)) != 0)                                  \
+            fail_at(__LINE__, "state %s, expected %s", state_ ? state_ : "(none)",     \
+                    (expected));                                                         \
+    } while (0)
+#define CHECK_GONE(s)                                                                    \
+    do {                                                                                 \
+        const char *state_ = connection_state(s);                                        \
+        if (state_)                                                                      \
+            fail_at(__LINE__, "connection still there in state %s", state_);          \
+    } while (0)
+
+static int socket_error(struct script *s, int fd)
+{
+    int error = -1;
+    socklen_t length = sizeof(error);
+    CHECK_EQ(usock_getsockopt(s->stack, fd, SOL_SOCKET, SO_ERROR, &error, &length), 0);
+    return error;
+}
+
+static int listen_on(struct script *s, uint16_t port)
+{
+    int fd = usock_socket(s->stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in local = socket_address("0.0.0.0", port);
+    CHECK_EQ(usock_bind(s->stack, fd, (struct sockaddr *)&local, sizeof(local)), 0);
+    CHECK_EQ(usock_listen(s->stack, fd, 8), 0);
+    return fd;
+}
+
+/* Passive open on SERVER_PORT with the peer's window, the handshake taking
+ * rtt_ns (which becomes the stack's first RTT sample).  Returns the
+ * accepted descriptor; *listener_out gets the listener.  Afterwards the
+ * stack's next sequence number is s->iss + 1 and the peer's PEER_ISS + 1. */
+static int open_passive(struct script *s, uint16_t window, uint64_t rtt_ns, int *listener_out)
+{
+    int listener = listen_on(s, SERVER_PORT);
+    s->local_port = SERVER_PORT;
+    inject(s, TCP_FLAG_SYN, PEER_ISS, 0, window, &mss_1460, NULL, 0);
+    struct segment syn_ack =
+        EXPECT(s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0);
+    s->iss = syn_ack.tcp.sequence;
+    advance(s, rtt_ns);
+    inject(s, TCP_FLAG_ACK, PEER_ISS + 1, s->iss + 1, window, NULL, NULL, 0);
+    EXPECT_NOTHING(s);
+    int fd = usock_accept(s->stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    CHECK_STATE(s, "ESTAB");
+    *listener_out = listener;
+    return fd;
+}
+
+/* Active open to the peer; the SYN-ACK comes rtt_ns after the SYN. */
+static int open_active(struct script *s, uint16_t window, uint64_t rtt_ns)
+{
+    int fd = usock_socket(s->stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in peer = socket_address(PEER_ADDRESS, PEER_PORT);
+    CHECK_ERRNO(usock_connect(s->stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EINPROGRESS);
+    CHECK(s->head != NULL);
+    /* Learn the ephemeral port from the SYN before checking it. */
+    struct ipv4_header ip;
+    struct tcp_header tcp;
+    CHECK_EQ(ipv4_parse(s->head->data, s->head->length, true, &ip), IPV4_PARSE_OK);
+    CHECK_EQ(tcp_parse(s->head->data + ip.header_length, ip.total_length - ip.header_length,
+                       ip.source, ip.destination, true, &tcp),
+             TCP_PARSE_OK);
+    s->local_port = tcp.source_port;
+    struct segment syn = EXPECT(s, TCP_FLAG_SYN, ANY, 0, OUR_WINDOW, 0);
+    s->iss = syn.tcp.sequence;
+    advance(s, rtt_ns);
+    inject(s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, s->iss + 1, window, &mss_1460, NULL, 0);
+    EXPECT(s, TCP_FLAG_ACK, s->iss + 1, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK_STATE(s, "ESTAB");
+    return fd;
+}
+
+static void fill_pattern(uint8_t *buffer, size_t length, unsigned seed)
+{
+    for (size_t i = 0; i < length; i++)
+        buffer[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 8));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Passive open                                                              */
+/* ------------------------------------------------------------------------ */
+
+static void test_listen_answers_syn_with_syn_ack_and_mss_then_accepts(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    CHECK_ERRNO(usock_accept(s.stack, listener, NULL, NULL), EAGAIN);
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    struct segment syn_ack =
+        EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK(syn_ack.tcp.options.has_mss);
+    CHECK_EQ(syn_ack.tcp.options.mss, 1460); /* 1500 MTU less 40 */
+    CHECK(syn_ack.ip.dont_fragment);
+    s.iss = syn_ack.tcp.sequence;
+    CHECK_STATE(&s, "SYN-RECV");
+    CHECK_ERRNO(usock_accept(s.stack, listener, NULL, NULL), EAGAIN);
+
+    inject(&s, TCP_FLAG_ACK, PEER_ISS + 1, s.iss + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    struct sockaddr_in from;
+    socklen_t from_length = sizeof(from);
+    int fd = usock_accept(s.stack, listener, (struct sockaddr *)&from, &from_length);
+    CHECK(fd >= 0);
+    CHECK_EQ(from.sin_addr.s_addr, s.peer_address);
+    CHECK_EQ(ntohs(from.sin_port), PEER_PORT);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpPassiveOpens"), 1);
+    script_free(&s);
+}
+
+static void test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack(void)
+{
+    struct script s;
+    script_init(&s);
+    listen_on(&s, SERVER_PORT);
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    struct segment syn_ack = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, ANY, 0);
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, syn_ack.tcp.sequence, PEER_ISS + 1, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "SYN-RECV");
+    script_free(&s);
+}
+
+static void test_ack_with_bad_ack_in_syn_recv_gets_rst(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, ANY, 0).tcp.sequence;
+    /* RFC 9293 3.10.7.4 (SYN-RECEIVED, ACK not acceptable):
+     * <SEQ=SEG.ACK><CTL=RST>; the half-open connection stays. */
+    inject(&s, TCP_FLAG_ACK, PEER_ISS + 1, s.iss + 5000, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_RST, s.iss + 5000, 0, 0, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "SYN-RECV");
+    CHECK_ERRNO(usock_accept(s.stack, listener, NULL, NULL), EAGAIN);
+    inject(&s, TCP_FLAG_ACK, PEER_ISS + 1, s.iss + 1, PEER_WINDOW, NULL, NULL, 0);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK(usock_accept(s.stack, listener, NULL, NULL) >= 0);
+    script_free(&s);
+}
+
+static void test_ack_to_listener_gets_rst(void)
+{
+    struct script s;
+    script_init(&s);
+    listen_on(&s, SERVER_PORT);
+    inject(&s, TCP_FLAG_ACK, PEER_ISS, 123456, PEER_WINDOW, NULL, NULL, 0);
+    /* RFC 9293 3.10.7.2: <SEQ=SEG.ACK><CTL=RST> */
+    EXPECT(&s, TCP_FLAG_RST, 123456, 0, 0, 0);
+    inject(&s, TCP_FLAG_RST, PEER_ISS, 0, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Closed ports                                                              */
+/* ------------------------------------------------------------------------ */
+
+static void test_syn_to_closed_port_gets_rst_ack(void)
+{
+    struct script s;
+    script_init(&s);
+    s.local_port = CLOSED_PORT;
+    inject(&s, TCP_FLAG_SYN, 5000, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    /* RFC 9293 3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> */
+    EXPECT(&s, TCP_FLAG_RST | TCP_FLAG_ACK, 0, 5001, 0, 0);
+    EXPECT_NOTHING(&s);
+    /* SEG.LEN counts data, SYN and FIN. */
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_FIN, 7000, 0, PEER_WINDOW, NULL, "abcdefghij", 10);
+    EXPECT(&s, TCP_FLAG_RST | TCP_FLAG_ACK, 0, 7012, 0, 0);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInNoSocket"), 2);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpOutRsts"), 2);
+    script_free(&s);
+}
+
+static void test_ack_to_closed_port_gets_rst_from_its_ack(void)
+{
+    struct script s;
+    script_init(&s);
+    s.local_port = CLOSED_PORT;
+    inject(&s, TCP_FLAG_ACK, 5000, 777777, PEER_WINDOW, NULL, NULL, 0);
+    /* RFC 9293 3.10.7.1: <SEQ=SEG.ACK><CTL=RST> */
+    EXPECT(&s, TCP_FLAG_RST, 777777, 0, 0, 0);
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, 5000, 888888, PEER_WINDOW, NULL, "data", 4);
+    EXPECT(&s, TCP_FLAG_RST, 888888, 0, 0, 0);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_rst_to_closed_port_gets_nothing(void)
+{
+    struct script s;
+    script_init(&s);
+    s.local_port = CLOSED_PORT;
+    inject(&s, TCP_FLAG_RST, 5000, 0, 0, NULL, NULL, 0);
+    inject(&s, TCP_FLAG_RST | TCP_FLAG_ACK, 5000, 777, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpOutRsts"), 0);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Active open                                                               */
+/* ------------------------------------------------------------------------ */
+
+static void test_connect_sends_syn_with_mss_and_syn_ack_establishes(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in peer = socket_address(PEER_ADDRESS, PEER_PORT);
+    CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EINPROGRESS);
+    struct sockaddr_in local;
+    socklen_t local_length = sizeof(local);
+    CHECK_EQ(usock_getsockname(s.stack, fd, (struct sockaddr *)&local, &local_length), 0);
+    s.local_port = ntohs(local.sin_port);
+    struct segment syn = EXPECT(&s, TCP_FLAG_SYN, ANY, 0, OUR_WINDOW, 0);
+    CHECK(syn.tcp.options.has_mss);
+    CHECK_EQ(syn.tcp.options.mss, 1460);
+    s.iss = syn.tcp.sequence;
+    CHECK_STATE(&s, "SYN-SENT");
+    CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EALREADY);
+
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, s.iss + 1, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, s.iss + 1, PEER_ISS + 1, OUR_WINDOW, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_EQ(socket_error(&s, fd), 0);
+    CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EISCONN);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpActiveOpens"), 1);
+    script_free(&s);
+}
+
+static void test_syn_ack_with_bad_ack_gets_rst_and_stays_syn_sent(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in peer = socket_address(PEER_ADDRESS, PEER_PORT);
+    CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EINPROGRESS);
+    struct sockaddr_in local;
+    socklen_t local_length = sizeof(local);
+    CHECK_EQ(usock_getsockname(s.stack, fd, (struct sockaddr *)&local, &local_length), 0);
+    s.local_port = ntohs(local.sin_port);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN, ANY, 0, ANY, 0).tcp.sequence;
+
+    /* RFC 9293 3.10.7.3: SEG.ACK > SND.NXT: <SEQ=SEG.ACK><CTL=RST>. */
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, s.iss + 1000, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_RST, s.iss + 1000, 0, 0, 0);
+    CHECK_STATE(&s, "SYN-SENT");
+    /* SEG.ACK =< ISS likewise. */
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, s.iss, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_RST, s.iss, 0, 0, 0);
+    CHECK_STATE(&s, "SYN-SENT");
+    /* With RST set as well: dropped, no answer. */
+    inject(&s, TCP_FLAG_RST | TCP_FLAG_ACK, 0, s.iss + 1000, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "SYN-SENT");
+    /* The right SYN-ACK still completes the handshake. */
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, s.iss + 1, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, s.iss + 1, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK_STATE(&s, "ESTAB");
+    script_free(&s);
+}
+
+static void test_rst_with_acceptable_ack_in_syn_sent_refuses_connect(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in peer = socket_address(PEER_ADDRESS, PEER_PORT);
+    CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EINPROGRESS);
+    struct sockaddr_in local;
+    socklen_t local_length = sizeof(local);
+    CHECK_EQ(usock_getsockname(s.stack, fd, (struct sockaddr *)&local, &local_length), 0);
+    s.local_port = ntohs(local.sin_port);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN, ANY, 0, ANY, 0).tcp.sequence;
+
+    /* RFC 9293 3.10.7.3: a RST without ACK in SYN-SENT is dropped. */
+    inject(&s, TCP_FLAG_RST, 0, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "SYN-SENT");
+    inject(&s, TCP_FLAG_RST | TCP_FLAG_ACK, 0, s.iss + 1, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE");
+    CHECK_EQ(socket_error(&s, fd), ECONNREFUSED);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAttemptFails"), 1);
+    advance(&s, 200 * NS_PER_S);
+    EXPECT_NOTHING(&s); /* no SYN retransmission after the refusal */
+    script_free(&s);
+}
+
+static void test_syn_retransmitted_with_backoff_then_connect_times_out(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in peer = socket_address(PEER_ADDRESS, PEER_PORT);
+    CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EINPROGRESS);
+    struct sockaddr_in local;
+    socklen_t local_length = sizeof(local);
+    CHECK_EQ(usock_getsockname(s.stack, fd, (struct sockaddr *)&local, &local_length), 0);
+    s.local_port = ntohs(local.sin_port);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN, ANY, 0, ANY, 0).tcp.sequence;
+    /* RFC 6298 2.1 and 5.5: 1 s, then doubling; Linux tcp_syn_retries 6. */
+    uint64_t interval = NS_PER_S;
+    for (int retry = 1; retry <= 6; retry++) {
+        advance(&s, interval - 1);
+        EXPECT_NOTHING(&s);
+        advance(&s, 1);
+        struct segment syn = EXPECT(&s, TCP_FLAG_SYN, s.iss, 0, OUR_WINDOW, 0);
+        CHECK(syn.tcp.options.has_mss);
+        CHECK_STATE(&s, "SYN-SENT");
+        interval *= 2;
+    }
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpSynRetrans"), 6);
+    advance(&s, interval - 1);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "SYN-SENT");
+    advance(&s, 1);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE");
+    CHECK_EQ(socket_error(&s, fd), ETIMEDOUT);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAttemptFails"), 1);
+    script_free(&s);
+}
+
+static void test_simultaneous_open_answers_syn_with_syn_ack_of_same_iss(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in peer = socket_address(PEER_ADDRESS, PEER_PORT);
+    CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EINPROGRESS);
+    struct sockaddr_in local;
+    socklen_t local_length = sizeof(local);
+    CHECK_EQ(usock_getsockname(s.stack, fd, (struct sockaddr *)&local, &local_length), 0);
+    s.local_port = ntohs(local.sin_port);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN, ANY, 0, ANY, 0).tcp.sequence;
+
+    /* RFC 9293 3.5 figure 8. */
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    struct segment syn_ack =
+        EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, s.iss, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK(syn_ack.tcp.options.has_mss);
+    CHECK_EQ(syn_ack.tcp.options.mss, 1460);
+    CHECK_STATE(&s, "SYN-RECV");
+    inject(&s, TCP_FLAG_ACK, PEER_ISS + 1, s.iss + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_EQ(socket_error(&s, fd), 0);
+    CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EISCONN);
+    /* Data flows both ways. */
+    CHECK_EQ(usock_send(s.stack, fd, "hi", 2, 0), 2);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, s.iss + 1, PEER_ISS + 1, OUR_WINDOW, 2);
+    script_free(&s);
+}
+
+static void test_active_opener_sends_and_receives_data(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_active(&s, PEER_WINDOW, 100 * NS_PER_MS);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    CHECK_EQ(usock_send(s.stack, fd, "ping", 4, 0), 4);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 4);
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l + 4, PEER_WINDOW, NULL, "pong", 4);
+    EXPECT(&s, TCP_FLAG_ACK, l + 4, p + 4, WINDOW_AFTER(4), 0);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 4);
+    CHECK(memcmp(buffer, "pong", 4) == 0);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Receiving                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void test_in_order_data_is_delivered_and_acked_at_once(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[100], buffer[200];
+    fill_pattern(data, sizeof(data), 1);
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, PEER_WINDOW, NULL, data, 100);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 100, WINDOW_AFTER(100), 0); /* quick ACK */
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 100);
+    CHECK(memcmp(buffer, data, 100) == 0);
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    script_free(&s);
+}
+
+static void test_after_quickack_every_second_full_segment_is_acked_and_one_waits_40ms(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[1460];
+    fill_pattern(data, sizeof(data), 2);
+    /* Quick ACK mode at the start (Linux: 16 segments here). */
+    for (int i = 0; i < 16; i++) {
+        inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 1460);
+        p += 1460;
+        EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    }
+    /* RFC 9293 3.8.6.3 (RFC 1122 4.2.3.2): an ACK for at least every second
+     * full-sized segment. */
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 1460);
+    p += 1460;
+    EXPECT_NOTHING(&s);
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 1460);
+    p += 1460;
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    /* A single one waits for the delayed-ACK timer, 40 ms as Linux. */
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 1460);
+    p += 1460;
+    advance(&s, 40 * NS_PER_MS - 1);
+    EXPECT_NOTHING(&s);
+    advance(&s, 1);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpDelayedAcks"), 1);
+    /* A small segment too. */
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, PEER_WINDOW, NULL, data, 10);
+    p += 10;
+    EXPECT_NOTHING(&s);
+    advance(&s, 40 * NS_PER_MS);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, WINDOW_AFTER(10), 0);
+    EXPECT_NOTHING(&s);
+    (void)fd;
+    script_free(&s);
+}
+
+static void test_out_of_order_segment_gets_duplicate_ack_and_hole_fill_acks_both(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[200], buffer[400];
+    fill_pattern(data, sizeof(data), 3);
+    inject(&s, TCP_FLAG_ACK, p + 100, l, PEER_WINDOW, NULL, data + 100, 100);
+    /* RFC 5681 4.2: out of order: an immediate duplicate ACK. */
+    EXPECT(&s, TCP_FLAG_ACK, l, p, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    /* The same again: another duplicate ACK. */
+    inject(&s, TCP_FLAG_ACK, p + 100, l, PEER_WINDOW, NULL, data + 100, 100);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, ANY, 0);
+    /* Filling the hole: an immediate ACK of everything. */
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 100);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 200, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 200);
+    CHECK(memcmp(buffer, data, 200) == 0);
+    script_free(&s);
+}
+
+static void test_fin_beyond_a_hole_takes_effect_when_the_hole_fills(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[200], buffer[400];
+    fill_pattern(data, sizeof(data), 15);
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_FIN, p + 100, l, PEER_WINDOW, NULL, data + 100, 100);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, ANY, 0);
+    CHECK_STATE(&s, "ESTAB");
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 100);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 201, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE-WAIT");
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 200);
+    CHECK(memcmp(buffer, data, 200) == 0);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 0);
+    script_free(&s);
+}
+
+static void test_entirely_old_segment_gets_ack_and_is_not_delivered_again(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[100], buffer[200];
+    fill_pattern(data, sizeof(data), 4);
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 100);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 100, WINDOW_AFTER(100), 0);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 100);
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 100);
+    /* RFC 9293 3.10.7.4: not acceptable: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. */
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 100, WINDOW_AFTER(100), 0);
+    EXPECT_NOTHING(&s);
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInUnacceptable"), 1);
+    script_free(&s);
+}
+
+static void test_segment_overlapping_left_edge_is_trimmed_to_new_bytes(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[150], buffer[300];
+    fill_pattern(data, sizeof(data), 5);
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 100);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 100, WINDOW_AFTER(100), 0);
+    inject(&s, TCP_FLAG_ACK, p + 50, l, PEER_WINDOW, NULL, data + 50, 100);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 150, WINDOW_AFTER(150), 0);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 150);
+    CHECK(memcmp(buffer, data, 150) == 0);
+    script_free(&s);
+}
+
+static void test_unacceptable_zero_length_segment_gets_ack_and_changes_nothing(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    /* Beyond the right edge of the window. */
+    inject(&s, TCP_FLAG_ACK, p + 100000, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    /* Left of it. */
+    inject(&s, TCP_FLAG_ACK, p - 1, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    /* A FIN beyond the window is not taken. */
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_FIN, p + 100000, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInUnacceptable"), 3);
+    /* The connection still works. */
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, "x", 1);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
+    script_free(&s);
+}
+
+static void test_ack_of_unsent_data_gets_ack_and_segment_is_dropped(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    /* RFC 9293 3.10.7.4: SEG.ACK > SND.NXT: send an ACK, drop the segment. */
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l + 1000, PEER_WINDOW, NULL, "zz", 2);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInAckTooNew"), 1);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void test_send_segments_by_mss_and_nagle_holds_small_tail(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[3000];
+    fill_pattern(data, sizeof(data), 6);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 3000);
+    struct segment first = EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 1460);
+    CHECK(memcmp(first.payload, data, 1460) == 0);
+    struct segment second = EXPECT(&s, TCP_FLAG_ACK, l + 1460, p, OUR_WINDOW, 1460);
+    CHECK(memcmp(second.payload, data + 1460, 1460) == 0);
+    /* RFC 9293 3.7.4 (Nagle): the 80-byte tail waits while data is
+     * unacknowledged. */
+    EXPECT_NOTHING(&s);
+    inject(&s, TCP_FLAG_ACK, p, l + 1460, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    inject(&s, TCP_FLAG_ACK, p, l + 2920, PEER_WINDOW, NULL, NULL, 0);
+    struct segment tail = EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 2920, p, OUR_WINDOW, 80);
+    CHECK(memcmp(tail.payload, data + 2920, 80) == 0);
+    inject(&s, TCP_FLAG_ACK, p, l + 3000, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_send_with_nodelay_sends_every_segment_at_once(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    int on = 1;
+    CHECK_EQ(usock_setsockopt(s.stack, fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)), 0);
+    uint8_t data[3000];
+    fill_pattern(data, sizeof(data), 7);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 3000);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 1460);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1460, p, OUR_WINDOW, 1460);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 2920, p, OUR_WINDOW, 80);
+    EXPECT_NOTHING(&s);
+    /* And a further small write goes at once too. */
+    CHECK_EQ(usock_send(s.stack, fd, "z", 1, 0), 1);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 3000, p, OUR_WINDOW, 1);
+    script_free(&s);
+}
+
+static void test_small_write_goes_at_once_when_nothing_is_in_flight(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_send(s.stack, fd, "abc", 3, 0), 3);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 3);
+    /* Nagle: a second small write waits for the ACK of the first. */
+    CHECK_EQ(usock_send(s.stack, fd, "def", 3, 0), 3);
+    EXPECT_NOTHING(&s);
+    inject(&s, TCP_FLAG_ACK, p, l + 3, PEER_WINDOW, NULL, NULL, 0);
+    struct segment second = EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 3, p, OUR_WINDOW, 3);
+    CHECK(memcmp(second.payload, "def", 3) == 0);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Retransmission                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void test_unacked_data_retransmitted_after_rto_with_backoff(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    /* A 100 ms handshake: SRTT 100 ms, RTTVAR 50 ms, RTO 300 ms (RFC 6298 2.2). */
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[100];
+    fill_pattern(data, sizeof(data), 8);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 100);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 100);
+    uint64_t rto = 300 * NS_PER_MS;
+    for (int i = 0; i < 3; i++) {
+        advance(&s, rto - 1);
+        EXPECT_NOTHING(&s);
+        advance(&s, 1);
+        struct segment again =
+            EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 100);
+        CHECK(memcmp(again.payload, data, 100) == 0);
+        rto *= 2; /* RFC 6298 5.5 */
+    }
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpTimeouts"), 3);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpRetransSegs"), 3);
+    inject(&s, TCP_FLAG_ACK, p, l + 100, PEER_WINDOW, NULL, NULL, 0);
+    advance(&s, 10 * NS_PER_S);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_rto_never_below_200ms(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    /* A 10 ms handshake: SRTT + 4 RTTVAR = 30 ms, clamped to 200 ms (Linux
+     * TCP_RTO_MIN). */
+    int fd = open_passive(&s, PEER_WINDOW, 10 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_send(s.stack, fd, "abc", 3, 0), 3);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 3);
+    advance(&s, 200 * NS_PER_MS - 1);
+    EXPECT_NOTHING(&s);
+    advance(&s, 1);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 3);
+    script_free(&s);
+}
+
+static void test_rto_is_3s_when_handshake_was_retransmitted(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0).tcp.sequence;
+    /* The SYN-ACK times out after the initial RTO of 1 s (RFC 6298 2.1). */
+    advance(&s, NS_PER_S - 1);
+    EXPECT_NOTHING(&s);
+    advance(&s, 1);
+    EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, s.iss, PEER_ISS + 1, OUR_WINDOW, 0);
+    advance(&s, 50 * NS_PER_MS);
+    inject(&s, TCP_FLAG_ACK, PEER_ISS + 1, s.iss + 1, PEER_WINDOW, NULL, NULL, 0);
+    int fd = usock_accept(s.stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_send(s.stack, fd, "abc", 3, 0), 3);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 3);
+    /* RFC 6298 5.7: the timer expired awaiting the ACK of a SYN, so the RTO
+     * MUST be re-initialized to 3 s when data transmission begins (Linux
+     * TCP_TIMEOUT_FALLBACK). */
+    advance(&s, 3 * NS_PER_S - 1);
+    EXPECT_NOTHING(&s);
+    advance(&s, 1);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 3);
+    script_free(&s);
+}
+
+static void test_three_duplicate_acks_trigger_fast_retransmit(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[4 * 1460];
+    fill_pattern(data, sizeof(data), 9);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), (long long)sizeof(data));
+    for (int i = 0; i < 4; i++)
+        EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 1460u * (unsigned)i, p, OUR_WINDOW, 1460);
+    EXPECT_NOTHING(&s);
+    /* The first segment was lost; each later one draws a duplicate ACK. */
+    advance(&s, 50 * NS_PER_MS);
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    /* RFC 5681 3.2: the third one retransmits the first unacknowledged
+     * segment at once, well before the 300 ms RTO. */
+    struct segment again = EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, OUR_WINDOW, 1460);
+    CHECK(memcmp(again.payload, data, 1460) == 0);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpFastRetrans"), 1);
+    /* The ACK of everything ends recovery; nothing more is sent. */
+    inject(&s, TCP_FLAG_ACK, p, l + 4 * 1460, PEER_WINDOW, NULL, NULL, 0);
+    advance(&s, 5 * NS_PER_S);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpTimeouts"), 0);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The peer's window                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void test_sender_fills_a_small_peer_window_and_no_more(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, 1000, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[3000];
+    fill_pattern(data, sizeof(data), 10);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 3000);
+    /* The whole offered window is at least half the largest window seen
+     * (RFC 9293 3.8.6.2.1), so it is used. */
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, OUR_WINDOW, 1000);
+    EXPECT_NOTHING(&s);
+    inject(&s, TCP_FLAG_ACK, p, l + 1000, 1000, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 1000, p, OUR_WINDOW, 1000);
+    EXPECT_NOTHING(&s);
+    inject(&s, TCP_FLAG_ACK, p, l + 2000, 1000, NULL, NULL, 0);
+    struct segment last = EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 2000, p, OUR_WINDOW, 1000);
+    CHECK(memcmp(last.payload, data + 2000, 1000) == 0);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_sender_sws_waits_for_a_sliver_of_window_until_override(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, 1000, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[3000];
+    fill_pattern(data, sizeof(data), 11);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 3000);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, OUR_WINDOW, 1000);
+    /* Everything acknowledged after another 100 ms RTT (RTTVAR 37.5 ms, RTO
+     * 250 ms), but only 300 bytes offered: less than half the largest
+     * window seen (1000), so it waits (RFC 9293 3.8.6.2.1) ... */
+    advance(&s, 100 * NS_PER_MS);
+    inject(&s, TCP_FLAG_ACK, p, l + 1000, 300, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    /* ... until the override timeout (RFC 1122 4.2.3.4), here the RTO. */
+    advance(&s, 250 * NS_PER_MS - 1);
+    EXPECT_NOTHING(&s);
+    advance(&s, 1);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 1000, p, OUR_WINDOW, 300);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_zero_window_stops_data_and_persist_probe_follows(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    /* A window update closes the window. */
+    inject(&s, TCP_FLAG_ACK, p, l, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    uint8_t data[100];
+    fill_pattern(data, sizeof(data), 12);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 100);
+    EXPECT_NOTHING(&s);
+    /* RFC 9293 3.8.6.1: a probe after the RTO (300 ms here), then backing
+     * off. */
+    advance(&s, 300 * NS_PER_MS - 1);
+    EXPECT_NOTHING(&s);
+    advance(&s, 1);
+    struct segment probe = EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, OUR_WINDOW, 1);
+    CHECK_EQ(probe.payload[0], data[0]);
+    /* The peer still has no room: it drops the byte and says so. */
+    inject(&s, TCP_FLAG_ACK, p, l, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    advance(&s, 600 * NS_PER_MS - 1);
+    EXPECT_NOTHING(&s);
+    advance(&s, 1);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, OUR_WINDOW, 1);
+    inject(&s, TCP_FLAG_ACK, p, l, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpPersistProbes"), 2);
+    script_free(&s);
+}
+
+static void test_window_reopening_after_accepted_probe_resumes_data(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    inject(&s, TCP_FLAG_ACK, p, l, 0, NULL, NULL, 0);
+    uint8_t data[100];
+    fill_pattern(data, sizeof(data), 13);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 100);
+    advance(&s, 300 * NS_PER_MS);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, OUR_WINDOW, 1);
+    /* The peer takes the probe's byte and opens its window. */
+    inject(&s, TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    struct segment rest = EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 1, p, OUR_WINDOW, 99);
+    CHECK(memcmp(rest.payload, data + 1, 99) == 0);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_window_reopening_after_refused_probe_resumes_data_at_once(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    inject(&s, TCP_FLAG_ACK, p, l, 0, NULL, NULL, 0);
+    uint8_t data[100];
+    fill_pattern(data, sizeof(data), 14);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 100);
+    advance(&s, 300 * NS_PER_MS);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, OUR_WINDOW, 1);
+    /* The zero-window peer drops the probe's byte, then later opens its
+     * window with a window update: all 100 bytes are due at once, from
+     * SND.UNA (Linux; its probes carry no data). */
+    inject(&s, TCP_FLAG_ACK, p, l, 0, NULL, NULL, 0);
+    advance(&s, 100 * NS_PER_MS);
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    struct segment all = EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 100);
+    CHECK(memcmp(all.payload, data, 100) == 0);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* RST and SYN on a synchronized connection (RFC 5961)                       */
+/* ------------------------------------------------------------------------ */
+
+static void test_rst_at_rcv_nxt_resets_established_connection(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1;
+    uint8_t buffer[16];
+    inject(&s, TCP_FLAG_RST, p, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), ECONNRESET);
+    CHECK_STATE(&s, "CLOSE");
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpEstabResets"), 1);
+    script_free(&s);
+}
+
+static void test_rst_in_window_but_not_at_rcv_nxt_gets_challenge_ack(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    inject(&s, TCP_FLAG_RST, p + 100, 0, 0, NULL, NULL, 0);
+    /* RFC 5961 3.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. */
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpChallengeAcks"), 1);
+    script_free(&s);
+}
+
+static void test_rst_outside_window_is_ignored(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1;
+    uint8_t buffer[16];
+    inject(&s, TCP_FLAG_RST, p + 100000, 0, 0, NULL, NULL, 0);
+    inject(&s, TCP_FLAG_RST, p - 1, 0, 0, NULL, NULL, 0);
+    inject(&s, TCP_FLAG_RST | TCP_FLAG_ACK, p - 1000, s.iss + 1, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpEstabResets"), 0);
+    script_free(&s);
+}
+
+static void test_syn_in_established_gets_challenge_ack(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    /* RFC 5961 4.2: whatever its sequence number. */
+    inject(&s, TCP_FLAG_SYN, p + 10, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_SYN, p + 200000, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    /* Unchanged: data at RCV.NXT is still taken. */
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, "ok", 2);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 2, WINDOW_AFTER(2), 0);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 2);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Closing                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void test_passive_close_through_close_wait_and_last_ack(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 0);
+    CHECK_STATE(&s, "CLOSE-WAIT");
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
+    CHECK_STATE(&s, "LAST-ACK");
+    inject(&s, TCP_FLAG_ACK, p + 1, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_active_close_through_fin_wait_and_time_wait(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    CHECK_STATE(&s, "FIN-WAIT-1");
+    inject(&s, TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "FIN-WAIT-2");
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "TIME-WAIT");
+    /* A retransmitted FIN is acknowledged again (RFC 9293 3.10.7.4). */
+    advance(&s, 10 * NS_PER_S);
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
+    /* ... and 2MSL (60 s as Linux) restarts from it. */
+    advance(&s, 60 * NS_PER_S - 1);
+    CHECK_STATE(&s, "TIME-WAIT");
+    advance(&s, 1);
+    CHECK_GONE(&s);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_time_wait_lasts_the_configured_time(void)
+{
+    struct script s;
+    script_init_with(&s, 2 * NS_PER_S);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_shutdown(s.stack, fd, SHUT_WR), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
+    CHECK_STATE(&s, "TIME-WAIT");
+    advance(&s, 2 * NS_PER_S - 1);
+    CHECK_STATE(&s, "TIME-WAIT");
+    advance(&s, 1);
+    CHECK_STATE(&s, "CLOSE"); /* the descriptor is still open */
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_simultaneous_close_goes_through_closing(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    /* The peer's FIN crosses ours: it does not acknowledge our FIN. */
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSING");
+    inject(&s, TCP_FLAG_ACK, p + 1, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "TIME-WAIT");
+    advance(&s, 60 * NS_PER_S);
+    CHECK_GONE(&s);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_fin_retransmitted_when_unacknowledged(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    advance(&s, 300 * NS_PER_MS - 1);
+    EXPECT_NOTHING(&s);
+    advance(&s, 1);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    CHECK_STATE(&s, "FIN-WAIT-1");
+    script_free(&s);
+}
+
+static void test_close_with_unread_data_sends_rst(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, PEER_WINDOW, NULL, "unread", 6);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 6, WINDOW_AFTER(6), 0);
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    /* RFC 9293 3.10.4, RFC 2525 2.17: data would be lost, so abort. */
+    EXPECT(&s, TCP_FLAG_RST | TCP_FLAG_ACK, l, p + 6, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAbortOnClose"), 1);
+    /* Whatever the peer sends now meets a closed port. */
+    inject(&s, TCP_FLAG_ACK, p + 6, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_RST, l, 0, 0, 0);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hostile segments                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* A SYN to a closed port: it would draw a RST if it were accepted. */
+static size_t build_closed_port_syn(struct script *s, uint8_t *segment)
+{
+    s->local_port = CLOSED_PORT;
+    return build_segment(s, segment, TCP_FLAG_SYN, 5000, 0, PEER_WINDOW, NULL, NULL, 0);
+}
+
+static void test_data_offset_below_five_is_dropped_and_counted(void)
+{
+    struct script s;
+    script_init(&s);
+    uint8_t segment[64];
+    size_t length = build_closed_port_syn(&s, segment);
+    inject_raw(&s, segment, length); /* control: a good one is answered */
+    EXPECT(&s, TCP_FLAG_RST | TCP_FLAG_ACK, 0, 5001, 0, 0);
+    for (uint8_t offset = 0; offset < 5; offset++) {
+        segment[12] = (uint8_t)(offset << 4);
+        tcp_fix_checksum(&s, segment, length);
+        inject_raw(&s, segment, length);
+    }
+    /* Beyond the segment: offset 6 on a 20-byte segment. */
+    segment[12] = 6 << 4;
+    tcp_fix_checksum(&s, segment, length);
+    inject_raw(&s, segment, length);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInBadHeaderLength"), 6);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInErrs"), 6);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInSegs"), 1);
+    script_free(&s);
+}
+
+static void test_options_overrunning_header_are_dropped_and_counted(void)
+{
+    struct script s;
+    script_init(&s);
+    uint8_t segment[64];
+    size_t length = build_closed_port_syn(&s, segment);
+    /* Give it 4 bytes of options: MSS with length 8 (overruns), then
+     * length 0 and length 1 (malformed). */
+    static const uint8_t bad_options[][4] = {
+        {TCP_OPTION_MSS, 8, 0x05, 0xb4},
+        {TCP_OPTION_NOP, TCP_OPTION_NOP, TCP_OPTION_WINDOW_SCALE, 0},
+        {TCP_OPTION_NOP, TCP_OPTION_NOP, TCP_OPTION_NOP, TCP_OPTION_MSS},
+        {TCP_OPTION_SACK_PERMITTED, 1, TCP_OPTION_NOP, TCP_OPTION_NOP},
+    };
+    uint8_t with_options[64];
+    for (size_t i = 0; i < sizeof(bad_options) / sizeof(bad_options[0]); i++) {
+        memcpy(with_options, segment, length);
+        memcpy(with_options + 20, bad_options[i], 4);
+        with_options[12] = 6 << 4;
+        tcp_fix_checksum(&s, with_options, length + 4);
+        inject_raw(&s, with_options, length + 4);
+        EXPECT_NOTHING(&s);
+    }
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInBadOptions"), 4);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInErrs"), 4);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpOutRsts"), 0);
+    script_free(&s);
+}
+
+static void test_bad_checksum_is_dropped_and_counted(void)
+{
+    struct script s;
+    script_init(&s);
+    uint8_t segment[64];
+    size_t length = build_closed_port_syn(&s, segment);
+    segment[16] ^= 0x01;
+    inject_raw(&s, segment, length);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInCsumErrors"), 1);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInErrs"), 1);
+    script_free(&s);
+}
+
+static void test_bad_checksum_on_established_connection_changes_nothing(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t segment[64], buffer[16];
+    size_t length = build_segment(&s, segment, TCP_FLAG_RST, p, 0, 0, NULL, NULL, 0);
+    segment[16] ^= 0x80;
+    inject_raw(&s, segment, length);
+    length = build_segment(&s, segment, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, "data", 4);
+    segment[length - 1] ^= 0x20; /* payload corrupted */
+    inject_raw(&s, segment, length);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInCsumErrors"), 2);
+    script_free(&s);
+}
+
+static void test_truncated_segment_is_dropped_and_counted(void)
+{
+    struct script s;
+    script_init(&s);
+    uint8_t segment[64];
+    size_t length = build_closed_port_syn(&s, segment);
+    (void)length;
+    inject_raw(&s, segment, 19);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInTruncated"), 1);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInErrs"), 1);
+    script_free(&s);
+}
+
+static const struct check_test tests[] = {
+    CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
+    CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
+    CHECK_TEST(test_ack_with_bad_ack_in_syn_recv_gets_rst),
+    CHECK_TEST(test_ack_to_listener_gets_rst),
+    CHECK_TEST(test_syn_to_closed_port_gets_rst_ack),
+    CHECK_TEST(test_ack_to_closed_port_gets_rst_from_its_ack),
+    CHECK_TEST(test_rst_to_closed_port_gets_nothing),
+    CHECK_TEST(test_connect_sends_syn_with_mss_and_syn_ack_establishes),
+    CHECK_TEST(test_syn_ack_with_bad_ack_gets_rst_and_stays_syn_sent),
+    CHECK_TEST(test_rst_with_acceptable_ack_in_syn_sent_refuses_connect),
+    CHECK_TEST(test_syn_retransmitted_with_backoff_then_connect_times_out),
+    CHECK_TEST(test_simultaneous_open_answers_syn_with_syn_ack_of_same_iss),
+    CHECK_TEST(test_active_opener_sends_and_receives_data),
+    CHECK_TEST(test_in_order_data_is_delivered_and_acked_at_once),
+    CHECK_TEST(test_after_quickack_every_second_full_segment_is_acked_and_one_waits_40ms),
+    CHECK_TEST(test_out_of_order_segment_gets_duplicate_ack_and_hole_fill_acks_both),
+    CHECK_TEST(test_fin_beyond_a_hole_takes_effect_when_the_hole_fills),
+    CHECK_TEST(test_entirely_old_segment_gets_ack_and_is_not_delivered_again),
+    CHECK_TEST(test_segment_overlapping_left_edge_is_trimmed_to_new_bytes),
+    CHECK_TEST(test_unacceptable_zero_length_segment_gets_ack_and_changes_nothing),
+    CHECK_TEST(test_ack_of_unsent_data_gets_ack_and_segment_is_dropped),
+    CHECK_TEST(test_send_segments_by_mss_and_nagle_holds_small_tail),
+    CHECK_TEST(test_send_with_nodelay_sends_every_segment_at_once),
+    CHECK_TEST(test_small_write_goes_at_once_when_nothing_is_in_flight),
+    CHECK_TEST(test_unacked_data_retransmitted_after_rto_with_backoff),
+    CHECK_TEST(test_rto_never_below_200ms),
+    CHECK_TEST(test_rto_is_3s_when_handshake_was_retransmitted),
+    CHECK_TEST(test_three_duplicate_acks_trigger_fast_retransmit),
+    CHECK_TEST(test_sender_fills_a_small_peer_window_and_no_more),
+    CHECK_TEST(test_sender_sws_waits_for_a_sliver_of_window_until_override),
+    CHECK_TEST(test_zero_window_stops_data_and_persist_probe_follows),
+    CHECK_TEST(test_window_reopening_after_accepted_probe_resumes_data),
+    CHECK_TEST(test_window_reopening_after_refused_probe_resumes_data_at_once),
+    CHECK_TEST(test_rst_at_rcv_nxt_resets_established_connection),
+    CHECK_TEST(test_rst_in_window_but_not_at_rcv_nxt_gets_challenge_ack),
+    CHECK_TEST(test_rst_outside_window_is_ignored),
+    CHECK_TEST(test_syn_in_established_gets_challenge_ack),
+    CHECK_TEST(test_passive_close_through_close_wait_and_last_ack),
+    CHECK_TEST(test_active_close_through_fin_wait_and_time_wait),
+    CHECK_TEST(test_time_wait_lasts_the_configured_time),
+    CHECK_TEST(test_simultaneous_close_goes_through_closing),
+    CHECK_TEST(test_fin_retransmitted_when_unacknowledged),
+    CHECK_TEST(test_close_with_unread_data_sends_rst),
+    CHECK_TEST(test_data_offset_below_five_is_dropped_and_counted),
+    CHECK_TEST(test_options_overrunning_header_are_dropped_and_counted),
+    CHECK_TEST(test_bad_checksum_is_dropped_and_counted),
+    CHECK_TEST(test_bad_checksum_on_established_connection_changes_nothing),
+    CHECK_TEST(test_truncated_segment_is_dropped_and_counted),
+};
+
+CHECK_MAIN(tests)
