@@ -510,7 +510,8 @@ int usock_getpeername(struct usock_stack *stack, int fd, struct sockaddr *addres
     if (!socket)
         return -1;
     int error = 0;
-    if (!socket->connected)
+    bool has_peer = socket->ops->has_peer ? socket->ops->has_peer(socket) : socket->connected;
+    if (!has_peer)
         error = -ENOTCONN;
     else if (!address || !length)
         error = -EFAULT;
@@ -589,6 +590,7 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
         case SO_SNDBUFFORCE:
             socket->send_buffer =
                 socket_buffer_size(integer, name == SO_SNDBUFFORCE, SOCKET_SEND_BUFFER_MIN);
+            socket->send_buffer_locked = true;
             return 0;
         case SO_KEEPALIVE:
             socket->keepalive = integer != 0;
@@ -748,7 +750,11 @@ int usock_ioctl(struct usock_stack *stack, int fd, unsigned long request, void *
     if (!argument) {
         error = -EFAULT;
     } else if (request == FIONREAD) {
-        *(int *)argument = socket->ops->readable_bytes(socket);
+        int readable = socket->ops->readable_bytes(socket);
+        if (readable < 0)
+            error = readable;
+        else
+            *(int *)argument = readable;
     } else if (request == FIONBIO) {
         socket->nonblocking = *(const int *)argument != 0;
     } else {

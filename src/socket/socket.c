@@ -63,6 +63,7 @@ struct socket *socket_new_child(struct usock_stack *stack, const struct socket *
         return NULL;
     child->receive_buffer = parent->receive_buffer;
     child->send_buffer = parent->send_buffer;
+    child->send_buffer_locked = parent->send_buffer_locked;
     child->time_to_live = parent->time_to_live;
     child->type_of_service = parent->type_of_service;
     child->linger = parent->linger;
@@ -259,8 +260,7 @@ static bool check_conflict(struct socket *other, void *context)
     if (!overlap)
         return true;
     /* Linux: SO_REUSEADDR on both shares a port unless one listens. */
-    if (other->reuse_address && search->candidate->reuse_address && !other->listening &&
-        !search->candidate->listening)
+    if (other->reuse_address && search->candidate->reuse_address && !other->listening)
         return true;
     if (other->reuse_port && search->candidate->reuse_port)
         return true;

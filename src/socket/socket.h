@@ -58,6 +58,8 @@ struct socket_operations {
                       const void *value, socklen_t length, uint64_t now);
     int (*getsockopt)(struct usock_stack *stack, struct socket *socket, int level, int name,
                       void *value, socklen_t *length);
+    /* Whether getpeername() has a peer to show; NULL: socket->connected. */
+    bool (*has_peer)(struct socket *socket);
     /* True while close() with SO_LINGER must keep waiting. */
     bool (*linger_pending)(struct socket *socket);
     /* Ready events (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP). */
@@ -106,6 +108,7 @@ struct socket {
     int linger_seconds;
     int receive_buffer;       /* SO_RCVBUF as Linux reports it (doubled) */
     int send_buffer;
+    bool send_buffer_locked;  /* SO_SNDBUF was set (Linux SOCK_SNDBUF_LOCK) */
     uint64_t receive_timeout_ns; /* 0 = wait forever */
     uint64_t send_timeout_ns;
     uint8_t time_to_live;

@@ -65,7 +65,9 @@ enum tcp_state {
 #define TCP_FIN_TIMEOUT_NS (60ULL * 1000 * 1000 * 1000)
 #define TCP_TIME_WAIT_NS (60ULL * 1000 * 1000 * 1000)  /* 2MSL as Linux: 60 s */
 #define TCP_TIME_WAIT_LIMIT 4096
-#define TCP_BUFFER_DEFAULT (128 * 1024)      /* tcp_rmem[1] is 131072 */
+#define TCP_RECEIVE_BUFFER_DEFAULT 131072    /* tcp_rmem[1] */
+#define TCP_SEND_BUFFER_DEFAULT 16384        /* tcp_wmem[1], as reported */
+#define TCP_SEND_BUFFER_AUTO (256 * 1024)    /* used until SO_SNDBUF is set */
 #define TCP_OUT_OF_ORDER_LIMIT 256           /* segments */
 #define TCP_BACKLOG_MAX 4096                 /* SOMAXCONN */
 #define TCP_KEEPALIVE_IDLE_NS (7200ULL * 1000 * 1000 * 1000)
@@ -155,6 +157,7 @@ struct tcp_connection {
     unsigned keepalive_count;
     int soft_error;                 /* reported on timeout, as Linux does */
     bool reset_received;
+    bool connect_unreported;        /* connect() has not yet said success */
 };
 
 struct tcp_layer {

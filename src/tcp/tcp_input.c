@@ -526,6 +526,7 @@ static bool tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb
     /* RFC 9293 3.10.7.4 eighth: the FIN. */
     tcb->rcv_nxt++;
     tcb->fin_received = true;
+    tcb->socket->shutdown |= SHUTDOWN_RECEIVE; /* as Linux's sk_shutdown */
     tcb->ack_now = true;
     socket_wake(stack, tcb->socket);
     switch (tcb->state) {

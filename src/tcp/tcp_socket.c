@@ -118,6 +118,13 @@ uint32_t tcp_initial_sequence(struct usock_stack *stack, uint32_t local_address,
 
 /* ---- connection blocks ---- */
 
+/* The send ring's size: SO_SNDBUF once the program set it; until then a
+ * larger automatic size, as Linux grows an unlocked send buffer. */
+static size_t tcp_send_capacity(const struct socket *socket)
+{
+    return socket->send_buffer_locked ? (size_t)socket->send_buffer : TCP_SEND_BUFFER_AUTO;
+}
+
 static struct tcp_connection *tcp_connection_new(struct usock_stack *stack, struct socket *socket)
 {
     struct tcp_connection *tcb = calloc(1, sizeof(*tcb));
@@ -125,7 +132,7 @@ static struct tcp_connection *tcp_connection_new(struct usock_stack *stack, stru
         return NULL;
     tcb->socket = socket;
     tcb->state = TCPS_CLOSED;
-    ring_init(&tcb->send_buffer, (size_t)socket->send_buffer);
+    ring_init(&tcb->send_buffer, tcp_send_capacity(socket));
     ring_init(&tcb->receive_buffer, (size_t)socket->receive_buffer);
     tcb->rto_ns = TCP_RTO_INITIAL_NS;
     tcb->mss = TCP_DEFAULT_MSS;
@@ -370,8 +377,9 @@ void tcp_child_established(struct usock_stack *stack, struct tcp_connection *tcb
 
 static int tcp_create(struct usock_stack *stack, struct socket *socket)
 {
-    socket->receive_buffer = TCP_BUFFER_DEFAULT;
-    socket->send_buffer = TCP_BUFFER_DEFAULT;
+    /* What Linux reports for a new TCP socket (tcp_rmem[1], tcp_wmem[1]). */
+    socket->receive_buffer = TCP_RECEIVE_BUFFER_DEFAULT;
+    socket->send_buffer = TCP_SEND_BUFFER_DEFAULT;
     return tcp_connection_new(stack, socket) ? 0 : -ENOMEM;
 }
 
@@ -505,10 +513,25 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
             socket->listening = false;
             tcp_set_state(stack, tcb, TCPS_CLOSED);
         } else if (tcb->state != TCPS_CLOSED) {
-            tcp_abort(stack, tcb, now, 0);
+            /* Linux tcp_disconnect: the socket itself reports ECONNRESET. */
+            bool synchronized = tcb->state >= TCPS_SYN_RECEIVED;
+            tcp_abort(stack, tcb, now, synchronized ? ECONNRESET : 0);
         }
         socket->connected = false;
         socket->shutdown = 0;
+        if (!socket->address_locked) {
+            if (socket->hashed && socket->local_address != 0) {
+                port_table_remove(&stack->sockets.tcp, socket);
+                socket->local_address = 0;
+                port_table_insert(stack, &stack->sockets.tcp, socket);
+            }
+            socket->local_address = 0;
+            socket->source_address = 0;
+        }
+        /* The port goes back unless bind() named it; getsockname() goes on
+         * showing it, as Linux's does. */
+        if (!socket->port_locked && socket->hashed)
+            port_table_remove(&stack->sockets.tcp, socket);
         return 0;
     }
     switch (tcb->state) {
@@ -518,6 +541,12 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
     case TCPS_SYN_RECEIVED:
         return -EALREADY;
     default:
+        /* Linux: the first connect() after a nonblocking one completed
+         * says success; later ones EISCONN. */
+        if (tcb->connect_unreported) {
+            tcb->connect_unreported = false;
+            return 0;
+        }
         return -EISCONN;
     }
     if (socket->error) {
@@ -559,7 +588,7 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
     socket->peer_port = destination_port;
     socket->connected = true;
     socket->shutdown = 0;
-    ring_set_capacity(&tcb->send_buffer, (size_t)socket->send_buffer);
+    ring_set_capacity(&tcb->send_buffer, tcp_send_capacity(socket));
     ring_set_capacity(&tcb->receive_buffer, (size_t)socket->receive_buffer);
     uint16_t local_mss = tcp_local_mss(stack, destination);
     tcb->advertised_mss = tcb->user_mss && tcb->user_mss < local_mss ? tcb->user_mss : local_mss;
@@ -577,6 +606,7 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
     tcb->last_received = now;
     tcp_set_state(stack, tcb, TCPS_SYN_SENT);
     tcp_hash_connection(stack, tcb);
+    tcb->connect_unreported = true;
     COUNT(stack, TcpActiveOpens);
     tcp_output(stack, tcb, now);
     return -EINPROGRESS;
@@ -590,6 +620,7 @@ static int tcp_connect_result(struct usock_stack *stack, struct socket *socket)
         return -EBADF;
     if (tcb->state == TCPS_SYN_SENT || tcb->state == TCPS_SYN_RECEIVED)
         return -EALREADY;
+    tcb->connect_unreported = false;
     if (tcb->state == TCPS_CLOSED) {
         int error = socket->error ? socket->error : ECONNREFUSED;
         socket->error = 0;
@@ -687,12 +718,7 @@ static ssize_t tcp_receive(struct usock_stack *stack, struct socket *socket,
         if (got < message->msg_iov[i].iov_len)
             break;
     }
-    if (message->msg_name) {
-        socklen_t length = message->msg_namelen;
-        socket_copy_address_out(socket->peer_address, socket->peer_port, message->msg_name,
-                                &length);
-        message->msg_namelen = length;
-    }
+    message->msg_namelen = 0; /* stream sockets give no source address */
     if (flags & MSG_PEEK)
         return (ssize_t)copied;
     uint32_t window_before = tcp_receive_window(tcb);
@@ -727,9 +753,8 @@ static ssize_t tcp_send(struct usock_stack *stack, struct socket *socket,
         return -EPIPE;
     switch (tcb->state) {
     case TCPS_CLOSED:
-        return socket->connected ? -EPIPE : -ENOTCONN;
     case TCPS_LISTEN:
-        return -ENOTCONN;
+        return -EPIPE; /* Linux sk_stream_wait_connect */
     case TCPS_SYN_SENT:
     case TCPS_SYN_RECEIVED:
         return -EAGAIN; /* wait for the handshake (Linux sk_stream_wait_connect) */
@@ -766,6 +791,12 @@ static int tcp_shutdown(struct usock_stack *stack, struct socket *socket, int ho
     uint64_t now = usock_stack_now(stack);
     switch (tcb->state) {
     case TCPS_CLOSED:
+        /* Linux answers ENOTCONN but still marks the socket shut. */
+        if (how == SHUT_RD || how == SHUT_RDWR)
+            socket->shutdown |= SHUTDOWN_RECEIVE;
+        if (how == SHUT_WR || how == SHUT_RDWR)
+            socket->shutdown |= SHUTDOWN_SEND;
+        socket_wake(stack, socket);
         return -ENOTCONN;
     case TCPS_LISTEN:
         if (how == SHUT_WR)
@@ -834,6 +865,8 @@ static short tcp_poll(struct usock_stack *stack, struct socket *socket)
 static int tcp_readable_bytes(struct socket *socket)
 {
     struct tcp_connection *tcb = tcp_of(socket);
+    if (tcb && tcb->state == TCPS_LISTEN)
+        return -EINVAL; /* Linux tcp_ioctl */
     return tcb ? (int)tcb->receive_buffer.length : 0;
 }
 
@@ -864,6 +897,16 @@ static bool tcp_is_listening(struct socket *socket)
 {
     struct tcp_connection *tcb = tcp_of(socket);
     return tcb && (tcb->state == TCPS_LISTEN || tcb->state == TCPS_CLOSED);
+}
+
+static bool tcp_has_peer(struct socket *socket)
+{
+    /* Linux inet_getname: no peer while CLOSE or SYN-SENT. */
+    struct tcp_connection *tcb = tcp_of(socket);
+    /* A connection in TIME_WAIT is no longer the socket's on Linux (a
+     * separate time-wait entry takes over), so it has no peer either. */
+    return tcb && socket->connected && tcb->state != TCPS_CLOSED && tcb->state != TCPS_SYN_SENT &&
+           tcb->state != TCPS_LISTEN && tcb->state != TCPS_TIME_WAIT;
 }
 
 static bool tcp_linger_pending(struct socket *socket)
@@ -988,6 +1031,7 @@ const struct socket_operations tcp_operations = {
     .setsockopt = tcp_setsockopt,
     .getsockopt = tcp_getsockopt,
     .linger_pending = tcp_linger_pending,
+    .has_peer = tcp_has_peer,
     .poll = tcp_poll,
     .readable_bytes = tcp_readable_bytes,
     .receive_queue_bytes = tcp_receive_queue_bytes,

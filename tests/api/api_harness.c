@@ -296,7 +296,7 @@ void usock_teardown(void)
     usock_link_close(usock_other_end);
     usock_other_end = NULL;
 #ifdef API_LEAK_CHECK
-    /* Checked here, while the test's name is on the line above. */
+    /* Checked here too, so that a leak is tied to this test's stack. */
     __lsan_do_leak_check();
 #endif
 }

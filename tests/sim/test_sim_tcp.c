@@ -126,6 +126,8 @@ static void connect_pair(struct world *world, uint16_t port, int *client, int *s
     socklen_t length = sizeof(error);
     CHECK_EQ(usock_getsockopt(world->a, *client, SOL_SOCKET, SO_ERROR, &error, &length), 0);
     CHECK_EQ(error, 0);
+    /* As Linux: the first connect() after completion succeeds, then EISCONN. */
+    CHECK_EQ(usock_connect(world->a, *client, (struct sockaddr *)&to, sizeof(to)), 0);
     CHECK_ERRNO(usock_connect(world->a, *client, (struct sockaddr *)&to, sizeof(to)), EISCONN);
     CHECK_EQ(usock_close(world->b, listener), 0);
 }

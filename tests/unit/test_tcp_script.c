@@ -609,6 +609,8 @@ static void test_connect_sends_syn_with_mss_and_syn_ack_establishes(void)
     EXPECT_NOTHING(&s);
     CHECK_STATE(&s, "ESTAB");
     CHECK_EQ(socket_error(&s, fd), 0);
+    /* As Linux: the first connect() after completion succeeds, then EISCONN. */
+    CHECK_EQ(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), 0);
     CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EISCONN);
     CHECK_EQ(usock_stack_counter(s.stack, "TcpActiveOpens"), 1);
     script_free(&s);
@@ -732,6 +734,8 @@ static void test_simultaneous_open_answers_syn_with_syn_ack_of_same_iss(void)
     EXPECT_NOTHING(&s);
     CHECK_STATE(&s, "ESTAB");
     CHECK_EQ(socket_error(&s, fd), 0);
+    /* As Linux: the first connect() after completion succeeds, then EISCONN. */
+    CHECK_EQ(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), 0);
     CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EISCONN);
     /* Data flows both ways. */
     CHECK_EQ(usock_send(s.stack, fd, "hi", 2, 0), 2);
