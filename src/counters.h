@@ -22,7 +22,10 @@
     X(IpOutNoRoutes) X(IpFragOKs) X(IpFragFails) X(IpFragCreates)                \
     X(IpInTruncated) X(IpInBadVersion) X(IpInBadHeaderLength)                    \
     X(IpInBadTotalLength) X(IpInCsumErrors) X(IpInBadOptions)                    \
-    X(IpInMartians) X(IpInFragmentsDropped) X(IpLoopbackOverflows)               \
+    X(IpInMartians) X(IpLoopbackOverflows)                                       \
+    X(IpReasmReqds) X(IpReasmOKs) X(IpReasmFails) X(IpReasmTimeout)              \
+    X(IpReasmOverlaps) X(IpReasmDuplicates) X(IpReasmOversize)                   \
+    X(IpReasmTinyFirst) X(IpReasmMalformed) X(IpReasmMemoryDrops)                \
     /* ICMP */                                                                   \
     X(IcmpInMsgs) X(IcmpInErrors) X(IcmpInCsumErrors) X(IcmpInTruncated)         \
     X(IcmpInEchos) X(IcmpInEchoReps) X(IcmpInDestUnreachs)                       \

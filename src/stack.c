@@ -231,7 +231,8 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
 
     stack->receive_frame = malloc(LINK_FRAME_MAX);
     if (!stack->receive_frame || neighbour_cache_init(&stack->neighbours) != 0 ||
-        socket_layer_init(&stack->sockets) != 0 || tcp_layer_init(&stack->tcp) != 0) {
+        socket_layer_init(&stack->sockets) != 0 || tcp_layer_init(&stack->tcp) != 0 ||
+        fragment_table_init(&stack->fragments) != 0) {
         usock_stack_free(stack);
         errno = ENOMEM;
         return NULL;
@@ -250,6 +251,7 @@ void usock_stack_free(struct usock_stack *stack)
     tcp_layer_destroy(stack);
     socket_layer_destroy(stack, &stack->sockets);
     neighbour_cache_destroy(stack, &stack->neighbours);
+    fragment_table_destroy(stack);
     packet_queue_purge(&stack->loopback);
     timer_heap_destroy(&stack->timers);
     pthread_mutex_unlock(&stack->lock);

@@ -18,6 +18,7 @@
 #include "counters.h"
 #include "link/link.h"
 #include "net/arp.h"
+#include "net/fragment.h"
 #include "net/icmp.h"
 #include "socket/socket.h"
 #include "tcp/tcp.h"
@@ -50,6 +51,7 @@ struct usock_stack {
     char name[64];
     struct interface interface;
     struct neighbour_cache neighbours;
+    struct fragment_table fragments;
     struct timer_heap timers;
     struct socket_layer sockets;
     struct tcp_layer tcp;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "net/arp.h"
+#include "net/fragment.h"
 #include "net/icmp.h"
 #include "stack.h"
 #include "tcp/tcp.h"
@@ -228,6 +229,9 @@ static void ipv4_count_parse_failure(struct usock_stack *stack, enum ipv4_parse_
     COUNT(stack, IpInHdrErrors);
 }
 
+static void ipv4_deliver(struct usock_stack *stack, const struct ipv4_packet *packet_in,
+                         uint64_t now);
+
 void ipv4_input(struct usock_stack *stack, const uint8_t *packet, size_t length,
                 bool from_loopback, uint64_t now)
 {
@@ -261,10 +265,33 @@ void ipv4_input(struct usock_stack *stack, const uint8_t *packet, size_t length,
         return;
     }
     if (ipv4_is_fragment(&in.header)) {
-        COUNT(stack, IpInFragmentsDropped);
-        COUNT(stack, IpInDiscards);
+        fragment_input(stack, &in.header, packet, in.length, from_loopback, now);
         return;
     }
+    ipv4_deliver(stack, &in, now);
+}
+
+void ipv4_deliver_reassembled(struct usock_stack *stack, const uint8_t *packet, size_t length,
+                              bool from_loopback, uint64_t now)
+{
+    struct ipv4_packet in;
+    if (ipv4_parse(packet, length, false, &in.header) != IPV4_PARSE_OK)
+        return;
+    in.packet = packet;
+    in.length = in.header.total_length;
+    in.payload = packet + in.header.header_length;
+    in.payload_length = in.length - in.header.header_length;
+    in.from_loopback = from_loopback;
+    in.destination_kind = ipv4_address_kind(stack, in.header.destination);
+    ipv4_deliver(stack, &in, now);
+}
+
+/* Hands a whole datagram to raw sockets and to its protocol. */
+static void ipv4_deliver(struct usock_stack *stack, const struct ipv4_packet *packet_in,
+                         uint64_t now)
+{
+    const struct ipv4_packet in = *packet_in;
+    const uint8_t *packet = in.packet;
     ipv4_protocol_input_fn handler = ipv4_protocols[in.header.protocol];
     if (!handler) {
         COUNT(stack, IpInUnknownProtos);

@@ -91,6 +91,11 @@ struct ipv4_error {
 void ipv4_input(struct usock_stack *stack, const uint8_t *packet, size_t length,
                 bool from_loopback, uint64_t now);
 
+/* Delivers a datagram reassembly completed (borrowed; its header already
+ * describes the whole datagram). */
+void ipv4_deliver_reassembled(struct usock_stack *stack, const uint8_t *packet, size_t length,
+                              bool from_loopback, uint64_t now);
+
 /* Ethernet input: one frame (borrowed) from the link. */
 void ethernet_input(struct usock_stack *stack, const uint8_t *frame, size_t length,
                     uint64_t now);
