@@ -29,27 +29,14 @@
 
 #include "net/icmp.h"
 #include "net/ipv4.h"
+#include "socket/datagram_queue.h"
 #include "stack.h"
 #include "util/siphash.h"
 #include "wire/icmp.h"
 #include "wire/udp.h"
 
-/* What each queued datagram is charged beyond its payload. */
-#define UDP_DATAGRAM_OVERHEAD 256
-
-struct udp_datagram {
-    struct udp_datagram *next;
-    uint32_t source;
-    uint16_t source_port;
-    size_t length;
-    uint8_t data[];
-};
-
 struct udp_socket {
-    struct udp_datagram *head, *tail;
-    size_t queued_count;
-    size_t queued_bytes;   /* payload bytes */
-    size_t charged_bytes;  /* payload plus overhead, against SO_RCVBUF */
+    struct datagram_queue queue;
 };
 
 static struct udp_socket *udp_of(struct socket *socket)
@@ -72,11 +59,7 @@ static void udp_release(struct usock_stack *stack, struct socket *socket)
     struct udp_socket *udp = udp_of(socket);
     if (!udp)
         return;
-    while (udp->head) {
-        struct udp_datagram *next = udp->head->next;
-        free(udp->head);
-        udp->head = next;
-    }
+    datagram_queue_purge(&udp->queue);
     free(udp);
     socket->protocol_state = NULL;
 }
@@ -288,40 +271,10 @@ static ssize_t udp_receive(struct usock_stack *stack, struct socket *socket,
 {
     (void)stack;
     (void)now;
-    struct udp_socket *udp = udp_of(socket);
     message->msg_flags = 0;
     if (socket->error)
         return -udp_take_error(socket);
-    struct udp_datagram *datagram = udp->head;
-    if (!datagram)
-        return -EAGAIN; /* after SHUT_RD the API layer turns a blocking wait into 0 */
-    size_t copied = 0;
-    for (size_t i = 0; i < message->msg_iovlen && copied < datagram->length; i++) {
-        size_t room = message->msg_iov[i].iov_len;
-        size_t take = datagram->length - copied < room ? datagram->length - copied : room;
-        memcpy(message->msg_iov[i].iov_base, datagram->data + copied, take);
-        copied += take;
-    }
-    if (copied < datagram->length)
-        message->msg_flags |= MSG_TRUNC;
-    if (message->msg_name) {
-        socklen_t length = message->msg_namelen;
-        socket_copy_address_out(datagram->source, datagram->source_port, message->msg_name,
-                                &length);
-        message->msg_namelen = length;
-    }
-    message->msg_controllen = 0;
-    ssize_t result = (ssize_t)((flags & MSG_TRUNC) ? datagram->length : copied);
-    if (!(flags & MSG_PEEK)) {
-        udp->head = datagram->next;
-        if (!udp->head)
-            udp->tail = NULL;
-        udp->queued_count--;
-        udp->queued_bytes -= datagram->length;
-        udp->charged_bytes -= datagram->length + UDP_DATAGRAM_OVERHEAD;
-        free(datagram);
-    }
-    return result;
+    return datagram_queue_receive(&udp_of(socket)->queue, message, flags);
 }
 
 static int udp_shutdown(struct usock_stack *stack, struct socket *socket, int how)
@@ -339,7 +292,7 @@ static short udp_poll(struct usock_stack *stack, struct socket *socket)
 {
     (void)stack;
     short events = 0;
-    if (udp_of(socket)->head)
+    if (udp_of(socket)->queue.head)
         events |= POLLIN | POLLRDNORM;
     if (socket->error)
         events |= POLLERR;
@@ -354,13 +307,12 @@ static short udp_poll(struct usock_stack *stack, struct socket *socket)
 static int udp_readable_bytes(struct socket *socket)
 {
     /* Linux answers FIONREAD with the size of the first datagram. */
-    struct udp_datagram *head = udp_of(socket)->head;
-    return head ? (int)head->length : 0;
+    return (int)datagram_queue_first_length(&udp_of(socket)->queue);
 }
 
 static size_t udp_receive_queue_bytes(struct socket *socket)
 {
-    return udp_of(socket)->queued_bytes;
+    return udp_of(socket)->queue.bytes;
 }
 
 static size_t udp_send_queue_bytes(struct socket *socket)
@@ -403,32 +355,12 @@ const struct socket_operations udp_operations = {
 static bool udp_queue(struct usock_stack *stack, struct socket *socket, uint32_t source,
                       uint16_t source_port, const uint8_t *payload, size_t length)
 {
-    struct udp_socket *udp = udp_of(socket);
-    size_t charge = length + UDP_DATAGRAM_OVERHEAD;
-    if (udp->charged_bytes + charge > (size_t)socket->receive_buffer && udp->head) {
+    if (!datagram_queue_push(&udp_of(socket)->queue, (size_t)socket->receive_buffer, source,
+                             source_port, payload, length)) {
         COUNT(stack, UdpRcvbufErrors);
         COUNT(stack, UdpInErrors);
         return false;
     }
-    struct udp_datagram *datagram = malloc(sizeof(*datagram) + length);
-    if (!datagram) {
-        COUNT(stack, UdpRcvbufErrors);
-        COUNT(stack, UdpInErrors);
-        return false;
-    }
-    datagram->next = NULL;
-    datagram->source = source;
-    datagram->source_port = source_port;
-    datagram->length = length;
-    memcpy(datagram->data, payload, length);
-    if (udp->tail)
-        udp->tail->next = datagram;
-    else
-        udp->head = datagram;
-    udp->tail = datagram;
-    udp->queued_count++;
-    udp->queued_bytes += length;
-    udp->charged_bytes += charge;
     COUNT(stack, UdpInDatagrams);
     socket_wake(stack, socket);
     return true;

@@ -1,0 +1,41 @@
+/*
+ * datagram_queue.h - the receive queue of a message-oriented socket (UDP,
+ * raw): whole datagrams with their source address, in arrival order,
+ * bounded by the socket's SO_RCVBUF.  Each datagram is charged its length
+ * plus a fixed overhead, like Linux's truesize, so a flood of tiny
+ * datagrams is bounded too.
+ */
+#ifndef USOCK_DATAGRAM_QUEUE_H
+#define USOCK_DATAGRAM_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define DATAGRAM_OVERHEAD 256
+
+struct datagram;
+
+struct datagram_queue {
+    struct datagram *head, *tail;
+    size_t count;
+    size_t bytes;          /* payload bytes */
+    size_t charged;        /* payload plus overhead, against the limit */
+};
+
+void datagram_queue_init(struct datagram_queue *queue);
+void datagram_queue_purge(struct datagram_queue *queue);
+/* Appends a copy of length bytes from source:port.  Returns false (and
+ * keeps nothing) when limit would be passed with something already queued,
+ * or memory is short. */
+bool datagram_queue_push(struct datagram_queue *queue, size_t limit, uint32_t source,
+                         uint16_t source_port, const uint8_t *data, size_t length);
+/* Copies the first datagram into message (iovecs, msg_name, MSG_TRUNC in
+ * msg_flags), consuming it unless MSG_PEEK.  Returns its length with
+ * MSG_TRUNC in flags, else the bytes copied; -EAGAIN when empty. */
+ssize_t datagram_queue_receive(struct datagram_queue *queue, struct msghdr *message, int flags);
+/* Length of the first datagram, 0 when empty. */
+size_t datagram_queue_first_length(const struct datagram_queue *queue);
+
+#endif
