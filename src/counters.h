@@ -36,6 +36,7 @@
     X(UdpInDatagrams) X(UdpNoPorts) X(UdpInErrors) X(UdpOutDatagrams)            \
     X(UdpRcvbufErrors) X(UdpSndbufErrors) X(UdpInCsumErrors)                     \
     X(UdpInTruncated) X(UdpInBadLength) X(UdpOutErrors)                         \
+    X(RawRcvbufErrors)                                                           \
     /* TCP (RFC 4022 names first, then Linux TcpExt-style) */                   \
     X(TcpActiveOpens) X(TcpPassiveOpens) X(TcpAttemptFails) X(TcpEstabResets)    \
     X(TcpInSegs) X(TcpOutSegs) X(TcpRetransSegs) X(TcpInErrs) X(TcpOutRsts)      \

@@ -20,6 +20,7 @@
 #include "net/arp.h"
 #include "net/fragment.h"
 #include "net/icmp.h"
+#include "raw.h"
 #include "socket/socket.h"
 #include "tcp/tcp.h"
 #include "usock.h"
@@ -55,6 +56,7 @@ struct usock_stack {
     struct timer_heap timers;
     struct socket_layer sockets;
     struct tcp_layer tcp;
+    struct raw_layer raw;
     struct packet_queue loopback;  /* packets to ourselves, delivered next poll */
     struct icmp_rate_limit icmp_limit;
     uint64_t counters[COUNTER_COUNT];

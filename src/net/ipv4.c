@@ -25,6 +25,7 @@
 #include "net/fragment.h"
 #include "net/icmp.h"
 #include "stack.h"
+#include "raw.h"
 #include "tcp/tcp.h"
 #include "udp.h"
 #include "wire/bytes.h"
@@ -214,6 +215,36 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
     return 0;
 }
 
+int ipv4_output_prebuilt(struct usock_stack *stack, struct packet_buffer *buffer,
+                         uint32_t route_destination, uint64_t now)
+{
+    struct ipv4_route route;
+    int error = ipv4_route(stack, route_destination, &route);
+    if (error) {
+        COUNT(stack, IpOutNoRoutes);
+        packet_buffer_free(buffer);
+        return error;
+    }
+    COUNT(stack, IpOutRequests);
+    if (route.local) {
+        ipv4_loop_back(stack, buffer);
+        return 0;
+    }
+    if (buffer->length > stack->interface.mtu) {
+        /* A caller-built header is sent as it is, never fragmented. */
+        packet_buffer_free(buffer);
+        COUNT(stack, IpFragFails);
+        return -EMSGSIZE;
+    }
+    if (route.broadcast) {
+        struct packet_buffer *copy = packet_buffer_copy(buffer->data, buffer->length);
+        if (copy)
+            ipv4_loop_back(stack, copy);
+    }
+    ipv4_transmit(stack, buffer, route.next_hop, now);
+    return 0;
+}
+
 static void ipv4_count_parse_failure(struct usock_stack *stack, enum ipv4_parse_result result)
 {
     switch (result) {
@@ -292,8 +323,13 @@ static void ipv4_deliver(struct usock_stack *stack, const struct ipv4_packet *pa
 {
     const struct ipv4_packet in = *packet_in;
     const uint8_t *packet = in.packet;
+    bool raw_took_it = raw_deliver(stack, &in);
     ipv4_protocol_input_fn handler = ipv4_protocols[in.header.protocol];
     if (!handler) {
+        if (raw_took_it) {
+            COUNT(stack, IpInDelivers);
+            return;
+        }
         COUNT(stack, IpInUnknownProtos);
         if (in.destination_kind == ADDRESS_LOCAL)
             icmp_send_error(stack, packet, in.length, ICMP_TYPE_DESTINATION_UNREACHABLE,

@@ -86,6 +86,12 @@ struct ipv4_error {
     size_t quoted_payload_length;
 };
 
+/* Sends a packet whose IP header the caller built (buffer consumed; data
+ * starts at the header), routed towards route_destination.  Returns 0 or
+ * -errno (-EMSGSIZE when over the MTU: such packets are not fragmented). */
+int ipv4_output_prebuilt(struct usock_stack *stack, struct packet_buffer *buffer,
+                         uint32_t route_destination, uint64_t now);
+
 /* Handles one received IP packet (borrowed).  from_loopback marks packets
  * the stack sent to itself. */
 void ipv4_input(struct usock_stack *stack, const uint8_t *packet, size_t length,

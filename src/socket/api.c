@@ -31,6 +31,7 @@
 static const struct socket_operations *const socket_types[] = {
     &udp_operations,
     &tcp_operations,
+    &raw_operations,
 };
 
 static int fail(int error)
@@ -200,7 +201,10 @@ int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
         if (socket_types[i]->type != type)
             continue;
         error = EPROTONOSUPPORT;
-        if (protocol == 0 || protocol == socket_types[i]->protocol) {
+        /* Raw sockets take any protocol but 0, as on Linux. */
+        bool raw = socket_types[i]->type == SOCK_RAW;
+        if ((raw && protocol > 0 && protocol < 256) ||
+            (!raw && (protocol == 0 || protocol == socket_types[i]->protocol))) {
             ops = socket_types[i];
             break;
         }
@@ -211,6 +215,8 @@ int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
     struct socket *socket = socket_new(ops, type);
     if (!socket)
         return fail(ENOMEM);
+    if (type == SOCK_RAW)
+        socket->protocol = protocol;
     socket->nonblocking = (flags & SOCK_NONBLOCK) != 0;
     socket->close_on_exec = (flags & SOCK_CLOEXEC) != 0;
 
@@ -557,8 +563,13 @@ static int set_timeout(uint64_t *timeout_ns, const void *value, socklen_t length
 static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, int level,
                              int name, const void *value, socklen_t length, uint64_t now)
 {
-    if (level != SOL_SOCKET && level != IPPROTO_IP && socket->ops->setsockopt)
-        return socket->ops->setsockopt(stack, socket, level, name, value, length, now);
+    if (level != SOL_SOCKET && socket->ops->setsockopt) {
+        /* The protocol first; IP-level options it does not know fall
+         * through to the common ones below. */
+        int result = socket->ops->setsockopt(stack, socket, level, name, value, length, now);
+        if (result != -ENOPROTOOPT || level != IPPROTO_IP)
+            return result;
+    }
     if (level == SOL_SOCKET && name == SO_LINGER) {
         struct linger linger;
         if (!value || length < sizeof(linger))
@@ -649,8 +660,11 @@ static int socket_getsockopt(struct usock_stack *stack, struct socket *socket, i
         return -EFAULT;
     if ((int)*length < 0)
         return -EINVAL;
-    if (level != SOL_SOCKET && level != IPPROTO_IP && socket->ops->getsockopt)
-        return socket->ops->getsockopt(stack, socket, level, name, value, length);
+    if (level != SOL_SOCKET && socket->ops->getsockopt) {
+        int result = socket->ops->getsockopt(stack, socket, level, name, value, length);
+        if (result != -ENOPROTOOPT || level != IPPROTO_IP)
+            return result;
+    }
     int integer = 0;
     if (level == SOL_SOCKET && name == SO_LINGER) {
         struct linger linger = {.l_onoff = socket->linger, .l_linger = socket->linger_seconds};

@@ -201,5 +201,6 @@ void socket_copy_address_out(uint32_t address, uint16_t port, struct sockaddr *o
 
 extern const struct socket_operations udp_operations;
 extern const struct socket_operations tcp_operations;
+extern const struct socket_operations raw_operations;
 
 #endif

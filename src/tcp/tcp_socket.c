@@ -990,6 +990,8 @@ static int tcp_getsockopt(struct usock_stack *stack, struct socket *socket, int 
     struct tcp_connection *tcb = tcp_of(socket);
     if (!tcb)
         return -EINVAL;
+    if (level == IPPROTO_IP)
+        return -ENOPROTOOPT; /* the common IP options */
     if (level != IPPROTO_TCP)
         return -EOPNOTSUPP;
     switch (name) {

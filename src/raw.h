@@ -1,0 +1,22 @@
+/*
+ * raw.h - raw IP sockets: socket(AF_INET, SOCK_RAW, protocol).
+ */
+#ifndef USOCK_RAW_H
+#define USOCK_RAW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct usock_stack;
+struct ipv4_packet;
+struct raw_socket;
+
+struct raw_layer {
+    struct raw_socket *by_protocol[256];  /* sockets of each protocol */
+};
+
+/* Gives every matching raw socket a copy of a received datagram (header
+ * included, as Linux does).  Returns true when at least one took it. */
+bool raw_deliver(struct usock_stack *stack, const struct ipv4_packet *packet);
+
+#endif
