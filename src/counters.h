@@ -22,7 +22,7 @@
     X(IpOutNoRoutes) X(IpFragOKs) X(IpFragFails) X(IpFragCreates)                \
     X(IpInTruncated) X(IpInBadVersion) X(IpInBadHeaderLength)                    \
     X(IpInBadTotalLength) X(IpInCsumErrors) X(IpInBadOptions)                    \
-    X(IpInMartians) X(IpLoopbackOverflows)                                       \
+    X(IpInMartians) X(IpLoopbackOverflows) X(IpInMulticastFiltered)              \
     X(IpReasmReqds) X(IpReasmOKs) X(IpReasmFails) X(IpReasmTimeout)              \
     X(IpReasmOverlaps) X(IpReasmDuplicates) X(IpReasmOversize)                   \
     X(IpReasmTinyFirst) X(IpReasmMalformed) X(IpReasmMemoryDrops)                \
@@ -37,6 +37,9 @@
     X(UdpRcvbufErrors) X(UdpSndbufErrors) X(UdpInCsumErrors)                     \
     X(UdpInTruncated) X(UdpInBadLength) X(UdpOutErrors)                         \
     X(RawRcvbufErrors)                                                           \
+    /* IGMP */                                                                   \
+    X(IgmpInMsgs) X(IgmpInErrors) X(IgmpInQueries) X(IgmpInReports)              \
+    X(IgmpInLeaves) X(IgmpOutReports) X(IgmpOutLeaves) X(IgmpReportsSuppressed)  \
     /* TCP (RFC 4022 names first, then Linux TcpExt-style) */                   \
     X(TcpActiveOpens) X(TcpPassiveOpens) X(TcpAttemptFails) X(TcpEstabResets)    \
     X(TcpInSegs) X(TcpOutSegs) X(TcpRetransSegs) X(TcpInErrs) X(TcpOutRsts)      \

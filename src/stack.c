@@ -252,6 +252,7 @@ void usock_stack_free(struct usock_stack *stack)
     socket_layer_destroy(stack, &stack->sockets);
     neighbour_cache_destroy(stack, &stack->neighbours);
     fragment_table_destroy(stack);
+    igmp_layer_destroy(stack);
     packet_queue_purge(&stack->loopback);
     timer_heap_destroy(&stack->timers);
     pthread_mutex_unlock(&stack->lock);

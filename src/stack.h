@@ -19,6 +19,7 @@
 #include "link/link.h"
 #include "net/arp.h"
 #include "net/fragment.h"
+#include "net/igmp.h"
 #include "net/icmp.h"
 #include "raw.h"
 #include "socket/socket.h"
@@ -53,6 +54,7 @@ struct usock_stack {
     struct interface interface;
     struct neighbour_cache neighbours;
     struct fragment_table fragments;
+    struct igmp_layer igmp;
     struct timer_heap timers;
     struct socket_layer sockets;
     struct tcp_layer tcp;

@@ -250,12 +250,14 @@ static ssize_t udp_send(struct usock_stack *stack, struct socket *socket,
         .length = (uint16_t)(UDP_HEADER_LENGTH + length),
     };
     udp_emit(&header, source, destination, datagram);
+    bool multicast = ipv4_address_kind(stack, destination) == ADDRESS_MULTICAST;
     struct ipv4_send send = {
         .source = source,
         .destination = destination,
         .protocol = IPPROTO_UDP,
-        .time_to_live = socket->time_to_live,
+        .time_to_live = multicast ? socket->multicast_ttl : socket->time_to_live,
         .type_of_service = socket->type_of_service,
+        .multicast_loop = socket->multicast_loop,
     };
     error = ipv4_output(stack, buffer, &send, now);
     if (error) {

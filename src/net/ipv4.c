@@ -23,6 +23,7 @@
 
 #include "net/arp.h"
 #include "net/fragment.h"
+#include "net/igmp.h"
 #include "net/icmp.h"
 #include "stack.h"
 #include "raw.h"
@@ -40,6 +41,7 @@ static const ipv4_protocol_input_fn ipv4_protocols[256] = {
     [IPPROTO_ICMP] = icmp_input,
     [IPPROTO_UDP] = udp_input,
     [IPPROTO_TCP] = tcp_input,
+    [IPPROTO_IGMP] = igmp_input,
 };
 
 enum address_kind ipv4_address_kind(const struct usock_stack *stack, uint32_t address)
@@ -175,7 +177,9 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
         packet_buffer_free(buffer);
         return error;
     }
-    size_t total = buffer->length + IPV4_HEADER_LENGTH;
+    static const uint8_t router_alert[4] = {0x94, 0x04, 0x00, 0x00};
+    size_t header_length = IPV4_HEADER_LENGTH + (send->router_alert ? sizeof(router_alert) : 0);
+    size_t total = buffer->length + header_length;
     if (total > IPV4_PACKET_MAX) {
         packet_buffer_free(buffer);
         return -EMSGSIZE;
@@ -193,18 +197,24 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
     };
     if (route.local && header.destination == 0)
         header.destination = route.next_hop;
-    ipv4_emit(&header, packet_buffer_push(buffer, IPV4_HEADER_LENGTH));
+    if (send->router_alert)
+        ipv4_emit_with_options(&header, router_alert, sizeof(router_alert),
+                               packet_buffer_push(buffer, header_length));
+    else
+        ipv4_emit(&header, packet_buffer_push(buffer, IPV4_HEADER_LENGTH));
     if (route.local) {
         ipv4_loop_back(stack, buffer);
         return 0;
     }
-    if (route.broadcast) {
+    bool multicast = ipv4_address_kind(stack, header.destination) == ADDRESS_MULTICAST;
+    if ((route.broadcast || (multicast && send->multicast_loop &&
+                             igmp_is_member(stack, header.destination)))) {
         struct packet_buffer *copy = packet_buffer_copy(buffer->data, buffer->length);
         if (copy)
             ipv4_loop_back(stack, copy);
     }
     if (total > stack->interface.mtu) {
-        if (send->dont_fragment) {
+        if (send->dont_fragment || header_length != IPV4_HEADER_LENGTH) {
             packet_buffer_free(buffer);
             COUNT(stack, IpFragFails);
             return -EMSGSIZE;
@@ -283,9 +293,12 @@ void ipv4_input(struct usock_stack *stack, const uint8_t *packet, size_t length,
     in.destination_kind = ipv4_address_kind(stack, in.header.destination);
 
     enum address_kind source_kind = ipv4_address_kind(stack, in.header.source);
+    /* Martians: a source no host may use, or our own address coming back
+     * from the wire (RFC 1122 3.2.1.3, Linux's martian source checks). */
     if (!from_loopback &&
         (source_kind == ADDRESS_BROADCAST || source_kind == ADDRESS_MULTICAST ||
-         ipv4_is_loopback(in.header.source) || ipv4_is_loopback(in.header.destination))) {
+         source_kind == ADDRESS_LOCAL || ipv4_is_loopback(in.header.destination) ||
+         (source_kind == ADDRESS_ANY && in.header.protocol != IPPROTO_UDP))) {
         COUNT(stack, IpInMartians);
         COUNT(stack, IpInAddrErrors);
         return;
@@ -293,6 +306,10 @@ void ipv4_input(struct usock_stack *stack, const uint8_t *packet, size_t length,
     if (in.destination_kind != ADDRESS_LOCAL && in.destination_kind != ADDRESS_BROADCAST &&
         in.destination_kind != ADDRESS_MULTICAST) {
         COUNT(stack, IpInAddrErrors);
+        return;
+    }
+    if (in.destination_kind == ADDRESS_MULTICAST && !igmp_is_member(stack, in.header.destination)) {
+        COUNT(stack, IpInMulticastFiltered);
         return;
     }
     if (ipv4_is_fragment(&in.header)) {

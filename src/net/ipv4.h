@@ -57,6 +57,8 @@ struct ipv4_send {
     uint8_t time_to_live;
     uint8_t type_of_service;
     bool dont_fragment;
+    bool router_alert;       /* add the Router Alert option (RFC 2113), for IGMP */
+    bool multicast_loop;     /* loop a multicast copy to ourselves when a member */
 };
 
 /* Sends the transport packet in buffer (consumed; data starts at the

@@ -47,6 +47,8 @@ struct socket *socket_new(const struct socket_operations *ops, int type)
     socket->receive_buffer = SOCKET_BUFFER_DEFAULT;
     socket->send_buffer = SOCKET_BUFFER_DEFAULT;
     socket->time_to_live = 64;
+    socket->multicast_ttl = 1;
+    socket->multicast_loop = true;
     pthread_condattr_t attributes;
     pthread_condattr_init(&attributes);
     pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);

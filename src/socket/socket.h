@@ -75,6 +75,8 @@ struct socket_operations {
 #define SHUTDOWN_RECEIVE 1
 #define SHUTDOWN_SEND 2
 
+#define SOCKET_MEMBERSHIPS_MAX 20 /* Linux net.ipv4.igmp_max_memberships */
+
 struct socket {
     int fd;
     unsigned references;
@@ -113,6 +115,11 @@ struct socket {
     uint64_t send_timeout_ns;
     uint8_t time_to_live;
     uint8_t type_of_service;
+    uint8_t multicast_ttl;    /* IP_MULTICAST_TTL, default 1 */
+    bool multicast_loop;      /* IP_MULTICAST_LOOP, default on */
+    uint32_t multicast_interface; /* IP_MULTICAST_IF address, 0 = default */
+    uint32_t memberships[SOCKET_MEMBERSHIPS_MAX]; /* groups joined, network order */
+    unsigned membership_count;
 
     struct hash_node address_port_node;
     struct hash_node port_node;

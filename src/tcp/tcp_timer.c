@@ -103,7 +103,15 @@ static void tcp_retransmit_fire(struct usock_stack *stack, struct timer *timer, 
     default:
         return;
     }
-    if (tcp_flight_size(tcb) == 0 || (tcb->snd_wnd == 0 && tcp_flight_size(tcb) <= 1)) {
+    if (tcb->snd_wnd == 0 && tcp_flight_size(tcb) > 0 &&
+        now - tcb->last_received > TCP_RTO_MAX_NS) {
+        /* A closed window and a silent peer: give up (Linux does so after
+         * TCP_RTO_MAX without a word from the peer). */
+        COUNT(stack, TcpAbortOnTimeout);
+        tcp_done(stack, tcb, tcb->soft_error ? tcb->soft_error : ETIMEDOUT);
+        return;
+    }
+    if (tcp_flight_size(tcb) == 0 || tcb->snd_wnd == 0) {
         /* Persist (RFC 9293 3.8.6.1), which is also the override timer of
          * sender SWS avoidance (RFC 1122 4.2.3.4): data waits with nothing
          * in flight.  A zero window gets a one-byte probe; a small one gets

@@ -3,6 +3,8 @@
  */
 #include "wire/ipv4.h"
 
+#include <string.h>
+
 #include "wire/bytes.h"
 #include "wire/checksum.h"
 
@@ -62,6 +64,18 @@ enum ipv4_parse_result ipv4_parse(const uint8_t *packet, size_t length, bool ver
     out->source = load_address(packet + 12);
     out->destination = load_address(packet + 16);
     return IPV4_PARSE_OK;
+}
+
+size_t ipv4_emit_with_options(const struct ipv4_header *header, const uint8_t *options,
+                              size_t options_length, uint8_t *out)
+{
+    ipv4_emit(header, out);
+    size_t header_length = IPV4_HEADER_LENGTH + options_length;
+    memcpy(out + IPV4_HEADER_LENGTH, options, options_length);
+    out[0] = (uint8_t)(0x40 | (header_length / 4));
+    store_be16(out + 10, 0);
+    store_be16(out + 10, checksum_finish(checksum_add(0, out, header_length)));
+    return header_length;
 }
 
 size_t ipv4_emit(const struct ipv4_header *header, uint8_t *out)

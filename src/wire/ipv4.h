@@ -48,6 +48,11 @@ enum ipv4_parse_result {
  * Checksum verification can be skipped (fuzzing, offloaded links). */
 enum ipv4_parse_result ipv4_parse(const uint8_t *packet, size_t length, bool verify_checksum,
                                   struct ipv4_header *out);
+/* Writes the header followed by options_length bytes of options (a
+ * multiple of 4, at most 40), with IHL and checksum computed.  Returns the
+ * header length. */
+size_t ipv4_emit_with_options(const struct ipv4_header *header, const uint8_t *options,
+                              size_t options_length, uint8_t *out);
 /* Writes a 20-byte header (no options) with its checksum computed; ignores
  * header_length and checksum in header.  Returns 20. */
 size_t ipv4_emit(const struct ipv4_header *header, uint8_t *out);
