@@ -19,8 +19,8 @@
  *    or an empty one: the whole datagram;
  *  - a first fragment too short for its transport header (RFC 1858 tiny
  *    fragments): the whole datagram;
- *  - a second "last" fragment that disagrees on the total length: the
- *    whole datagram;
+ *  - a second "last" fragment that disagrees on the total length, or a
+ *    last fragment ending before a piece already held: the whole datagram;
  *  - more than FRAGMENTS_PER_DATAGRAM pieces, more than REASSEMBLY_LIMIT
  *    datagrams at once, or more than REASSEMBLY_MEMORY bytes held: new
  *    fragments are refused (the oldest work is not evicted, so a flood
@@ -257,6 +257,14 @@ void fragment_input(struct usock_stack *stack, const struct ipv4_header *header,
         if (entry->total_length >= 0 && entry->total_length != total) {
             reassembly_fail(stack, entry, COUNTER_IpReasmMalformed);
             return;
+        }
+        /* A piece already held past this end: the datagram contradicts
+         * itself. */
+        for (struct fragment_piece *piece = entry->pieces; piece; piece = piece->next) {
+            if (piece->offset + piece->length > total) {
+                reassembly_fail(stack, entry, COUNTER_IpReasmMalformed);
+                return;
+            }
         }
         entry->total_length = total;
     }
