@@ -222,7 +222,7 @@ static ssize_t raw_receive(struct usock_stack *stack, struct socket *socket,
         socket->error = 0;
         return -error;
     }
-    return datagram_queue_receive(&raw_of(socket)->queue, message, flags);
+    return datagram_queue_receive(&raw_of(socket)->queue, socket, message, flags);
 }
 
 static int raw_shutdown(struct usock_stack *stack, struct socket *socket, int how)
@@ -360,7 +360,13 @@ bool raw_deliver(struct usock_stack *stack, const struct ipv4_packet *packet)
             packet->payload[0] < 32 && (raw->icmp_filter & (1u << packet->payload[0])))
             continue;
         delivered = true;
-        if (datagram_queue_push(&raw->queue, (size_t)socket->receive_buffer, header->source, 0,
+        const struct datagram_origin origin = {
+            .source = header->source,
+            .destination = header->destination,
+            .time_to_live = header->time_to_live,
+            .type_of_service = header->type_of_service,
+        };
+        if (datagram_queue_push(&raw->queue, (size_t)socket->receive_buffer, &origin,
                                 packet->packet, packet->length))
             socket_wake(stack, socket);
         else

@@ -276,7 +276,7 @@ static ssize_t udp_receive(struct usock_stack *stack, struct socket *socket,
     message->msg_flags = 0;
     if (socket->error)
         return -udp_take_error(socket);
-    return datagram_queue_receive(&udp_of(socket)->queue, message, flags);
+    return datagram_queue_receive(&udp_of(socket)->queue, socket, message, flags);
 }
 
 static int udp_shutdown(struct usock_stack *stack, struct socket *socket, int how)
@@ -354,11 +354,12 @@ const struct socket_operations udp_operations = {
 
 /* Queues a copy of the payload on socket.  Returns false when it was
  * dropped for want of buffer space. */
-static bool udp_queue(struct usock_stack *stack, struct socket *socket, uint32_t source,
-                      uint16_t source_port, const uint8_t *payload, size_t length)
+static bool udp_queue(struct usock_stack *stack, struct socket *socket,
+                      const struct datagram_origin *origin, const uint8_t *payload,
+                      size_t length)
 {
-    if (!datagram_queue_push(&udp_of(socket)->queue, (size_t)socket->receive_buffer, source,
-                             source_port, payload, length)) {
+    if (!datagram_queue_push(&udp_of(socket)->queue, (size_t)socket->receive_buffer, origin,
+                             payload, length)) {
         COUNT(stack, UdpRcvbufErrors);
         COUNT(stack, UdpInErrors);
         return false;
@@ -421,9 +422,7 @@ static struct socket *udp_lookup_unicast(struct usock_stack *stack, uint32_t des
 
 struct udp_broadcast_delivery {
     struct usock_stack *stack;
-    uint32_t destination;
-    uint32_t source;
-    uint16_t source_port;
+    struct datagram_origin origin;
     const uint8_t *payload;
     size_t length;
     unsigned delivered;
@@ -432,12 +431,11 @@ struct udp_broadcast_delivery {
 static bool udp_deliver_broadcast_to(struct socket *socket, void *context)
 {
     struct udp_broadcast_delivery *delivery = context;
-    if (socket->local_address != 0 && socket->local_address != delivery->destination)
+    if (socket->local_address != 0 && socket->local_address != delivery->origin.destination)
         return true;
-    if (udp_match_score(socket, delivery->source, delivery->source_port) < 0)
+    if (udp_match_score(socket, delivery->origin.source, delivery->origin.source_port) < 0)
         return true;
-    udp_queue(delivery->stack, socket, delivery->source, delivery->source_port, delivery->payload,
-              delivery->length);
+    udp_queue(delivery->stack, socket, &delivery->origin, delivery->payload, delivery->length);
     delivery->delivered++;
     return true;
 }
@@ -465,13 +463,18 @@ void udp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint
     }
     const uint8_t *payload = packet->payload + UDP_HEADER_LENGTH;
     size_t length = header.length - UDP_HEADER_LENGTH;
+    const struct datagram_origin origin = {
+        .source = ip->source,
+        .source_port = header.source_port,
+        .destination = ip->destination,
+        .time_to_live = ip->time_to_live,
+        .type_of_service = ip->type_of_service,
+    };
     if (packet->destination_kind == ADDRESS_BROADCAST ||
         packet->destination_kind == ADDRESS_MULTICAST) {
         struct udp_broadcast_delivery delivery = {
             .stack = stack,
-            .destination = ip->destination,
-            .source = ip->source,
-            .source_port = header.source_port,
+            .origin = origin,
             .payload = payload,
             .length = length,
         };
@@ -489,7 +492,7 @@ void udp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint
                         ICMP_CODE_PORT_UNREACHABLE, 0, now);
         return;
     }
-    udp_queue(stack, socket, ip->source, header.source_port, payload, length);
+    udp_queue(stack, socket, &origin, payload, length);
 }
 
 /* RFC 1122 4.1.3.3 and Linux's icmp_err_convert: which errors are hard. */

@@ -702,6 +702,15 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
         case IP_MULTICAST_LOOP:
             socket->multicast_loop = integer != 0;
             return 0;
+        case IP_PKTINFO:
+            socket->receive_packet_info = integer != 0;
+            return 0;
+        case IP_RECVTTL:
+            socket->receive_ttl = integer != 0;
+            return 0;
+        case IP_RECVTOS:
+            socket->receive_tos = integer != 0;
+            return 0;
         case IP_TTL:
             if (integer == -1)
                 integer = IPV4_DEFAULT_TTL;
@@ -778,6 +787,9 @@ static int socket_getsockopt(struct usock_stack *stack, struct socket *socket, i
     } else if (level == IPPROTO_IP) {
         switch (name) {
         case IP_MULTICAST_TTL: integer = socket->multicast_ttl; break;
+        case IP_PKTINFO: integer = socket->receive_packet_info; break;
+        case IP_RECVTTL: integer = socket->receive_ttl; break;
+        case IP_RECVTOS: integer = socket->receive_tos; break;
         case IP_MULTICAST_LOOP: integer = socket->multicast_loop; break;
         case IP_MULTICAST_IF: integer = (int)socket->multicast_interface; break;
         case IP_TTL: integer = socket->time_to_live; break;

@@ -5,6 +5,7 @@
 #include "socket/datagram_queue.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,7 @@
 
 struct datagram {
     struct datagram *next;
-    uint32_t source;
-    uint16_t source_port;
+    struct datagram_origin origin;
     size_t length;
     uint8_t data[];
 };
@@ -33,8 +33,9 @@ void datagram_queue_purge(struct datagram_queue *queue)
     datagram_queue_init(queue);
 }
 
-bool datagram_queue_push(struct datagram_queue *queue, size_t limit, uint32_t source,
-                         uint16_t source_port, const uint8_t *data, size_t length)
+bool datagram_queue_push(struct datagram_queue *queue, size_t limit,
+                         const struct datagram_origin *origin, const uint8_t *data,
+                         size_t length)
 {
     size_t charge = length + DATAGRAM_OVERHEAD;
     /* Like Linux, one datagram always fits an empty queue. */
@@ -44,8 +45,7 @@ bool datagram_queue_push(struct datagram_queue *queue, size_t limit, uint32_t so
     if (!datagram)
         return false;
     datagram->next = NULL;
-    datagram->source = source;
-    datagram->source_port = source_port;
+    datagram->origin = *origin;
     datagram->length = length;
     memcpy(datagram->data, data, length);
     if (queue->tail)
@@ -59,13 +59,58 @@ bool datagram_queue_push(struct datagram_queue *queue, size_t limit, uint32_t so
     return true;
 }
 
-ssize_t datagram_queue_receive(struct datagram_queue *queue, struct msghdr *message, int flags)
+/* Appends one control message; false when it does not fit. */
+static bool add_control(struct msghdr *message, size_t *used, int level, int type,
+                        const void *data, size_t length)
+{
+    size_t space = CMSG_SPACE(length);
+    if (!message->msg_control || *used + space > message->msg_controllen)
+        return false;
+    struct cmsghdr *header = (struct cmsghdr *)((uint8_t *)message->msg_control + *used);
+    memset(header, 0, space);
+    header->cmsg_level = level;
+    header->cmsg_type = type;
+    header->cmsg_len = CMSG_LEN(length);
+    memcpy(CMSG_DATA(header), data, length);
+    *used += space;
+    return true;
+}
+
+static void datagram_add_controls(const struct socket *socket, const struct datagram *datagram,
+                                  struct msghdr *message)
+{
+    size_t used = 0;
+    bool truncated = false;
+    if (socket->receive_packet_info) {
+        struct in_pktinfo info = {.ipi_ifindex = 1};
+        info.ipi_spec_dst.s_addr = socket->local_address ? socket->local_address
+                                                         : datagram->origin.destination;
+        info.ipi_addr.s_addr = datagram->origin.destination;
+        truncated |= !add_control(message, &used, IPPROTO_IP, IP_PKTINFO, &info, sizeof(info));
+    }
+    if (socket->receive_ttl) {
+        int ttl = datagram->origin.time_to_live;
+        truncated |= !add_control(message, &used, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+    }
+    if (socket->receive_tos) {
+        uint8_t tos = datagram->origin.type_of_service;
+        truncated |= !add_control(message, &used, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+    }
+    message->msg_controllen = used;
+    if (truncated)
+        message->msg_flags |= MSG_CTRUNC;
+}
+
+ssize_t datagram_queue_receive(struct datagram_queue *queue, const struct socket *socket,
+                               struct msghdr *message, int flags)
 {
     struct datagram *datagram = queue->head;
     message->msg_flags = 0;
-    message->msg_controllen = 0;
-    if (!datagram)
+    if (!datagram) {
+        message->msg_controllen = 0;
         return -EAGAIN;
+    }
+    datagram_add_controls(socket, datagram, message);
     size_t copied = 0;
     for (size_t i = 0; i < message->msg_iovlen && copied < datagram->length; i++) {
         size_t room = message->msg_iov[i].iov_len;
@@ -77,8 +122,8 @@ ssize_t datagram_queue_receive(struct datagram_queue *queue, struct msghdr *mess
         message->msg_flags |= MSG_TRUNC;
     if (message->msg_name) {
         socklen_t length = message->msg_namelen;
-        socket_copy_address_out(datagram->source, datagram->source_port, message->msg_name,
-                                &length);
+        socket_copy_address_out(datagram->origin.source, datagram->origin.source_port,
+                                message->msg_name, &length);
         message->msg_namelen = length;
     }
     ssize_t result = (ssize_t)((flags & MSG_TRUNC) ? datagram->length : copied);

@@ -16,6 +16,17 @@
 #define DATAGRAM_OVERHEAD 256
 
 struct datagram;
+struct socket;
+
+/* Where a datagram came from and how it arrived, for recvfrom() and the
+ * ancillary data of recvmsg() (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS). */
+struct datagram_origin {
+    uint32_t source;         /* network order */
+    uint16_t source_port;
+    uint32_t destination;    /* the address it was sent to */
+    uint8_t time_to_live;
+    uint8_t type_of_service;
+};
 
 struct datagram_queue {
     struct datagram *head, *tail;
@@ -29,12 +40,15 @@ void datagram_queue_purge(struct datagram_queue *queue);
 /* Appends a copy of length bytes from source:port.  Returns false (and
  * keeps nothing) when limit would be passed with something already queued,
  * or memory is short. */
-bool datagram_queue_push(struct datagram_queue *queue, size_t limit, uint32_t source,
-                         uint16_t source_port, const uint8_t *data, size_t length);
+bool datagram_queue_push(struct datagram_queue *queue, size_t limit,
+                         const struct datagram_origin *origin, const uint8_t *data,
+                         size_t length);
 /* Copies the first datagram into message (iovecs, msg_name, MSG_TRUNC in
- * msg_flags), consuming it unless MSG_PEEK.  Returns its length with
+ * msg_flags; the control messages socket asked for, MSG_CTRUNC when they do
+ * not fit), consuming it unless MSG_PEEK.  Returns its length with
  * MSG_TRUNC in flags, else the bytes copied; -EAGAIN when empty. */
-ssize_t datagram_queue_receive(struct datagram_queue *queue, struct msghdr *message, int flags);
+ssize_t datagram_queue_receive(struct datagram_queue *queue, const struct socket *socket,
+                               struct msghdr *message, int flags);
 /* Length of the first datagram, 0 when empty. */
 size_t datagram_queue_first_length(const struct datagram_queue *queue);
 

@@ -118,6 +118,9 @@ struct socket {
     uint8_t multicast_ttl;    /* IP_MULTICAST_TTL, default 1 */
     bool multicast_loop;      /* IP_MULTICAST_LOOP, default on */
     uint32_t multicast_interface; /* IP_MULTICAST_IF address, 0 = default */
+    bool receive_packet_info; /* IP_PKTINFO */
+    bool receive_ttl;         /* IP_RECVTTL */
+    bool receive_tos;         /* IP_RECVTOS */
     uint32_t memberships[SOCKET_MEMBERSHIPS_MAX]; /* groups joined, network order */
     unsigned membership_count;
 

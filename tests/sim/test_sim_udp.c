@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "check.h"
@@ -305,12 +306,68 @@ static void test_icmp_echo_of_any_size_is_answered_on_an_ip_link(void)
     usock_stack_free(stack);
 }
 
+
+static void test_recvmsg_reports_pktinfo_ttl_and_tos_when_asked(void)
+{
+    struct world world;
+    world_init(&world);
+    int server = udp_socket_bound(world.b, "0.0.0.0", 7);
+    int on = 1;
+    CHECK_EQ(usock_setsockopt(world.b, server, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on)), 0);
+    CHECK_EQ(usock_setsockopt(world.b, server, IPPROTO_IP, IP_RECVTTL, &on, sizeof(on)), 0);
+    CHECK_EQ(usock_setsockopt(world.b, server, IPPROTO_IP, IP_RECVTOS, &on, sizeof(on)), 0);
+    int client = udp_socket_bound(world.a, "0.0.0.0", 0);
+    int ttl = 33, tos = 0x10;
+    CHECK_EQ(usock_setsockopt(world.a, client, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)), 0);
+    CHECK_EQ(usock_setsockopt(world.a, client, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)), 0);
+    struct sockaddr_in to = address_of("198.18.0.2", 7);
+    CHECK_EQ(usock_sendto(world.a, client, "anc", 3, 0, (struct sockaddr *)&to, sizeof(to)), 3);
+    world_run(&world, 4, 1000000);
+    char data[16];
+    union {
+        char buffer[256];
+        struct cmsghdr align;
+    } control;
+    struct iovec vector = {.iov_base = data, .iov_len = sizeof(data)};
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1,
+                             .msg_control = control.buffer, .msg_controllen = sizeof(control.buffer)};
+    CHECK_EQ(usock_recvmsg(world.b, server, &message, 0), 3);
+    bool saw_info = false, saw_ttl = false, saw_tos = false;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header;
+         header = CMSG_NXTHDR(&message, header)) {
+        CHECK_EQ(header->cmsg_level, IPPROTO_IP);
+        if (header->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo info;
+            memcpy(&info, CMSG_DATA(header), sizeof(info));
+            CHECK_EQ(info.ipi_addr.s_addr, to.sin_addr.s_addr);
+            saw_info = true;
+        } else if (header->cmsg_type == IP_TTL) {
+            int value;
+            memcpy(&value, CMSG_DATA(header), sizeof(value));
+            CHECK_EQ(value, 33);
+            saw_ttl = true;
+        } else if (header->cmsg_type == IP_TOS) {
+            CHECK_EQ(*(uint8_t *)CMSG_DATA(header), 0x10);
+            saw_tos = true;
+        }
+    }
+    CHECK(saw_info && saw_ttl && saw_tos);
+    /* Too little room: MSG_CTRUNC. */
+    CHECK_EQ(usock_sendto(world.a, client, "anc", 3, 0, (struct sockaddr *)&to, sizeof(to)), 3);
+    world_run(&world, 2, 1000000);
+    message.msg_controllen = CMSG_SPACE(sizeof(int));
+    CHECK_EQ(usock_recvmsg(world.b, server, &message, 0), 3);
+    CHECK(message.msg_flags & MSG_CTRUNC);
+    world_free(&world);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_udp_exchange_both_ways_after_arp),
     CHECK_TEST(test_arp_timeout_drops_queued_datagrams),
     CHECK_TEST(test_broadcast_reaches_wildcard_socket_and_needs_permission),
     CHECK_TEST(test_port_unreachable_refuses_connected_socket),
     CHECK_TEST(test_loopback_between_two_sockets_of_one_stack),
+    CHECK_TEST(test_recvmsg_reports_pktinfo_ttl_and_tos_when_asked),
     CHECK_TEST(test_icmp_echo_of_any_size_is_answered_on_an_ip_link),
 };
 
