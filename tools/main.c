@@ -31,6 +31,9 @@ static const char usage_text[] =
     "  nc [-u] [-l] [-p PORT] [-w SECONDS] --link LINK --addr A.B.C.D/N\n"
     "     [--gateway IP] [--mac MAC] [--pcap FILE] [--impair SPEC] [HOST] PORT\n"
     "        netcat on a stack of its own: stdin to HOST:PORT, replies to stdout\n"
+    "  ping [-c COUNT] [-i INTERVAL] [-s SIZE] [-t TTL] [-W TIMEOUT] --link LINK\n"
+    "     --addr A.B.C.D/N [--gateway IP] [--mac MAC] [--pcap FILE] [--impair SPEC] HOST\n"
+    "        ICMP echo from a stack of its own, printed as iputils ping prints it\n"
     "  demo-mem\n"
     "        two stacks on an in-memory wire exchange UDP (no root needed)\n"
     "  help\n"
@@ -51,6 +54,7 @@ static const struct command commands[] = {
     {"stats", cmd_stats},
     {"relay", cmd_relay},
     {"nc", cmd_nc},
+    {"ping", cmd_ping},
     {"demo-mem", cmd_demo_memory},
 };
 

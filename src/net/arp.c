@@ -176,6 +176,7 @@ static void neighbour_confirm(struct usock_stack *stack, struct neighbour *entry
     struct packet_buffer *buffer;
     while ((buffer = packet_queue_pop(&entry->pending)))
         ethernet_output(stack, buffer, entry->mac, ETHERTYPE_IPV4, now);
+    entry->pending_bytes = 0;
 }
 
 int arp_resolve_and_send(struct usock_stack *stack, struct packet_buffer *buffer,
@@ -202,6 +203,17 @@ int arp_resolve_and_send(struct usock_stack *stack, struct packet_buffer *buffer
         arp_send_request(stack, entry, now);
         stack_timer_arm(stack, &entry->timer, now + ARP_RETRY_INTERVAL_NS);
     }
+    /* Bounded in bytes: the oldest packets make room, as on Linux, so a
+     * datagram fragmented into many pieces is held whole. */
+    while (entry->pending.head &&
+           (entry->pending_bytes + buffer->length > NEIGHBOUR_PENDING_BYTES ||
+            entry->pending.count >= entry->pending.limit)) {
+        struct packet_buffer *oldest = packet_queue_pop(&entry->pending);
+        entry->pending_bytes -= oldest->length;
+        packet_buffer_free(oldest);
+        COUNT(stack, ArpQueueOverflows);
+    }
+    entry->pending_bytes += buffer->length;
     if (packet_queue_push(&entry->pending, buffer) != 0) {
         COUNT(stack, ArpQueueOverflows);
         return -ENOBUFS;

@@ -23,7 +23,8 @@
 struct usock_stack;
 
 #define NEIGHBOUR_LIMIT 1024
-#define NEIGHBOUR_PENDING_LIMIT 16     /* packets held per unresolved entry */
+#define NEIGHBOUR_PENDING_LIMIT 1024   /* packets held per unresolved entry */
+#define NEIGHBOUR_PENDING_BYTES 212992 /* and bytes (Linux unres_qlen_bytes) */
 #define ARP_REQUEST_TRIES 3
 #define ARP_RETRY_INTERVAL_NS (1000ULL * 1000 * 1000)
 #define NEIGHBOUR_REACHABLE_NS (30ULL * 1000 * 1000 * 1000)
@@ -44,6 +45,7 @@ struct neighbour {
     unsigned requests_sent;
     struct timer timer;
     struct packet_queue pending;
+    size_t pending_bytes;
 };
 
 struct neighbour_cache {

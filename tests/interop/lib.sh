@@ -222,6 +222,33 @@ wait_until() {
     "$@" >/dev/null 2>&1 || fail "timed out after ${seconds} s waiting for $what"
 }
 
+# start_io IN OUT LOG CMD...: `start` with stdin from IN and stdout to OUT
+# (both under $WORK); stderr goes to LOG.log.
+start_io() {
+    local in=$1 out=$2 name=$3
+    shift 3
+    echo "\$ $(quote "$@") <$in >$out 2>$name.log &" >&3
+    (trap - INT; exec "$@" <"$WORK/$in" >"$WORK/$out" 3>&-) 2>"$WORK/$name.log" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# wait_exit PID WHAT SECONDS: waits for PID to exit by itself and fails the
+# test unless it does within SECONDS with status 0.
+wait_exit() {
+    local pid=$1 what=$2 seconds=$3 status
+    for _ in $(seq $((seconds * 20))); do
+        alive "$pid" || break
+        sleep 0.05
+    done
+    alive "$pid" && fail "$what (pid $pid) still running after $seconds s"
+    wait "$pid"
+    status=$?
+    forget "$pid"
+    say "$what exited with status $status"
+    [ "$status" -eq 0 ] || fail "$what exited $status, expected 0"
+}
+
 # wait_for_link NS DEV: waits up to 5 s for DEV to appear in NS.
 wait_for_link() {
     say "waiting for $2 to appear in $1"
@@ -259,6 +286,30 @@ wait_for_control() {
 wait_for_log() {
     say "waiting for '$2' in $1.log"
     wait_until 5 "'$2' in $1.log" grep -qF -- "$2" "$WORK/$1.log"
+}
+
+# tap_device NS DEV: makes a persistent TAP device in NS with the kernel's
+# address 198.18.0.1/24 on it, up (it has carrier once usock attaches).  For
+# `usock nc`, which connects as soon as it starts.
+tap_device() {
+    must ip -n "$1" tuntap add dev "$2" mode tap
+    must ip -n "$1" addr add 198.18.0.1/24 dev "$2"
+    must ip -n "$1" link set "$2" up
+}
+
+# kernel_listening NS PORT: true when a kernel TCP socket listens on PORT in NS.
+kernel_listening() {
+    [ -n "$(ip netns exec "$1" ss -Hltn "sport = :$2")" ]
+}
+
+# sha FILE: the file's SHA-256, alone.
+sha() {
+    sha256sum "$1" | cut -d' ' -f1
+}
+
+# elapsed_ms START_NS: milliseconds since START_NS (from date +%s%N).
+elapsed_ms() {
+    echo $((($(date +%s%N) - $1) / 1000000))
 }
 
 # ---- usock ----------------------------------------------------------------

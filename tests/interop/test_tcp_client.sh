@@ -18,50 +18,11 @@ need nc netcat-openbsd
 need python3 python3
 need sha256sum coreutils
 
-sha() {
-    sha256sum "$1" | cut -d' ' -f1
-}
-
-# start_io IN OUT LOG CMD...: `start` with stdin from IN and stdout to OUT
-# (both under $WORK); stderr goes to LOG.log.
-start_io() {
-    local in=$1 out=$2 name=$3
-    shift 3
-    echo "\$ $(quote "$@") <$in >$out 2>$name.log &" >&3
-    (trap - INT; exec "$@" <"$WORK/$in" >"$WORK/$out" 3>&-) 2>"$WORK/$name.log" &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-# wait_exit PID WHAT SECONDS: waits for PID to exit by itself and fails the
-# test unless it does within SECONDS with status 0.
-wait_exit() {
-    local pid=$1 what=$2 seconds=$3 status
-    for _ in $(seq $((seconds * 20))); do
-        alive "$pid" || break
-        sleep 0.05
-    done
-    alive "$pid" && fail "$what (pid $pid) still running after $seconds s"
-    wait "$pid"
-    status=$?
-    forget "$pid"
-    say "$what exited with status $status"
-    [ "$status" -eq 0 ] || fail "$what exited $status, expected 0"
-}
-
 # same WHAT SENT RECEIVED: fails unless the two files under $WORK are equal.
 same() {
     step sha256sum "$WORK/$2" "$WORK/$3"
     [ "$(sha "$WORK/$2")" = "$(sha "$WORK/$3")" ] ||
         fail "$1: $(wc -c <"$WORK/$3") bytes arrived that differ from the $(wc -c <"$WORK/$2") sent"
-}
-
-# tap_device NS DEV: makes a persistent TAP device in NS with the kernel's
-# address 198.18.0.1/24 on it, up (it has carrier once usock attaches).
-tap_device() {
-    must ip -n "$1" tuntap add dev "$2" mode tap
-    must ip -n "$1" addr add 198.18.0.1/24 dev "$2"
-    must ip -n "$1" link set "$2" up
 }
 
 must head -c 2000000 /dev/urandom >"$WORK/upload"

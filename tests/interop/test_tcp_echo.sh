@@ -13,11 +13,6 @@ need nc netcat-openbsd
 need python3 python3
 need sha256sum coreutils
 
-# sha FILE: the file's sha256, alone.
-sha() {
-    sha256sum "$1" | cut -d' ' -f1
-}
-
 make_namespace NS tcpe
 usock_tap_up "$NS" tcpecho usock-up --serve tcp-echo:7 --serve tcp-discard:9
 

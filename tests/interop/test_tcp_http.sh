@@ -20,10 +20,6 @@ need sha256sum coreutils
 
 SIZE=10000000
 
-sha() {
-    sha256sum "$1" | cut -d' ' -f1
-}
-
 # The pattern of /bytes/N: bytes 4k..4k+3 are k as a big-endian 32-bit number.
 cat >"$WORK/pattern.py" <<'PY'
 import array, sys
