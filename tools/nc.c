@@ -65,7 +65,8 @@
 #define NS_PER_S 1000000000ull
 
 static const char nc_usage[] =
-    "usage: usock nc [-u] [-l] [-v] [-p PORT] [-w SECONDS] --link LINK --addr A.B.C.D/N\n"
+    "usage: usock nc [-u] [-l] [-v] [-p PORT] [-w SECONDS] [--join GROUP] [--broadcast]\n"
+    "                --link LINK --addr A.B.C.D/N\n"
     "                [--gateway IP] [--mac MAC] [--mtu N] [--pcap FILE] [--impair SPEC]\n"
     "                [HOST] PORT\n"
     "\n"
@@ -78,7 +79,9 @@ static const char nc_usage[] =
     "  -w SECONDS       once stdin is at EOF, end after SECONDS with no data either\n"
     "                   way (UDP client default 2); also bounds a TCP connect\n"
     "  -v               say on stderr what is connected or listening\n"
-    "  -n               accepted and ignored (addresses are always numeric)\n" CLI_STACK_OPTIONS_USAGE
+    "  -n               accepted and ignored (addresses are always numeric)\n"
+    "  --join GROUP     join multicast GROUP (UDP; IP_ADD_MEMBERSHIP), e.g. with -l\n"
+    "  --broadcast      allow sending to broadcast addresses (SO_BROADCAST)\n" CLI_STACK_OPTIONS_USAGE
     "At EOF on stdin a TCP connection's sending side is shut down (as nc -N); the\n"
     "session ends once the peer has closed too (at a terminal: when the peer closes).\n"
     "Exit status: 0 normal end, 1 failure, 2 bad arguments, 128+N after signal N.\n";
@@ -95,6 +98,9 @@ struct nc_options {
     bool host_given;
     struct in_addr host;
     unsigned port;
+    bool broadcast;
+    bool join_given;
+    struct in_addr join_group;
     struct cli_stack_options stack;
 };
 
@@ -243,6 +249,20 @@ static int nc_parse(int argc, char **argv, struct nc_options *options)
         }
         if (!options_ended && strcmp(arg, "--") == 0) {
             options_ended = true;
+        } else if (!options_ended && strcmp(arg, "--broadcast") == 0) {
+            options->broadcast = true;
+        } else if (!options_ended && strcmp(arg, "--join") == 0) {
+            if (i + 1 >= argc) {
+                cli_error("option '--join' needs a value");
+                return CLI_EXIT_USAGE;
+            }
+            const char *group = argv[++i];
+            if (inet_pton(AF_INET, group, &options->join_group) != 1 ||
+                (ntohl(options->join_group.s_addr) >> 28) != 0xe) {
+                cli_error("bad multicast group '%s'", group);
+                return CLI_EXIT_USAGE;
+            }
+            options->join_given = true;
         } else if (!options_ended && strncmp(arg, "--", 2) == 0) {
             int taken = cli_stack_option(argc, argv, &i, &options->stack);
             if (taken < 0)
@@ -264,6 +284,10 @@ static int nc_parse(int argc, char **argv, struct nc_options *options)
     int status = nc_parse_endpoint(options, positional, count);
     if (status != 0)
         return status;
+    if (options->join_given && !options->udp) {
+        cli_error("--join needs -u (multicast is UDP)");
+        return CLI_EXIT_USAGE;
+    }
     return cli_stack_options_check(&options->stack);
 }
 
@@ -427,6 +451,19 @@ static int nc_open_socket(struct nc *nc, const struct nc_options *options,
     if (fd < 0) {
         cli_error("nc: %s", strerror(errno));
         return -1;
+    }
+    if (options->broadcast) {
+        int one = 1;
+        (void)usock_setsockopt(nc->stack, fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
+    }
+    if (options->join_given) {
+        struct ip_mreq request = {.imr_multiaddr = options->join_group};
+        if (usock_setsockopt(nc->stack, fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &request,
+                             sizeof(request)) < 0) {
+            cli_error("nc: join %s: %s", inet_ntoa(options->join_group), strerror(errno));
+            usock_close(nc->stack, fd);
+            return -1;
+        }
     }
     if (local->sin_port != 0 || local->sin_addr.s_addr != htonl(INADDR_ANY)) {
         int one = 1;
