@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -231,6 +232,10 @@ ssize_t usock_recv(struct usock_stack *stack, int fd, void *buffer, size_t lengt
 ssize_t usock_recvfrom(struct usock_stack *stack, int fd, void *buffer, size_t length,
                        int flags, struct sockaddr *address, socklen_t *address_length);
 ssize_t usock_recvmsg(struct usock_stack *stack, int fd, struct msghdr *message, int flags);
+/* readv(2)/writev(2) on a socket: recvmsg/sendmsg with these iovecs and
+ * no flags.  count must be 0..IOV_MAX (else EINVAL). */
+ssize_t usock_readv(struct usock_stack *stack, int fd, const struct iovec *vectors, int count);
+ssize_t usock_writev(struct usock_stack *stack, int fd, const struct iovec *vectors, int count);
 int usock_getsockname(struct usock_stack *stack, int fd, struct sockaddr *address,
                       socklen_t *length);
 int usock_getpeername(struct usock_stack *stack, int fd, struct sockaddr *address,

@@ -251,6 +251,12 @@ static ssize_t udp_send(struct usock_stack *stack, struct socket *socket,
     };
     udp_emit(&header, source, destination, datagram);
     bool multicast = ipv4_address_kind(stack, destination) == ADDRESS_MULTICAST;
+    /* IP_MTU_DISCOVER: DO and PROBE set DF (so too big is EMSGSIZE); WANT
+     * sets it when the datagram fits and fragments otherwise, as Linux. */
+    bool fits = UDP_HEADER_LENGTH + length + IPV4_HEADER_LENGTH <= stack->interface.mtu;
+    int discovery = socket->path_mtu_discovery;
+    bool dont_fragment = discovery == IP_PMTUDISC_DO || discovery == IP_PMTUDISC_PROBE ||
+                         (discovery == IP_PMTUDISC_WANT && fits);
     struct ipv4_send send = {
         .source = source,
         .destination = destination,
@@ -258,6 +264,7 @@ static ssize_t udp_send(struct usock_stack *stack, struct socket *socket,
         .time_to_live = multicast ? socket->multicast_ttl : socket->time_to_live,
         .type_of_service = socket->type_of_service,
         .multicast_loop = socket->multicast_loop,
+        .dont_fragment = dont_fragment,
     };
     error = ipv4_output(stack, buffer, &send, now);
     if (error) {

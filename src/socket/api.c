@@ -487,6 +487,22 @@ ssize_t usock_recvfrom(struct usock_stack *stack, int fd, void *buffer, size_t l
     return result;
 }
 
+ssize_t usock_readv(struct usock_stack *stack, int fd, const struct iovec *vectors, int count)
+{
+    if (count < 0 || count > IOV_MAX)
+        return fail(EINVAL);
+    struct msghdr message = {.msg_iov = (struct iovec *)vectors, .msg_iovlen = (size_t)count};
+    return usock_recvmsg(stack, fd, &message, 0);
+}
+
+ssize_t usock_writev(struct usock_stack *stack, int fd, const struct iovec *vectors, int count)
+{
+    if (count < 0 || count > IOV_MAX)
+        return fail(EINVAL);
+    struct msghdr message = {.msg_iov = (struct iovec *)vectors, .msg_iovlen = (size_t)count};
+    return usock_sendmsg(stack, fd, &message, 0);
+}
+
 ssize_t usock_recv(struct usock_stack *stack, int fd, void *buffer, size_t length, int flags)
 {
     return usock_recvfrom(stack, fd, buffer, length, flags, NULL, NULL);
@@ -671,6 +687,9 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
                 socket_buffer_size(integer, name == SO_SNDBUFFORCE, SOCKET_SEND_BUFFER_MIN);
             socket->send_buffer_locked = true;
             return 0;
+        case SO_RCVLOWAT:
+            socket->receive_low_water = integer < 1 ? 1 : integer;
+            return 0;
         case SO_KEEPALIVE:
             socket->keepalive = integer != 0;
             if (socket->ops->setsockopt)
@@ -704,6 +723,11 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
             return 0;
         case IP_PKTINFO:
             socket->receive_packet_info = integer != 0;
+            return 0;
+        case IP_MTU_DISCOVER:
+            if (integer < IP_PMTUDISC_DONT || integer > IP_PMTUDISC_OMIT)
+                return -EINVAL;
+            socket->path_mtu_discovery = integer;
             return 0;
         case IP_RECVTTL:
             socket->receive_ttl = integer != 0;
@@ -782,12 +806,21 @@ static int socket_getsockopt(struct usock_stack *stack, struct socket *socket, i
         case SO_SNDBUF: integer = socket->send_buffer; break;
         case SO_ACCEPTCONN: integer = socket->listening; break;
         case SO_KEEPALIVE: integer = socket->keepalive; break;
+        case SO_RCVLOWAT: integer = socket->receive_low_water; break;
         default: return -ENOPROTOOPT;
         }
     } else if (level == IPPROTO_IP) {
         switch (name) {
         case IP_MULTICAST_TTL: integer = socket->multicast_ttl; break;
         case IP_PKTINFO: integer = socket->receive_packet_info; break;
+        case IP_MTU_DISCOVER: integer = socket->path_mtu_discovery; break;
+        case IP_MTU:
+            if (!socket->connected)
+                return -ENOTCONN;
+            integer = (int)stack->interface.mtu;
+            if (ipv4_address_kind(stack, socket->peer_address) == ADDRESS_LOCAL)
+                integer = 65536; /* Linux's lo */
+            break;
         case IP_RECVTTL: integer = socket->receive_ttl; break;
         case IP_RECVTOS: integer = socket->receive_tos; break;
         case IP_MULTICAST_LOOP: integer = socket->multicast_loop; break;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netinet/in.h>
 
 #include "stack.h"
 #include "util/siphash.h"
@@ -48,6 +49,8 @@ struct socket *socket_new(const struct socket_operations *ops, int type)
     socket->send_buffer = SOCKET_BUFFER_DEFAULT;
     socket->time_to_live = 64;
     socket->multicast_ttl = 1;
+    socket->path_mtu_discovery = IP_PMTUDISC_WANT;
+    socket->receive_low_water = 1;
     socket->multicast_loop = true;
     pthread_condattr_t attributes;
     pthread_condattr_init(&attributes);

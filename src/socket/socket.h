@@ -118,6 +118,8 @@ struct socket {
     uint8_t multicast_ttl;    /* IP_MULTICAST_TTL, default 1 */
     bool multicast_loop;      /* IP_MULTICAST_LOOP, default on */
     uint32_t multicast_interface; /* IP_MULTICAST_IF address, 0 = default */
+    int path_mtu_discovery;   /* IP_MTU_DISCOVER: IP_PMTUDISC_* (default WANT) */
+    int receive_low_water;    /* SO_RCVLOWAT, default 1 */
     bool receive_packet_info; /* IP_PKTINFO */
     bool receive_ttl;         /* IP_RECVTTL */
     bool receive_tos;         /* IP_RECVTOS */

@@ -846,7 +846,9 @@ static short tcp_poll(struct usock_stack *stack, struct socket *socket)
     if ((socket->shutdown & SHUTDOWN_RECEIVE) || tcb->fin_received)
         events |= POLLIN | POLLRDNORM | POLLRDHUP;
     if (tcb->state != TCPS_SYN_SENT && tcb->state != TCPS_SYN_RECEIVED) {
-        if (tcb->receive_buffer.length > 0)
+        /* SO_RCVLOWAT: readable once that much is waiting. */
+        if (tcb->receive_buffer.length > 0 &&
+            tcb->receive_buffer.length >= (size_t)socket->receive_low_water)
             events |= POLLIN | POLLRDNORM;
         if (!(socket->shutdown & SHUTDOWN_SEND)) {
             size_t used = tcb->send_buffer.length;
