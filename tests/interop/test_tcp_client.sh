@@ -4,7 +4,11 @@
 # and answers with 2 MB that usock nc prints intact; with -l it accepts a
 # kernel nc's connection, takes its 2 MB and sends 2 MB of its own back.
 # Each side half-closes at EOF (usock nc always, the kernel's nc with -N),
-# and each usock nc exits 0 on its own once both directions are done.
+# and each usock nc exits 0 on its own once both directions are done.  The
+# kernel server answers only after usock nc's half-close: it reads to EOF,
+# sees its socket in CLOSE_WAIT, and starts its reply with the count of
+# bytes it had at EOF, which usock nc must print.  Last, usock nc to a
+# kernel port nobody listens on is refused: exit 1, "Connection refused".
 #
 #   kernel 198.18.0.1/24 --usk0 (TAP)-- usock nc 198.18.0.2/24     (namespace 1)
 #   kernel 198.18.0.1/24 --usk1 (TAP)-- usock nc -l 198.18.0.2/24  (namespace 2)
@@ -52,6 +56,13 @@ while True:
 with open(sys.argv[1], "wb") as out:
     out.write(received)
 print("received %d bytes, then EOF" % len(received), flush=True)
+# tcpi_state, the first byte of struct tcp_info; 8 is TCP_CLOSE_WAIT: the
+# peer sent its FIN, and this side may still send.
+state = connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+print("socket state %d%s" % (state, " (CLOSE_WAIT)" if state == 8 else ""), flush=True)
+if state != 8:
+    sys.exit(1)
+connection.sendall(b"EOF after %d bytes\n" % len(received))
 with open(sys.argv[2], "rb") as reply:
     connection.sendall(reply.read())
 connection.close()
@@ -64,7 +75,7 @@ start server ip netns exec "$NS1" "$PYTHON" "$WORK/server.py" "$WORK/server.rece
 SERVER_PID=$LAST_PID
 wait_for_log server "listening"
 
-say "usock nc sends its 2 MB stdin, shuts down its side, and prints the 2 MB reply"
+say "usock nc sends its 2 MB stdin, shuts down its side, and prints the reply sent after that"
 start_ns=$(date +%s%N)
 start_io upload client.out nc-client ip netns exec "$NS1" usock nc -v --link tap:usk0 \
     --addr 198.18.0.2/24 198.18.0.1 5000
@@ -75,9 +86,13 @@ grep -q "connection from 198.18.0.2:" "$WORK/server.log" ||
     fail "the kernel's connection did not come from 198.18.0.2"
 same "usock nc -> kernel" upload server.received
 wait_exit "$CLIENT_PID" "usock nc" 30
-say "both ways in $((($(date +%s%N) - start_ns) / 1000000)) ms"
+say "both ways in $(elapsed_ms "$start_ns") ms"
 step cat "$WORK/nc-client.log"
-same "kernel -> usock nc" reply client.out
+grep -qx "socket state 8 (CLOSE_WAIT)" "$WORK/server.log" ||
+    fail "the kernel's socket was not in CLOSE_WAIT at EOF"
+step head -n 1 "$WORK/client.out"
+{ echo "EOF after 2000000 bytes"; cat "$WORK/reply"; } >"$WORK/reply.expected"
+same "kernel -> usock nc, after its half-close" reply.expected client.out
 
 # ---- 2: kernel nc -> usock nc -l ------------------------------------------
 
@@ -100,5 +115,17 @@ grep -q "connection from 198.18.0.1" "$WORK/nc-listen.log" ||
     fail "usock nc -l -v did not name its peer 198.18.0.1"
 same "kernel nc -> usock nc -l" upload listen.out
 same "usock nc -l -> kernel nc" reply kernel.out
+
+# ---- 3: usock nc -> a closed kernel port ----------------------------------
+
+say "usock nc to a kernel port nobody listens on is refused"
+kernel_listening "$NS1" 5001 && fail "something listens on 198.18.0.1:5001"
+step timeout 20 ip netns exec "$NS1" usock nc --link tap:usk0 --addr 198.18.0.2/24 \
+    198.18.0.1 5001 </dev/null 2>&1 | tee "$WORK/refused"
+status=${PIPESTATUS[0]}
+say "usock nc exited with status $status"
+[ "$status" -eq 1 ] || fail "usock nc to closed port 5001 exited $status, expected 1"
+grep -q "Connection refused" "$WORK/refused" ||
+    fail "usock nc to closed port 5001 did not say 'Connection refused'"
 
 pass

@@ -1,9 +1,12 @@
 #!/bin/bash
 # test_tcp_echo.sh - the kernel's nc talks TCP to usock's built-in services:
 # tcp-echo sends back every byte until the kernel's FIN (a few lines, a 5 MB
-# random file, ten clients at once), tcp-discard eats what it is sent, a
-# closed port refuses the connection with a reset, and `usock ss -t` lists
-# the listening sockets and an established connection as ss(8) would.
+# random file, ten clients at once, 200 connections open at once with 10 KB
+# echoed on each), tcp-discard eats what it is sent, a closed port refuses
+# the connection with a reset, and `usock ss -t` lists the listening sockets
+# and an established connection as ss(8) would.  Half-close: a kernel client
+# that shuts down its sending side (shutdown(SHUT_WR)) still gets the echo of
+# everything it sent, then EOF.
 #
 #   kernel 198.18.0.1/24 --usk0 (TAP)-- usock 198.18.0.2/24, in one namespace
 # shellcheck source=lib.sh
@@ -53,7 +56,124 @@ done
 say "all ten came back intact"
 expect_counter_at_least tcpecho TcpPassiveOpens $((passive + 12))
 
+say "200 kernel connections at once: all connect, each gets its 10 KB back, and all stay open together"
+cat >"$WORK/many.py" <<'PY'
+import asyncio, os, sys, time
+
+COUNT, SIZE = 200, 10000
+
+async def connect(number):
+    return await asyncio.wait_for(asyncio.open_connection("198.18.0.2", 7), 20)
+
+async def echo(reader, writer):
+    data = os.urandom(SIZE)
+    writer.write(data)
+    await writer.drain()
+    echoed = await asyncio.wait_for(reader.readexactly(SIZE), 30)
+    if echoed != data:
+        raise RuntimeError("the echo differs from what was sent")
+
+async def finish(reader, writer):
+    # Half-close, then the echo service's EOF.
+    writer.write_eof()
+    rest = await asyncio.wait_for(reader.read(), 20)
+    writer.close()
+    if rest:
+        raise RuntimeError("%d unexpected bytes before EOF" % len(rest))
+
+async def main():
+    started = time.monotonic()
+    connections = await asyncio.gather(*(connect(n) for n in range(COUNT)),
+                                       return_exceptions=True)
+    errors = [c for c in connections if isinstance(c, BaseException)]
+    print("%d of %d connected in %.2f s" % (COUNT - len(errors), COUNT, time.monotonic() - started),
+          flush=True)
+    if errors:
+        print("first error: %r" % errors[0], flush=True)
+        return 1
+    results = await asyncio.gather(*(echo(r, w) for r, w in connections), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        print("%d echoes failed; first error: %r" % (len(errors), errors[0]), flush=True)
+        return 1
+    print("all %d echoed %d bytes each in %.2f s; holding them open" %
+          (COUNT, SIZE, time.monotonic() - started), flush=True)
+    deadline = time.monotonic() + 20
+    while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    results = await asyncio.gather(*(finish(r, w) for r, w in connections), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        print("%d closes failed; first error: %r" % (len(errors), errors[0]), flush=True)
+        return 1
+    print("all %d half-closed and got EOF" % COUNT, flush=True)
+    return 0
+
+sys.exit(asyncio.run(main()))
+PY
+start many ip netns exec "$NS" "$PYTHON" "$WORK/many.py" "$WORK/many.release"
+MANY_PID=$LAST_PID
+wait_until 60 "the 200 connections to echo (see many.log)" grep -qE "holding them open|failed|error" \
+    "$WORK/many.log"
+step cat "$WORK/many.log"
+grep -q "holding them open" "$WORK/many.log" || fail "not all 200 connections were echoed"
+established_to_echo() {
+    usock ss -t -n --name tcpecho | awk '$1 == "tcp" && $2 == "ESTAB" && $5 == "198.18.0.2:7"' | wc -l
+}
+echo "\$ usock ss -t -n --name tcpecho | grep -c 'ESTAB.*198.18.0.2:7 '" >&3
+open_now=$(established_to_echo)
+echo "$open_now" >&3
+[ "$open_now" -ge 200 ] || fail "usock ss shows $open_now established connections to port 7, expected 200"
+touch "$WORK/many.release"
+wait_exit "$MANY_PID" "the 200 connections" 30
+step tail -n 1 "$WORK/many.log"
+expect_counter_at_least tcpecho TcpPassiveOpens $((passive + 212))
+for c in TcpListenOverflows TcpListenDrops; do
+    show_counter tcpecho "$c"
+done
+
+say "half-close: a kernel client sends 4 MB, shuts down its sending side, and still gets all of it back, then EOF"
+cat >"$WORK/halfclose.py" <<'PY'
+import os, socket, threading
+data = os.urandom(4000000)
+s = socket.create_connection(("198.18.0.2", 7), timeout=20)
+received = bytearray()
+after = 0
+shut = threading.Event()
+eof = threading.Event()
+def read():
+    global after
+    while True:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            eof.set()
+            return
+        received.extend(chunk)
+        if shut.is_set():
+            after += len(chunk)
+reader = threading.Thread(target=read, daemon=True)
+reader.start()
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+shut.set()
+print("sent %d bytes, then shutdown(SHUT_WR)" % len(data), flush=True)
+reader.join(20)
+if not eof.is_set():
+    print("no EOF within 20 s; %d bytes back" % len(received))
+    raise SystemExit(1)
+print("got %d bytes back, %d of them after the shutdown, then EOF" % (len(received), after))
+if bytes(received) != data:
+    print("what came back differs from what was sent")
+    raise SystemExit(1)
+if after == 0:
+    print("nothing came back after the shutdown")
+    raise SystemExit(1)
+PY
+step timeout 30 ip netns exec "$NS" "$PYTHON" "$WORK/halfclose.py" ||
+    fail "the half-closing kernel client did not get its 4 MB back and EOF"
+
 say "tcp-discard takes 5 MB and sends nothing back"
+PY
 step timeout 30 ip netns exec "$NS" nc -N 198.18.0.2 9 <"$WORK/random" >"$WORK/discarded" ||
     fail "nc to the discard port exited $?"
 [ ! -s "$WORK/discarded" ] || fail "tcp-discard sent back $(wc -c <"$WORK/discarded") bytes"

@@ -98,7 +98,10 @@ step ip netns exec "$NS2" nft list table inet loss | tee "$WORK/nft"
 [ "$(grep -c 'packets [1-9].* drop' "$WORK/nft")" -eq 2 ] ||
     fail "nftables did not drop packets in both directions"
 say "the kernel's view of the connection's repairs"
-step ip netns exec "$NS2" nstat -az TcpRetransSegs TcpInErrs TcpInCsumErrors TcpExtTCPOFOQueue \
-    TcpExtTCPSACKReorder TcpExtTCPDSACKRecv
+step ip netns exec "$NS2" nstat -asz TcpInSegs TcpRetransSegs TcpInCsumErrors IpExtInCsumErrors \
+    TcpExtTCPOFOQueue | tee "$WORK/nstat"
+say "the kernel threw away the frames usock corrupted"
+awk '$1 == "TcpInCsumErrors" || $1 == "IpExtInCsumErrors" { n += $2 } END { exit !(n > 0) }' \
+    "$WORK/nstat" || fail "the kernel counted no checksum errors, though usock corrupted 0.1% of its frames"
 
 pass
