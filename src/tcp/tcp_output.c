@@ -206,7 +206,12 @@ void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t 
     if (tcp_state_sends_data(tcb->state)) {
         uint32_t base = tcp_send_base(tcb);
         uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
-        uint32_t window = tcb->snd_wnd < tcb->cwnd ? tcb->snd_wnd : tcb->cwnd;
+        /* RFC 3042 limited transmit: the first two duplicate ACKs each let
+         * one new segment go beyond cwnd (never beyond the peer's window). */
+        uint32_t congestion_window = tcb->cwnd;
+        if (!tcb->in_recovery && tcb->duplicate_acks > 0 && tcb->duplicate_acks < 3)
+            congestion_window += tcb->duplicate_acks * (uint32_t)tcb->mss;
+        uint32_t window = tcb->snd_wnd < congestion_window ? tcb->snd_wnd : congestion_window;
         uint32_t window_end = tcb->snd_una + window;
         for (;;) {
             if (seq_lt(tcb->snd_nxt, data_end)) {
