@@ -44,6 +44,7 @@ int cmd_relay(int argc, char **argv);
 int cmd_demo_memory(int argc, char **argv);
 int cmd_nc(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
+int cmd_raw(int argc, char **argv);
 
 /* ---- messages ---- */
 

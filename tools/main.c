@@ -34,6 +34,9 @@ static const char usage_text[] =
     "  ping [-c COUNT] [-i INTERVAL] [-s SIZE] [-t TTL] [-W TIMEOUT] --link LINK\n"
     "     --addr A.B.C.D/N [--gateway IP] [--mac MAC] [--pcap FILE] [--impair SPEC] HOST\n"
     "        ICMP echo from a stack of its own, printed as iputils ping prints it\n"
+    "  raw [-p PROTO] [--hdrincl] [-c COUNT] [-w SECONDS] [-x] --link LINK\n"
+    "     --addr A.B.C.D/N [--gateway IP] [--mac MAC] [--pcap FILE] [--impair SPEC] [HOST]\n"
+    "        a raw IP socket on a stack of its own: prints what arrives, sends stdin's hex\n"
     "  demo-mem\n"
     "        two stacks on an in-memory wire exchange UDP (no root needed)\n"
     "  help\n"
@@ -55,6 +58,7 @@ static const struct command commands[] = {
     {"relay", cmd_relay},
     {"nc", cmd_nc},
     {"ping", cmd_ping},
+    {"raw", cmd_raw},
     {"demo-mem", cmd_demo_memory},
 };
 
