@@ -17,6 +17,7 @@
 #include "wire/ethernet.h"
 #include "wire/icmp.h"
 #include "wire/ipv4.h"
+#include "wire/tcp.h"
 #include "wire/udp.h"
 
 struct sink {
@@ -96,6 +97,32 @@ static size_t build_udp(uint8_t *frame, const uint8_t stack_mac[6], uint16_t por
     return build_frame(frame, stack_mac, IPPROTO_UDP, udp, sizeof(udp));
 }
 
+/* A TCP segment to port 80 (a listener) with options and payload. */
+static size_t build_tcp(uint8_t *frame, const uint8_t stack_mac[6], uint8_t flags,
+                        size_t payload_length)
+{
+    uint8_t segment[60 + 64];
+    struct tcp_header header = {
+        .source_port = 4000,
+        .destination_port = 80,
+        .sequence = 1000,
+        .acknowledgment = 1,
+        .flags = flags,
+        .window = 65535,
+    };
+    header.options.has_mss = true;
+    header.options.mss = 1460;
+    header.options.has_window_scale = true;
+    header.options.window_scale = 7;
+    header.options.sack_permitted = true;
+    header.options.has_timestamps = true;
+    size_t options_length = tcp_options_length(&header.options);
+    memset(segment + 20 + options_length, 'z', payload_length);
+    size_t header_length = tcp_emit(&header, ip_of("198.18.0.1"), ip_of("198.18.0.2"), segment,
+                                    payload_length);
+    return build_frame(frame, stack_mac, IPPROTO_TCP, segment, header_length + payload_length);
+}
+
 static size_t build_arp(uint8_t *frame, uint16_t operation)
 {
     struct ethernet_header ethernet = {.ethertype = ETHERTYPE_ARP};
@@ -129,12 +156,19 @@ static void test_mutated_frames_are_survived_and_counted(void)
     struct sockaddr_in local = {.sin_family = AF_INET, .sin_port = htons(7)};
     CHECK_EQ(usock_bind(stack, fd, (struct sockaddr *)&local, sizeof(local)), 0);
 
-    uint8_t templates[4][1600];
-    size_t template_lengths[4] = {
+    int listener = usock_socket(stack, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in web = {.sin_family = AF_INET, .sin_port = htons(80)};
+    CHECK_EQ(usock_bind(stack, listener, (struct sockaddr *)&web, sizeof(web)), 0);
+    CHECK_EQ(usock_listen(stack, listener, 64), 0);
+    uint8_t templates[7][1600];
+    size_t template_lengths[7] = {
         build_echo(templates[0], mac, 1),
         build_udp(templates[1], mac, 7),
         build_arp(templates[2], ARP_OPERATION_REQUEST),
         build_udp(templates[3], mac, 9),
+        build_tcp(templates[4], mac, TCP_FLAG_SYN, 0),
+        build_tcp(templates[5], mac, TCP_FLAG_ACK | TCP_FLAG_PSH, 40),
+        build_tcp(templates[6], mac, TCP_FLAG_FIN | TCP_FLAG_ACK | TCP_FLAG_URG, 8),
     };
     struct random_state random;
     random_seed(&random, 7);
@@ -142,7 +176,7 @@ static void test_mutated_frames_are_survived_and_counted(void)
     char drain[2048];
     for (int round = 0; round < 200000; round++) {
         uint8_t frame[1600];
-        int which = (int)random_below(&random, 4);
+        int which = (int)random_below(&random, 7);
         size_t length = template_lengths[which];
         memcpy(frame, templates[which], length);
         int mutations = 1 + (int)random_below(&random, 4);
@@ -178,12 +212,18 @@ static void test_mutated_frames_are_survived_and_counted(void)
             usock_stack_poll(stack, now);
             while (usock_recv(stack, fd, drain, sizeof(drain), MSG_DONTWAIT) >= 0)
                 ;
+            int child;
+            while ((child = usock_accept(stack, listener, NULL, NULL)) >= 0)
+                usock_close(stack, child);
             now += 10000000; /* 10 ms */
         }
     }
     usock_stack_poll(stack, now);
     CHECK(usock_stack_counter(stack, "IpInHdrErrors") > 0);
     CHECK(usock_stack_counter(stack, "EthInNotForUs") > 0);
+    CHECK(usock_stack_counter(stack, "TcpInSegs") > 0);
+    CHECK(usock_stack_counter(stack, "TcpInErrs") > 0);
+    CHECK(usock_stack_counter(stack, "TcpPassiveOpens") > 0);
     CHECK(usock_stack_counter(stack, "ArpInUnsupported") + usock_stack_counter(stack, "ArpInTruncated") > 0);
 
     /* It still serves: a ping is answered and a datagram delivered. */
