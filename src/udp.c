@@ -506,6 +506,8 @@ void udp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint
 static int udp_error_from_icmp(const struct ipv4_error *error, bool *hard)
 {
     *hard = false;
+    if (error->type == ICMP_TYPE_TIME_EXCEEDED)
+        return EHOSTUNREACH;
     if (error->type != ICMP_TYPE_DESTINATION_UNREACHABLE)
         return 0;
     switch (error->code) {
@@ -537,6 +539,15 @@ void udp_error(struct usock_stack *stack, const struct ipv4_error *error, uint64
     }
     bool hard;
     int code = udp_error_from_icmp(error, &hard);
+    if (socket->receive_errors && code) {
+        /* IP_RECVERR: every error is reported, with the quoted payload. */
+        const uint8_t *payload = error->quoted_payload + UDP_HEADER_LENGTH;
+        size_t length = error->quoted_payload_length - UDP_HEADER_LENGTH;
+        socket_queue_error(stack, socket, code, error->type, error->code, error->info,
+                           error->reporter, error->quoted.destination, header.destination_port,
+                           payload, length);
+        return;
+    }
     /* Linux without IP_RECVERR: only hard errors, only on connected sockets. */
     if (!code || !hard || !socket->connected)
         return;

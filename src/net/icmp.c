@@ -110,9 +110,9 @@ static void icmp_send(struct usock_stack *stack, const struct icmp_header *heade
  * to the transport that sent it. */
 static void icmp_deliver_error(struct usock_stack *stack, const uint8_t *quoted,
                                size_t quoted_length, uint8_t type, uint8_t code, uint32_t info,
-                               uint64_t now)
+                               uint32_t reporter, uint64_t now)
 {
-    struct ipv4_error error = {.type = type, .code = code, .info = info};
+    struct ipv4_error error = {.type = type, .code = code, .info = info, .reporter = reporter};
     /* The quote is a fragment of our packet: its checksum and total length
      * need not hold, so validate only what we read. */
     if (quoted_length < IPV4_HEADER_LENGTH ||
@@ -150,13 +150,13 @@ static void icmp_input_error(struct usock_stack *stack, const struct ipv4_packet
 {
     icmp_deliver_error(stack, packet->payload + ICMP_HEADER_LENGTH,
                        packet->payload_length - ICMP_HEADER_LENGTH, header->type, header->code,
-                       header->rest, now);
+                       header->rest, packet->header.source, now);
 }
 
 void icmp_report_local_error(struct usock_stack *stack, const uint8_t *packet, size_t length,
                              uint8_t type, uint8_t code, uint64_t now)
 {
-    icmp_deliver_error(stack, packet, length, type, code, 0, now);
+    icmp_deliver_error(stack, packet, length, type, code, 0, stack->interface.address, now);
 }
 
 void icmp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint64_t now)

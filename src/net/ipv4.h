@@ -83,6 +83,7 @@ struct ipv4_error {
     uint8_t type;
     uint8_t code;
     uint32_t info;                /* e.g. next-hop MTU */
+    uint32_t reporter;            /* who sent the ICMP message (network order) */
     struct ipv4_header quoted;    /* the header of our packet */
     const uint8_t *quoted_payload;/* at least 8 bytes of its transport header */
     size_t quoted_payload_length;

@@ -463,7 +463,7 @@ ssize_t usock_recvmsg(struct usock_stack *stack, int fd, struct msghdr *message,
     if (!message || (message->msg_iovlen > 0 && !message->msg_iov)) {
         result = -EFAULT;
     } else if (flags & MSG_ERRQUEUE) {
-        result = -EAGAIN; /* the error queue is not kept yet: always empty */
+        result = socket_receive_error(socket, message); /* never waits, as Linux */
     } else {
         result = api_transfer(stack, socket, message, flags, &now, true);
     }
@@ -724,6 +724,11 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
         case IP_PKTINFO:
             socket->receive_packet_info = integer != 0;
             return 0;
+        case IP_RECVERR:
+            socket->receive_errors = integer != 0;
+            if (!socket->receive_errors)
+                socket_purge_errors(socket);
+            return 0;
         case IP_MTU_DISCOVER:
             if (integer < IP_PMTUDISC_DONT || integer > IP_PMTUDISC_OMIT)
                 return -EINVAL;
@@ -813,6 +818,7 @@ static int socket_getsockopt(struct usock_stack *stack, struct socket *socket, i
         switch (name) {
         case IP_MULTICAST_TTL: integer = socket->multicast_ttl; break;
         case IP_PKTINFO: integer = socket->receive_packet_info; break;
+        case IP_RECVERR: integer = socket->receive_errors; break;
         case IP_MTU_DISCOVER: integer = socket->path_mtu_discovery; break;
         case IP_MTU:
             if (!socket->connected)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 
 #include "stack.h"
@@ -103,10 +104,113 @@ int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket)
     return (int)fd;
 }
 
+void socket_queue_error(struct usock_stack *stack, struct socket *socket, int error,
+                        uint8_t type, uint8_t code, uint32_t info, uint32_t reporter,
+                        uint32_t destination, uint16_t destination_port,
+                        const uint8_t *payload, size_t length)
+{
+    if (socket->error_queue_length >= SOCKET_ERROR_QUEUE_LIMIT) {
+        struct socket_error_entry *oldest = socket->error_queue;
+        socket->error_queue = oldest->next;
+        socket->error_queue_length--;
+        free(oldest);
+    }
+    struct socket_error_entry *entry = malloc(sizeof(*entry) + length);
+    if (entry) {
+        entry->next = NULL;
+        entry->error = error;
+        entry->type = type;
+        entry->code = code;
+        entry->info = info;
+        entry->reporter = reporter;
+        entry->destination = destination;
+        entry->destination_port = destination_port;
+        entry->length = length;
+        memcpy(entry->data, payload, length);
+        struct socket_error_entry **link = &socket->error_queue;
+        while (*link)
+            link = &(*link)->next;
+        *link = entry;
+        socket->error_queue_length++;
+    }
+    socket->error = error;
+    socket_wake(stack, socket);
+}
+
+ssize_t socket_receive_error(struct socket *socket, struct msghdr *message)
+{
+    struct socket_error_entry *entry = socket->error_queue;
+    message->msg_flags = 0;
+    if (!entry) {
+        message->msg_controllen = 0;
+        return -EAGAIN;
+    }
+    size_t copied = 0;
+    for (size_t i = 0; i < message->msg_iovlen && copied < entry->length; i++) {
+        size_t take = entry->length - copied;
+        if (take > message->msg_iov[i].iov_len)
+            take = message->msg_iov[i].iov_len;
+        memcpy(message->msg_iov[i].iov_base, entry->data + copied, take);
+        copied += take;
+    }
+    if (copied < entry->length)
+        message->msg_flags |= MSG_TRUNC;
+    if (message->msg_name) {
+        socklen_t length = message->msg_namelen;
+        socket_copy_address_out(entry->destination, entry->destination_port, message->msg_name,
+                                &length);
+        message->msg_namelen = length;
+    }
+    /* One control message: struct sock_extended_err, then the offender. */
+    struct {
+        struct sock_extended_err error;
+        struct sockaddr_in offender;
+    } report;
+    memset(&report, 0, sizeof(report));
+    report.error.ee_errno = (uint32_t)entry->error;
+    report.error.ee_origin = SO_EE_ORIGIN_ICMP;
+    report.error.ee_type = entry->type;
+    report.error.ee_code = entry->code;
+    report.error.ee_info = entry->info;
+    report.offender.sin_family = AF_INET;
+    report.offender.sin_addr.s_addr = entry->reporter;
+    size_t space = CMSG_SPACE(sizeof(report));
+    if (message->msg_control && message->msg_controllen >= space) {
+        struct cmsghdr *header = message->msg_control;
+        memset(header, 0, space);
+        header->cmsg_level = IPPROTO_IP;
+        header->cmsg_type = IP_RECVERR;
+        header->cmsg_len = CMSG_LEN(sizeof(report));
+        memcpy(CMSG_DATA(header), &report, sizeof(report));
+        message->msg_controllen = space;
+    } else {
+        message->msg_controllen = 0;
+        message->msg_flags |= MSG_CTRUNC;
+    }
+    message->msg_flags |= MSG_ERRQUEUE;
+    socket->error_queue = entry->next;
+    socket->error_queue_length--;
+    /* Linux: the pending error becomes the next report's, or none. */
+    socket->error = socket->error_queue ? socket->error_queue->error : 0;
+    free(entry);
+    return (ssize_t)copied;
+}
+
+void socket_purge_errors(struct socket *socket)
+{
+    while (socket->error_queue) {
+        struct socket_error_entry *next = socket->error_queue->next;
+        free(socket->error_queue);
+        socket->error_queue = next;
+    }
+    socket->error_queue_length = 0;
+}
+
 void socket_put(struct socket *socket)
 {
     if (--socket->references > 0)
         return;
+    socket_purge_errors(socket);
     pthread_cond_destroy(&socket->condition);
     free(socket);
 }

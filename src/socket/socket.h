@@ -120,6 +120,9 @@ struct socket {
     uint32_t multicast_interface; /* IP_MULTICAST_IF address, 0 = default */
     int path_mtu_discovery;   /* IP_MTU_DISCOVER: IP_PMTUDISC_* (default WANT) */
     int receive_low_water;    /* SO_RCVLOWAT, default 1 */
+    bool receive_errors;      /* IP_RECVERR */
+    struct socket_error_entry *error_queue; /* oldest first, bounded */
+    unsigned error_queue_length;
     bool receive_packet_info; /* IP_PKTINFO */
     bool receive_ttl;         /* IP_RECVTTL */
     bool receive_tos;         /* IP_RECVTOS */
@@ -205,6 +208,32 @@ bool port_table_conflicts(struct usock_stack *stack, struct port_table *table,
  * none is free. */
 uint16_t port_table_pick_ephemeral(struct usock_stack *stack, struct port_table *table,
                                    const struct socket *candidate, uint32_t address);
+
+/* IP_RECVERR: an ICMP error kept for recvmsg(MSG_ERRQUEUE). */
+#define SOCKET_ERROR_QUEUE_LIMIT 32
+struct socket_error_entry {
+    struct socket_error_entry *next;
+    int error;                    /* errno */
+    uint8_t type, code;           /* ICMP */
+    uint32_t info;
+    uint32_t reporter;            /* ICMP sender, network order */
+    uint32_t destination;         /* where our datagram was going */
+    uint16_t destination_port;
+    size_t length;                /* quoted payload bytes kept */
+    uint8_t data[];
+};
+
+/* Queues an error report on socket (bounded; the oldest is dropped when
+ * full) and sets the pending error, as Linux's ip_icmp_error. */
+void socket_queue_error(struct usock_stack *stack, struct socket *socket, int error,
+                        uint8_t type, uint8_t code, uint32_t info, uint32_t reporter,
+                        uint32_t destination, uint16_t destination_port,
+                        const uint8_t *payload, size_t length);
+/* recvmsg(MSG_ERRQUEUE): the oldest report with an IP_RECVERR control
+ * message, or -EAGAIN. */
+ssize_t socket_receive_error(struct socket *socket, struct msghdr *message);
+/* Frees the error queue. */
+void socket_purge_errors(struct socket *socket);
 
 /* Copies src into the caller's sockaddr of *length bytes, truncating as the
  * kernel does, and sets *length to the full size. */

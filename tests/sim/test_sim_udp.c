@@ -6,6 +6,7 @@
  * under the sanitizer build).
  */
 #include <arpa/inet.h>
+#include <linux/errqueue.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -361,6 +362,58 @@ static void test_recvmsg_reports_pktinfo_ttl_and_tos_when_asked(void)
     world_free(&world);
 }
 
+
+static void test_ip_recverr_queues_icmp_errors_for_msg_errqueue(void)
+{
+    struct world world;
+    world_init(&world);
+    int client = udp_socket_bound(world.a, "0.0.0.0", 0);
+    int on = 1;
+    CHECK_EQ(usock_setsockopt(world.a, client, IPPROTO_IP, IP_RECVERR, &on, sizeof(on)), 0);
+    struct sockaddr_in to = address_of("198.18.0.2", 9999);
+    CHECK_EQ(usock_sendto(world.a, client, "lost", 4, 0, (struct sockaddr *)&to, sizeof(to)), 4);
+    world_run(&world, 4, 1000000);
+    /* Unconnected, yet with IP_RECVERR the error is reported. */
+    struct pollfd entry = {.fd = client, .events = 0};
+    CHECK_EQ(usock_poll(world.a, &entry, 1, 0), 1);
+    CHECK(entry.revents & POLLERR);
+    char data[16];
+    union {
+        char buffer[256];
+        struct cmsghdr align;
+    } control;
+    struct sockaddr_in name;
+    struct iovec vector = {.iov_base = data, .iov_len = sizeof(data)};
+    struct msghdr message = {.msg_name = &name, .msg_namelen = sizeof(name), .msg_iov = &vector,
+                             .msg_iovlen = 1, .msg_control = control.buffer,
+                             .msg_controllen = sizeof(control.buffer)};
+    CHECK_EQ(usock_recvmsg(world.a, client, &message, MSG_ERRQUEUE), 4);
+    CHECK(memcmp(data, "lost", 4) == 0);
+    CHECK(message.msg_flags & MSG_ERRQUEUE);
+    CHECK_EQ(name.sin_addr.s_addr, to.sin_addr.s_addr);
+    CHECK_EQ(ntohs(name.sin_port), 9999);
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    CHECK(header != NULL);
+    CHECK_EQ(header->cmsg_level, IPPROTO_IP);
+    CHECK_EQ(header->cmsg_type, IP_RECVERR);
+    struct sock_extended_err report;
+    memcpy(&report, CMSG_DATA(header), sizeof(report));
+    CHECK_EQ(report.ee_errno, ECONNREFUSED);
+    CHECK_EQ(report.ee_origin, SO_EE_ORIGIN_ICMP);
+    CHECK_EQ(report.ee_type, 3);
+    CHECK_EQ(report.ee_code, 3);
+    struct sockaddr_in offender;
+    memcpy(&offender, CMSG_DATA(header) + sizeof(report), sizeof(offender));
+    CHECK_EQ(offender.sin_addr.s_addr, to.sin_addr.s_addr);
+    /* Read, the report is gone and so is the pending error. */
+    CHECK_ERRNO(usock_recvmsg(world.a, client, &message, MSG_ERRQUEUE), EAGAIN);
+    int error = -1;
+    socklen_t length = sizeof(error);
+    CHECK_EQ(usock_getsockopt(world.a, client, SOL_SOCKET, SO_ERROR, &error, &length), 0);
+    CHECK_EQ(error, 0);
+    world_free(&world);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_udp_exchange_both_ways_after_arp),
     CHECK_TEST(test_arp_timeout_drops_queued_datagrams),
@@ -368,6 +421,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_port_unreachable_refuses_connected_socket),
     CHECK_TEST(test_loopback_between_two_sockets_of_one_stack),
     CHECK_TEST(test_recvmsg_reports_pktinfo_ttl_and_tos_when_asked),
+    CHECK_TEST(test_ip_recverr_queues_icmp_errors_for_msg_errqueue),
     CHECK_TEST(test_icmp_echo_of_any_size_is_answered_on_an_ip_link),
 };
 
