@@ -78,6 +78,8 @@ static const char *netid_of(const struct usock_socket_info *row)
         return "tcp";
     if (row->type == SOCK_RAW)
         return "raw";
+    if (row->protocol == IPPROTO_ICMP)
+        return "icmp"; /* a datagram ICMP (ping) socket */
     return "udp";
 }
 

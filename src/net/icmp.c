@@ -190,6 +190,7 @@ void icmp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uin
     }
     case ICMP_TYPE_ECHO_REPLY:
         COUNT(stack, IcmpInEchoReps);
+        ping_socket_deliver_reply(stack, packet, (uint16_t)(header.rest >> 16));
         return;
     case ICMP_TYPE_DESTINATION_UNREACHABLE:
         COUNT(stack, IcmpInDestUnreachs);

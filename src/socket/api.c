@@ -32,6 +32,7 @@ static const struct socket_operations *const socket_types[] = {
     &udp_operations,
     &tcp_operations,
     &raw_operations,
+    &ping_operations,
 };
 
 static int fail(int error)

@@ -33,6 +33,12 @@ int socket_layer_init(struct socket_layer *layer)
         port_table_destroy(&layer->udp);
         return -ENOMEM;
     }
+    if (port_table_init(&layer->ping) != 0) {
+        port_table_destroy(&layer->udp);
+        port_table_destroy(&layer->tcp);
+    port_table_destroy(&layer->ping);
+        return -ENOMEM;
+    }
     return 0;
 }
 

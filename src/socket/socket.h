@@ -150,6 +150,7 @@ struct socket_layer {
     uint64_t bind_sequence;
     struct port_table udp;
     struct port_table tcp;
+    struct port_table ping;   /* datagram ICMP sockets, by identifier */
 };
 
 /* Linux's defaults and limits (net.core.rmem_default/rmem_max). */
@@ -243,5 +244,12 @@ void socket_copy_address_out(uint32_t address, uint16_t port, struct sockaddr *o
 extern const struct socket_operations udp_operations;
 extern const struct socket_operations tcp_operations;
 extern const struct socket_operations raw_operations;
+extern const struct socket_operations ping_operations;
+
+struct ipv4_packet;
+/* Queues an echo reply for the ping socket with that identifier; false
+ * when there is none. */
+bool ping_socket_deliver_reply(struct usock_stack *stack, const struct ipv4_packet *packet,
+                               uint16_t identifier);
 
 #endif

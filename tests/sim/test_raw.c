@@ -503,6 +503,50 @@ static void test_raw_socket_errors_match_linux(void)
     world_free(&world);
 }
 
+
+/* Datagram ICMP ("ping") sockets: the stack sets the identifier and the
+ * checksum; replies come back as ICMP messages without the IP header. */
+static void test_ping_socket_sends_echo_and_gets_its_reply(void)
+{
+    struct world world;
+    world_init(&world);
+    int fd = usock_socket(world.a, AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+    CHECK(fd >= 0);
+    int type = 0;
+    socklen_t type_length = sizeof(type);
+    CHECK_EQ(usock_getsockopt(world.a, fd, SOL_SOCKET, SO_PROTOCOL, &type, &type_length), 0);
+    CHECK_EQ(type, IPPROTO_ICMP);
+    uint8_t request[8 + 16] = {8, 0, 0, 0, 0x12, 0x34, 0, 7};
+    for (int i = 0; i < 16; i++)
+        request[8 + i] = (uint8_t)i;
+    struct sockaddr_in to = address_of("198.18.0.2", 0);
+    CHECK_EQ(usock_sendto(world.a, fd, request, sizeof(request), 0, (struct sockaddr *)&to,
+                          sizeof(to)), (ssize_t)sizeof(request));
+    struct sockaddr_in name;
+    socklen_t name_length = sizeof(name);
+    CHECK_EQ(usock_getsockname(world.a, fd, (struct sockaddr *)&name, &name_length), 0);
+    uint16_t identifier = ntohs(name.sin_port);
+    CHECK(identifier != 0);
+    world_run(&world, 4);
+    uint8_t reply[64];
+    struct sockaddr_in from;
+    socklen_t from_length = sizeof(from);
+    CHECK_EQ(usock_recvfrom(world.a, fd, reply, sizeof(reply), 0, (struct sockaddr *)&from,
+                            &from_length), (ssize_t)sizeof(request));
+    CHECK_EQ(reply[0], 0); /* echo reply, no IP header */
+    CHECK_EQ(reply[4] << 8 | reply[5], identifier);
+    CHECK_EQ(reply[7], 7);
+    CHECK(memcmp(reply + 8, request + 8, 16) == 0);
+    CHECK_EQ(from.sin_addr.s_addr, ip_of("198.18.0.2"));
+    /* Only echo requests may be sent. */
+    uint8_t bogus[8] = {13, 0, 0, 0, 0, 0, 0, 0};
+    CHECK_ERRNO(usock_sendto(world.a, fd, bogus, sizeof(bogus), 0, (struct sockaddr *)&to,
+                             sizeof(to)), EINVAL);
+    CHECK_ERRNO(usock_sendto(world.a, fd, bogus, 4, 0, (struct sockaddr *)&to, sizeof(to)),
+                EINVAL);
+    world_free(&world);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_icmp_raw_socket_sends_echo_and_reads_reply_with_ip_header),
     CHECK_TEST(test_icmp_filter_bit_zero_drops_echo_replies),
@@ -512,6 +556,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_ip_hdrincl_on_icmp_socket_sends_whole_packet),
     CHECK_TEST(test_raw_socket_of_unknown_protocol_takes_it_without_unreachable),
     CHECK_TEST(test_raw_socket_errors_match_linux),
+    CHECK_TEST(test_ping_socket_sends_echo_and_gets_its_reply),
 };
 
 CHECK_MAIN(tests)

@@ -1,0 +1,281 @@
+/*
+ * ping_socket.c - datagram ICMP sockets: socket(AF_INET, SOCK_DGRAM,
+ * IPPROTO_ICMP), the unprivileged "ping socket" Linux offers.
+ *
+ * The program sends ICMP echo requests (type 8, code 0, at least the 8-byte
+ * header); the stack puts the socket's identifier in the header (the
+ * socket's "port", chosen at bind or on first send) and computes the
+ * checksum.  Echo replies addressed to the stack with that identifier are
+ * queued whole (ICMP header and payload, no IP header), with the sender's
+ * address.  Sockets are found by identifier in their own port table.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/ipv4.h"
+#include "socket/datagram_queue.h"
+#include "stack.h"
+#include "wire/bytes.h"
+#include "wire/checksum.h"
+#include "wire/icmp.h"
+
+struct ping_socket {
+    struct datagram_queue queue;
+};
+
+static struct ping_socket *ping_of(struct socket *socket)
+{
+    return socket->protocol_state;
+}
+
+static int ping_create(struct usock_stack *stack, struct socket *socket)
+{
+    (void)stack;
+    socket->protocol_state = calloc(1, sizeof(struct ping_socket));
+    return socket->protocol_state ? 0 : -ENOMEM;
+}
+
+static void ping_release(struct usock_stack *stack, struct socket *socket)
+{
+    if (socket->hashed)
+        port_table_remove(&stack->sockets.ping, socket);
+    struct ping_socket *ping = ping_of(socket);
+    if (!ping)
+        return;
+    datagram_queue_purge(&ping->queue);
+    free(ping);
+    socket->protocol_state = NULL;
+}
+
+static int ping_hash(struct usock_stack *stack, struct socket *socket, uint32_t address,
+                     uint16_t identifier)
+{
+    struct port_table *table = &stack->sockets.ping;
+    if (identifier == 0) {
+        identifier = port_table_pick_ephemeral(stack, table, socket, address);
+        if (identifier == 0)
+            return -EAGAIN;
+    } else if (port_table_conflicts(stack, table, socket, address, identifier)) {
+        return -EADDRINUSE;
+    }
+    socket->local_address = address;
+    socket->local_port = identifier;
+    socket->bind_sequence = ++stack->sockets.bind_sequence;
+    port_table_insert(stack, table, socket);
+    return 0;
+}
+
+static int ping_bind(struct usock_stack *stack, struct socket *socket, uint32_t address,
+                     uint16_t port)
+{
+    if (socket->hashed)
+        return -EINVAL;
+    enum address_kind kind = ipv4_address_kind(stack, address);
+    if (kind != ADDRESS_LOCAL && kind != ADDRESS_ANY)
+        return -EADDRNOTAVAIL;
+    int error = ping_hash(stack, socket, address, port);
+    if (error)
+        return error;
+    socket->source_address = address;
+    socket->address_locked = address != 0;
+    socket->port_locked = port != 0;
+    return 0;
+}
+
+static int ping_connect(struct usock_stack *stack, struct socket *socket,
+                        const struct sockaddr_in *address, uint64_t now)
+{
+    (void)now;
+    if (!address) {
+        socket->connected = false;
+        return 0;
+    }
+    struct ipv4_route route;
+    int error = ipv4_route(stack, address->sin_addr.s_addr, &route);
+    if (error)
+        return error;
+    if (!socket->hashed && (error = ping_hash(stack, socket, 0, 0)) != 0)
+        return error;
+    socket->peer_address = address->sin_addr.s_addr ? address->sin_addr.s_addr : route.next_hop;
+    socket->peer_port = 0;
+    socket->connected = true;
+    return 0;
+}
+
+static ssize_t ping_send(struct usock_stack *stack, struct socket *socket,
+                         const struct msghdr *message, int flags, uint64_t now)
+{
+    (void)flags;
+    uint32_t destination;
+    if (message->msg_name) {
+        const struct sockaddr_in *to = message->msg_name;
+        if (message->msg_namelen < sizeof(struct sockaddr_in))
+            return -EINVAL;
+        if (to->sin_family != AF_INET && to->sin_family != AF_UNSPEC)
+            return -EAFNOSUPPORT;
+        destination = to->sin_addr.s_addr;
+    } else {
+        if (!socket->connected)
+            return -EDESTADDRREQ;
+        destination = socket->peer_address;
+    }
+    if (socket->error) {
+        int error = socket->error;
+        socket->error = 0;
+        return -error;
+    }
+    size_t length = 0;
+    for (size_t i = 0; i < message->msg_iovlen; i++)
+        length += message->msg_iov[i].iov_len;
+    if (length < ICMP_HEADER_LENGTH)
+        return -EINVAL;
+    if (length > IPV4_PACKET_MAX - IPV4_HEADER_LENGTH)
+        return -EMSGSIZE;
+    struct ipv4_route route;
+    int error = ipv4_route(stack, destination, &route);
+    if (error)
+        return error;
+    if (route.broadcast && !socket->broadcast)
+        return -EACCES;
+    if (destination == 0)
+        destination = route.next_hop;
+    if (!socket->hashed && (error = ping_hash(stack, socket, 0, 0)) != 0)
+        return error;
+    struct packet_buffer *buffer = packet_buffer_new(PACKET_HEADROOM, length);
+    if (!buffer)
+        return -ENOBUFS;
+    uint8_t *icmp = packet_buffer_put(buffer, length);
+    size_t offset = 0;
+    for (size_t i = 0; i < message->msg_iovlen; i++) {
+        if (message->msg_iov[i].iov_len == 0)
+            continue;
+        memcpy(icmp + offset, message->msg_iov[i].iov_base, message->msg_iov[i].iov_len);
+        offset += message->msg_iov[i].iov_len;
+    }
+    /* Linux ping_v4_sendmsg: only echo requests, code 0. */
+    if (icmp[0] != ICMP_TYPE_ECHO_REQUEST || icmp[1] != 0) {
+        packet_buffer_free(buffer);
+        return -EINVAL;
+    }
+    struct icmp_header header = {
+        .type = ICMP_TYPE_ECHO_REQUEST,
+        .rest = (uint32_t)socket->local_port << 16 | load_be16(icmp + 6),
+    };
+    icmp_emit(&header, icmp, length - ICMP_HEADER_LENGTH);
+    struct ipv4_send send = {
+        .source = socket->source_address ? socket->source_address : route.source,
+        .destination = destination,
+        .protocol = IPPROTO_ICMP,
+        .time_to_live = socket->time_to_live,
+        .type_of_service = socket->type_of_service,
+    };
+    error = ipv4_output(stack, buffer, &send, now);
+    return error ? error : (ssize_t)length;
+}
+
+static ssize_t ping_receive(struct usock_stack *stack, struct socket *socket,
+                            struct msghdr *message, int flags, uint64_t now)
+{
+    (void)stack;
+    (void)now;
+    if (socket->error) {
+        int error = socket->error;
+        socket->error = 0;
+        return -error;
+    }
+    return datagram_queue_receive(&ping_of(socket)->queue, socket, message, flags);
+}
+
+static int ping_shutdown(struct usock_stack *stack, struct socket *socket, int how)
+{
+    socket->shutdown |= how == SHUT_RD   ? SHUTDOWN_RECEIVE
+                        : how == SHUT_WR ? SHUTDOWN_SEND
+                                         : SHUTDOWN_RECEIVE | SHUTDOWN_SEND;
+    socket_wake(stack, socket);
+    return socket->connected ? 0 : -ENOTCONN;
+}
+
+static short ping_poll(struct usock_stack *stack, struct socket *socket)
+{
+    (void)stack;
+    short events = POLLOUT | POLLWRNORM;
+    if (ping_of(socket)->queue.head)
+        events |= POLLIN | POLLRDNORM;
+    if (socket->error)
+        events |= POLLERR;
+    return events;
+}
+
+static int ping_readable_bytes(struct socket *socket)
+{
+    return (int)datagram_queue_first_length(&ping_of(socket)->queue);
+}
+
+static size_t ping_receive_queue_bytes(struct socket *socket)
+{
+    return ping_of(socket)->queue.bytes;
+}
+
+static size_t ping_send_queue_bytes(struct socket *socket)
+{
+    (void)socket;
+    return 0;
+}
+
+static const char *ping_state_name(struct socket *socket)
+{
+    return socket->connected ? "ESTAB" : "UNCONN";
+}
+
+static bool ping_is_listening(struct socket *socket)
+{
+    return !socket->connected;
+}
+
+const struct socket_operations ping_operations = {
+    .type = SOCK_DGRAM,
+    .protocol = IPPROTO_ICMP,
+    .netid = "icmp",
+    .create = ping_create,
+    .release = ping_release,
+    .bind = ping_bind,
+    .connect = ping_connect,
+    .send = ping_send,
+    .receive = ping_receive,
+    .shutdown = ping_shutdown,
+    .poll = ping_poll,
+    .readable_bytes = ping_readable_bytes,
+    .receive_queue_bytes = ping_receive_queue_bytes,
+    .send_queue_bytes = ping_send_queue_bytes,
+    .state_name = ping_state_name,
+    .is_listening = ping_is_listening,
+};
+
+bool ping_socket_deliver_reply(struct usock_stack *stack, const struct ipv4_packet *packet,
+                               uint16_t identifier)
+{
+    struct port_table *table = &stack->sockets.ping;
+    uint32_t addresses[2] = {packet->header.destination, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        for (struct socket *socket = port_table_first_bound(stack, table, addresses[pass],
+                                                           identifier);
+             socket; socket = port_table_next_bound(socket, addresses[pass], identifier)) {
+            if (socket->connected && socket->peer_address != packet->header.source)
+                continue;
+            const struct datagram_origin origin = {
+                .source = packet->header.source,
+                .destination = packet->header.destination,
+                .time_to_live = packet->header.time_to_live,
+                .type_of_service = packet->header.type_of_service,
+            };
+            if (datagram_queue_push(&ping_of(socket)->queue, (size_t)socket->receive_buffer,
+                                    &origin, packet->payload, packet->payload_length))
+                socket_wake(stack, socket);
+            return true;
+        }
+    }
+    return false;
+}
