@@ -36,7 +36,6 @@ int socket_layer_init(struct socket_layer *layer)
     if (port_table_init(&layer->ping) != 0) {
         port_table_destroy(&layer->udp);
         port_table_destroy(&layer->tcp);
-    port_table_destroy(&layer->ping);
         return -ENOMEM;
     }
     return 0;
@@ -236,6 +235,7 @@ void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
     layer->capacity = 0;
     port_table_destroy(&layer->udp);
     port_table_destroy(&layer->tcp);
+    port_table_destroy(&layer->ping);
 }
 
 struct socket *socket_from_descriptor(struct usock_stack *stack, int fd)
