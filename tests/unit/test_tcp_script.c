@@ -1500,6 +1500,681 @@ static void test_close_with_unread_data_sends_rst(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* State transitions without a script before (docs/TCP.md, Gaps)            */
+/* ------------------------------------------------------------------------ */
+
+/* connect() to the peer from fd; pops the SYN and learns the port and ISS. */
+static struct segment start_connect(struct script *s, int fd)
+{
+    struct sockaddr_in peer = socket_address(PEER_ADDRESS, PEER_PORT);
+    CHECK_ERRNO(usock_connect(s->stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EINPROGRESS);
+    struct sockaddr_in local;
+    socklen_t local_length = sizeof(local);
+    CHECK_EQ(usock_getsockname(s->stack, fd, (struct sockaddr *)&local, &local_length), 0);
+    s->local_port = ntohs(local.sin_port);
+    struct segment syn = EXPECT(s, TCP_FLAG_SYN, ANY, 0, ANY, 0);
+    s->iss = syn.tcp.sequence;
+    return syn;
+}
+
+/* A simultaneous open up to SYN-RECEIVED; returns the descriptor. */
+static int open_simultaneous_to_syn_received(struct script *s)
+{
+    int fd = usock_socket(s->stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    start_connect(s, fd);
+    inject(s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(s, TCP_FLAG_SYN | TCP_FLAG_ACK, s->iss, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK_STATE(s, "SYN-RECV");
+    return fd;
+}
+
+static void test_rst_in_passive_syn_recv_drops_child_and_listener_stays(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0).tcp.sequence;
+    CHECK_STATE(&s, "SYN-RECV");
+    /* RFC 9293 3.10.7.4 (SYN-RECEIVED from a passive OPEN) and note 1 of
+     * figure 5: back to LISTEN, that is, the child goes and nothing is sent. */
+    inject(&s, TCP_FLAG_RST, PEER_ISS + 1, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    CHECK_ERRNO(usock_accept(s.stack, listener, NULL, NULL), EAGAIN);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAttemptFails"), 0);
+    /* The listener still takes a new connection from the same port. */
+    inject(&s, TCP_FLAG_SYN, PEER_ISS + 50000, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 50001, OUR_WINDOW, 0)
+                .tcp.sequence;
+    inject(&s, TCP_FLAG_ACK, PEER_ISS + 50001, s.iss + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK(usock_accept(s.stack, listener, NULL, NULL) >= 0);
+    script_free(&s);
+}
+
+static void test_rst_in_active_syn_recv_refuses_connect(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_simultaneous_to_syn_received(&s);
+    /* RFC 9293 3.10.7.4: from an active OPEN, "connection refused". */
+    inject(&s, TCP_FLAG_RST, PEER_ISS + 1, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE"); /* the descriptor is still open */
+    CHECK_EQ(socket_error(&s, fd), ECONNREFUSED);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAttemptFails"), 1);
+    advance(&s, 200 * NS_PER_S);
+    EXPECT_NOTHING(&s); /* no SYN-ACK retransmission afterwards */
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_syn_ack_retries_run_out_and_child_is_freed(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0).tcp.sequence;
+    /* Linux tcp_synack_retries 5: 1 s, then doubling; gone 63 s after the
+     * first SYN-ACK, without a RST. */
+    uint64_t interval = NS_PER_S;
+    for (int retry = 1; retry <= 5; retry++) {
+        advance(&s, interval - 1);
+        EXPECT_NOTHING(&s);
+        advance(&s, 1);
+        struct segment syn_ack =
+            EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, s.iss, PEER_ISS + 1, OUR_WINDOW, 0);
+        CHECK(syn_ack.tcp.options.has_mss);
+        CHECK_STATE(&s, "SYN-RECV");
+        interval *= 2;
+    }
+    advance(&s, interval - 1);
+    CHECK_STATE(&s, "SYN-RECV");
+    advance(&s, 1);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    CHECK_ERRNO(usock_accept(s.stack, listener, NULL, NULL), EAGAIN);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAbortOnTimeout"), 1);
+    advance(&s, 200 * NS_PER_S);
+    EXPECT_NOTHING(&s);
+    /* A late ACK of the handshake now meets the listener: RST. */
+    inject(&s, TCP_FLAG_ACK, PEER_ISS + 1, s.iss + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_RST, s.iss + 1, 0, 0, 0);
+    script_free(&s);
+}
+
+static void test_ack_with_fin_in_syn_recv_establishes_then_close_wait(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    uint8_t buffer[16];
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0).tcp.sequence;
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    /* RFC 9293 3.10.7.4: the ACK moves SYN-RECEIVED to ESTABLISHED, then
+     * the FIN (eighth step) to CLOSE-WAIT. */
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_FIN, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 1, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE-WAIT");
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpPassiveOpens"), 1);
+    int fd = usock_accept(s.stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 0);
+    /* The connection is usable for sending, then closes through LAST-ACK. */
+    CHECK_EQ(usock_send(s.stack, fd, "bye", 3, 0), 3);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p + 1, ANY, 3);
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l + 3, p + 1, ANY, 0);
+    CHECK_STATE(&s, "LAST-ACK");
+    inject(&s, TCP_FLAG_ACK, p + 1, l + 4, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_rst_in_fin_wait_1_resets_connection(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    CHECK_EQ(usock_shutdown(s.stack, fd, SHUT_WR), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    CHECK_STATE(&s, "FIN-WAIT-1");
+    inject(&s, TCP_FLAG_RST, p, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE");
+    /* As Linux tcp_reset: ECONNRESET. */
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), ECONNRESET);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpEstabResets"), 1);
+    advance(&s, 200 * NS_PER_S);
+    EXPECT_NOTHING(&s); /* no FIN retransmission */
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_rst_in_fin_wait_2_resets_connection(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_shutdown(s.stack, fd, SHUT_WR), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "FIN-WAIT-2");
+    inject(&s, TCP_FLAG_RST, p, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE");
+    CHECK_EQ(socket_error(&s, fd), ECONNRESET);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpEstabResets"), 1);
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_rst_in_close_wait_gives_epipe(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
+    CHECK_STATE(&s, "CLOSE-WAIT");
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 0);
+    inject(&s, TCP_FLAG_RST, p + 1, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE");
+    /* Linux tcp_reset: a reset in CLOSE-WAIT is EPIPE, not ECONNRESET. */
+    CHECK_EQ(socket_error(&s, fd), EPIPE);
+    CHECK_ERRNO(usock_send(s.stack, fd, "x", 1, MSG_NOSIGNAL), EPIPE);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpEstabResets"), 1);
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_rst_in_closing_ends_it_silently(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
+    CHECK_STATE(&s, "CLOSING");
+    /* RFC 9293 3.10.7.4: CLOSED, the TCB deleted, nothing sent. */
+    inject(&s, TCP_FLAG_RST, p + 1, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpEstabResets"), 0);
+    advance(&s, 200 * NS_PER_S);
+    EXPECT_NOTHING(&s); /* no FIN retransmission */
+    script_free(&s);
+}
+
+static void test_rst_in_last_ack_ends_it_silently(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 0);
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p + 1, ANY, 0);
+    CHECK_STATE(&s, "LAST-ACK");
+    inject(&s, TCP_FLAG_RST, p + 1, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpEstabResets"), 0);
+    advance(&s, 200 * NS_PER_S);
+    EXPECT_NOTHING(&s); /* no FIN retransmission */
+    script_free(&s);
+}
+
+static void test_rst_in_time_wait_ends_it_silently(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
+    CHECK_STATE(&s, "TIME-WAIT");
+    advance(&s, NS_PER_S);
+    /* RFC 9293 3.10.7.4 (as Linux with tcp_rfc1337 0): CLOSED at once. */
+    inject(&s, TCP_FLAG_RST, p + 1, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_new_syn_in_time_wait_opens_a_new_connection(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
+    CHECK_STATE(&s, "TIME-WAIT");
+    advance(&s, NS_PER_S);
+    /* RFC 9293 3.6.1 (MAY-2): a SYN beyond RCV.NXT reopens the pair. */
+    uint32_t new_peer_iss = p + 1 + 100000;
+    inject(&s, TCP_FLAG_SYN, new_peer_iss, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    struct segment syn_ack =
+        EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, new_peer_iss + 1, OUR_WINDOW, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "SYN-RECV");
+    /* The new ISS comes from the same 4-tuple's clock-driven sequence 1.1 s
+     * later, so here it lies beyond the old SND.NXT (l + 1). */
+    uint32_t new_iss = syn_ack.tcp.sequence;
+    CHECK((int32_t)(new_iss - (l + 1)) > 0);
+    inject(&s, TCP_FLAG_ACK, new_peer_iss + 1, new_iss + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK(usock_accept(s.stack, listener, NULL, NULL) >= 0);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpPassiveOpens"), 2);
+    script_free(&s);
+}
+
+static void test_new_syn_in_time_wait_without_listener_is_challenged(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, listener), 0);
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
+    CHECK_STATE(&s, "TIME-WAIT");
+    /* No listener: the SYN is handled by TIME-WAIT and draws an ACK. */
+    inject(&s, TCP_FLAG_SYN, p + 100000, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "TIME-WAIT");
+    script_free(&s);
+}
+
+static void test_orphaned_fin_wait_2_times_out_with_rst(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "FIN-WAIT-2");
+    /* Linux tcp_fin_timeout: 60 s. */
+    advance(&s, 60 * NS_PER_S - 1);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "FIN-WAIT-2");
+    advance(&s, 1);
+    EXPECT(&s, TCP_FLAG_RST | TCP_FLAG_ACK, l + 1, p, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_data_reaching_an_orphan_draws_rst(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    CHECK_STATE(&s, "FIN-WAIT-1");
+    /* Nobody can read it (RFC 9293 3.6.1 SHLD-3, Linux TCPAbortOnData). */
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, PEER_WINDOW, NULL, "late", 4);
+    EXPECT(&s, TCP_FLAG_RST | TCP_FLAG_ACK, l + 1, p, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAbortOnData"), 1);
+    script_free(&s);
+}
+
+static void test_data_reaching_an_orphan_in_fin_wait_2_draws_rst(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    inject(&s, TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    CHECK_STATE(&s, "FIN-WAIT-2");
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l + 1, PEER_WINDOW, NULL, "late", 4);
+    EXPECT(&s, TCP_FLAG_RST | TCP_FLAG_ACK, l + 1, p, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAbortOnData"), 1);
+    script_free(&s);
+}
+
+static void test_data_retransmissions_run_out_with_rst_and_etimedout(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    CHECK_EQ(usock_send(s.stack, fd, "lost data!", 10, 0), 10);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 10);
+    /* RTO 300 ms (one 100 ms sample), doubling, capped at 120 s (RFC 6298
+     * 2.5); Linux tcp_retries2 15 retransmissions, then give up (R2). */
+    uint64_t interval = 300 * NS_PER_MS;
+    for (int retry = 1; retry <= 15; retry++) {
+        advance(&s, interval - 1);
+        EXPECT_NOTHING(&s);
+        advance(&s, 1);
+        EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, OUR_WINDOW, 10);
+        CHECK_STATE(&s, "ESTAB");
+        interval *= 2;
+        if (interval > 120 * NS_PER_S)
+            interval = 120 * NS_PER_S;
+    }
+    CHECK_EQ(interval, 120 * NS_PER_S);
+    advance(&s, interval - 1);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    advance(&s, 1);
+    EXPECT(&s, TCP_FLAG_RST | TCP_FLAG_ACK, l + 10, p, ANY, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE");
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), ETIMEDOUT);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpTimeouts"), 15);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAbortOnTimeout"), 1);
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+static void test_close_in_syn_sent_sends_nothing(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    start_connect(&s, fd);
+    CHECK_STATE(&s, "SYN-SENT");
+    /* RFC 9293 3.10.4: delete the TCB; nothing goes out. */
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    advance(&s, 200 * NS_PER_S);
+    EXPECT_NOTHING(&s); /* no SYN retransmission */
+    /* A late SYN-ACK meets a closed port. */
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, s.iss + 1, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_RST, s.iss + 1, 0, 0, 0);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requirements without a script before (docs/TCP.md, Gaps)                 */
+/* ------------------------------------------------------------------------ */
+
+static int set_nodelay(struct script *s, int fd)
+{
+    int one = 1;
+    return usock_setsockopt(s->stack, fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static void test_syn_without_mss_means_536_byte_segments(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    uint8_t data[1500];
+    fill_pattern(data, sizeof(data), 11);
+    /* RFC 9293 3.7.1 (MUST-15): no MSS option means 536. */
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, NULL, NULL, 0);
+    struct segment syn_ack =
+        EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK(syn_ack.tcp.options.has_mss);
+    CHECK_EQ(syn_ack.tcp.options.mss, 1460); /* ours is still sent */
+    s.iss = syn_ack.tcp.sequence;
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    int fd = usock_accept(s.stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    CHECK_EQ(set_nodelay(&s, fd), 0);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 536);
+    EXPECT(&s, TCP_FLAG_ACK, l + 536, p, OUR_WINDOW, 536);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 1072, p, OUR_WINDOW, 428);
+    EXPECT_NOTHING(&s);
+    int maxseg = 0;
+    socklen_t length = sizeof(maxseg);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_MAXSEG, &maxseg, &length), 0);
+    CHECK_EQ(maxseg, 536);
+    script_free(&s);
+}
+
+static void test_syn_ack_without_mss_means_536_byte_segments(void)
+{
+    struct script s;
+    script_init(&s);
+    uint8_t data[1500];
+    fill_pattern(data, sizeof(data), 12);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(set_nodelay(&s, fd), 0);
+    start_connect(&s, fd);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    CHECK_STATE(&s, "ESTAB");
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+    EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 536);
+    EXPECT(&s, TCP_FLAG_ACK, l + 536, p, OUR_WINDOW, 536);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 1072, p, OUR_WINDOW, 428);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_options_on_syn_and_data_are_processed_or_ignored(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    uint8_t buffer[16];
+    /* A Linux-like SYN (MSS, SACK-permitted, timestamps, window scale)
+     * with an unknown option (kind 253, RFC 4727) after them. */
+    struct tcp_options syn_options = {
+        .has_mss = true,
+        .mss = 1000,
+        .has_window_scale = true,
+        .window_scale = 7,
+        .sack_permitted = true,
+        .has_timestamps = true,
+        .timestamp_value = 12345,
+    };
+    uint8_t segment[128];
+    size_t length = build_segment(&s, segment, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW,
+                                  &syn_options, NULL, 0);
+    size_t header_length = (size_t)(segment[12] >> 4) * 4;
+    CHECK_EQ(length, header_length);
+    CHECK(header_length + 4 <= 60);
+    static const uint8_t unknown[4] = {253, 4, 0xab, 0xcd};
+    memcpy(segment + header_length, unknown, sizeof(unknown));
+    length += sizeof(unknown);
+    segment[12] = (uint8_t)((length / 4) << 4);
+    tcp_fix_checksum(&s, segment, length);
+    inject_raw(&s, segment, length);
+    struct segment syn_ack =
+        EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0);
+    /* Options usock does not implement are not echoed (RFC 7323 1.3, 2018
+     * 4: only when the SYN offered them AND the receiver supports them). */
+    CHECK(syn_ack.tcp.options.has_mss);
+    CHECK(!syn_ack.tcp.options.has_window_scale);
+    CHECK(!syn_ack.tcp.options.sack_permitted);
+    CHECK(!syn_ack.tcp.options.has_timestamps);
+    s.iss = syn_ack.tcp.sequence;
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    /* The handshake ACK and a data segment carry timestamps and a SACK
+     * block (MUST-5): processed as if without them. */
+    struct tcp_options data_options = {
+        .has_timestamps = true,
+        .timestamp_value = 12346,
+        .timestamp_echo = 0,
+        .sack_block_count = 1,
+        .sack_blocks = {{.left = l - 100, .right = l - 50}},
+    };
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, &data_options, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "ESTAB");
+    int fd = usock_accept(s.stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, PEER_WINDOW, &data_options, "hello", 5);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 5, WINDOW_AFTER(5), 0);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 5);
+    CHECK(memcmp(buffer, "hello", 5) == 0);
+    /* The MSS of the SYN (1000) is obeyed. */
+    int maxseg = 0;
+    socklen_t option_length = sizeof(maxseg);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_MAXSEG, &maxseg, &option_length), 0);
+    CHECK_EQ(maxseg, 1000);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInBadOptions"), 0);
+    script_free(&s);
+}
+
+static void test_window_update_after_recv_only_when_it_opens_a_segment(void)
+{
+    struct script s;
+    script_init(&s);
+    uint8_t data[1460], buffer[8192];
+    fill_pattern(data, sizeof(data), 13);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    /* SO_RCVBUF 4096 is doubled as on Linux: an 8192-byte buffer, so the
+     * window is below 65535 and a read can move it. */
+    int size = 4096;
+    CHECK_EQ(usock_setsockopt(s.stack, fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)), 0);
+    start_connect(&s, fd);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, l, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, 8192, 0);
+    for (uint32_t i = 0; i < 3; i++) {
+        inject(&s, TCP_FLAG_ACK, p + i * 1460, l, PEER_WINDOW, NULL, data, sizeof(data));
+        EXPECT(&s, TCP_FLAG_ACK, l, p + (i + 1) * 1460, 8192 - (i + 1) * 1460, 0);
+    }
+    /* 3812 offered, below half the buffer.  A read that frees at least
+     * min(MSS, buffer/2) = 1460 sends the update at once (RFC 9293
+     * 3.8.6.2.2). */
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 3 * 1460);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 3 * 1460, 8192, 0);
+    EXPECT_NOTHING(&s);
+    /* Again down to 3812; a read of less than 1460 sends nothing. */
+    for (uint32_t i = 3; i < 6; i++) {
+        inject(&s, TCP_FLAG_ACK, p + i * 1460, l, PEER_WINDOW, NULL, data, sizeof(data));
+        EXPECT(&s, TCP_FLAG_ACK, l, p + (i + 1) * 1460, 8192 - (i - 2) * 1460, 0);
+    }
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, 1000, 0), 1000);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_window_update_after_recv_reopens_a_zero_window(void)
+{
+    struct script s;
+    script_init(&s);
+    uint8_t data[1460], buffer[8192];
+    fill_pattern(data, sizeof(data), 14);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    int size = 4096;
+    CHECK_EQ(usock_setsockopt(s.stack, fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)), 0);
+    start_connect(&s, fd);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, l, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, 8192, 0);
+    /* Fill the 8192 bytes: five full segments and 892 bytes. */
+    uint32_t sent = 0;
+    while (sent < 8192) {
+        uint32_t piece = 8192 - sent < 1460 ? 8192 - sent : 1460;
+        inject(&s, TCP_FLAG_ACK, p + sent, l, PEER_WINDOW, NULL, data, piece);
+        sent += piece;
+        EXPECT(&s, TCP_FLAG_ACK, l, p + sent, 8192 - sent, 0);
+    }
+    /* Zero window.  A read of a full segment reopens it at once. */
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, 1460, 0), 1460);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 8192, 1460, 0);
+    EXPECT_NOTHING(&s);
+    /* 100 more bytes would open it by a sliver: nothing. */
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, 100, 0), 100);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_bound_address_is_the_syn_source(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in local = socket_address(LOCAL_ADDRESS, 5555);
+    CHECK_EQ(usock_bind(s.stack, fd, (struct sockaddr *)&local, sizeof(local)), 0);
+    /* expect_segment checks the IP source is LOCAL_ADDRESS and the port. */
+    start_connect(&s, fd);
+    CHECK_EQ(s.local_port, 5555);
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, s.iss + 1, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, s.iss + 1, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK_STATE(&s, "ESTAB");
+    struct sockaddr_in name;
+    socklen_t name_length = sizeof(name);
+    CHECK_EQ(usock_getsockname(s.stack, fd, (struct sockaddr *)&name, &name_length), 0);
+    CHECK_EQ(name.sin_addr.s_addr, s.local_address);
+    CHECK_EQ(ntohs(name.sin_port), 5555);
+    /* A bound address the stack does not have is refused (RFC 9293 3.9.1.1). */
+    int other = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(other >= 0);
+    struct sockaddr_in foreign = socket_address("198.18.0.77", 5556);
+    CHECK_ERRNO(usock_bind(s.stack, other, (struct sockaddr *)&foreign, sizeof(foreign)),
+                EADDRNOTAVAIL);
+    script_free(&s);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Hostile segments                                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -1656,6 +2331,29 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_simultaneous_close_goes_through_closing),
     CHECK_TEST(test_fin_retransmitted_when_unacknowledged),
     CHECK_TEST(test_close_with_unread_data_sends_rst),
+    CHECK_TEST(test_rst_in_passive_syn_recv_drops_child_and_listener_stays),
+    CHECK_TEST(test_rst_in_active_syn_recv_refuses_connect),
+    CHECK_TEST(test_syn_ack_retries_run_out_and_child_is_freed),
+    CHECK_TEST(test_ack_with_fin_in_syn_recv_establishes_then_close_wait),
+    CHECK_TEST(test_rst_in_fin_wait_1_resets_connection),
+    CHECK_TEST(test_rst_in_fin_wait_2_resets_connection),
+    CHECK_TEST(test_rst_in_close_wait_gives_epipe),
+    CHECK_TEST(test_rst_in_closing_ends_it_silently),
+    CHECK_TEST(test_rst_in_last_ack_ends_it_silently),
+    CHECK_TEST(test_rst_in_time_wait_ends_it_silently),
+    CHECK_TEST(test_new_syn_in_time_wait_opens_a_new_connection),
+    CHECK_TEST(test_new_syn_in_time_wait_without_listener_is_challenged),
+    CHECK_TEST(test_orphaned_fin_wait_2_times_out_with_rst),
+    CHECK_TEST(test_data_reaching_an_orphan_draws_rst),
+    CHECK_TEST(test_data_reaching_an_orphan_in_fin_wait_2_draws_rst),
+    CHECK_TEST(test_data_retransmissions_run_out_with_rst_and_etimedout),
+    CHECK_TEST(test_close_in_syn_sent_sends_nothing),
+    CHECK_TEST(test_syn_without_mss_means_536_byte_segments),
+    CHECK_TEST(test_syn_ack_without_mss_means_536_byte_segments),
+    CHECK_TEST(test_options_on_syn_and_data_are_processed_or_ignored),
+    CHECK_TEST(test_window_update_after_recv_only_when_it_opens_a_segment),
+    CHECK_TEST(test_window_update_after_recv_reopens_a_zero_window),
+    CHECK_TEST(test_bound_address_is_the_syn_source),
     CHECK_TEST(test_data_offset_below_five_is_dropped_and_counted),
     CHECK_TEST(test_options_overrunning_header_are_dropped_and_counted),
     CHECK_TEST(test_bad_checksum_is_dropped_and_counted),
