@@ -721,17 +721,19 @@ static ssize_t tcp_receive(struct usock_stack *stack, struct socket *socket,
     message->msg_namelen = 0; /* stream sockets give no source address */
     if (flags & MSG_PEEK)
         return (ssize_t)copied;
-    uint32_t window_before = tcp_receive_window(tcb);
     ring_discard(&tcb->receive_buffer, copied);
-    /* RFC 9293 3.8.6.2.2: tell the peer when the window opened by at least
-     * a segment or half the buffer (receiver SWS avoidance). */
-    uint32_t window_after = tcp_receive_window(tcb);
+    /* RFC 9293 3.8.6.2.2 and Linux's tcp_cleanup_rbuf: when the window the
+     * peer last heard of is at most half the buffer and reading at least
+     * doubled it (by a segment or half the buffer at least: receiver SWS
+     * avoidance), say so now instead of waiting for the next segment. */
+    uint32_t advertised = seq_gt(tcb->rcv_adv, tcb->rcv_nxt) ? tcb->rcv_adv - tcb->rcv_nxt : 0;
+    uint32_t window_now = tcp_receive_window(tcb);
     uint32_t threshold = tcb->advertised_mss;
     if (tcb->receive_buffer.capacity / 2 < threshold)
         threshold = (uint32_t)(tcb->receive_buffer.capacity / 2);
-    if (tcb->state >= TCPS_ESTABLISHED && tcb->state != TCPS_TIME_WAIT &&
-        window_after - window_before >= threshold &&
-        (window_before < threshold || window_before < tcb->receive_buffer.capacity / 2))
+    if (tcb->state >= TCPS_ESTABLISHED && tcb->state != TCPS_TIME_WAIT && !tcb->fin_received &&
+        2 * (size_t)advertised <= tcb->receive_buffer.capacity && window_now >= 2 * advertised &&
+        window_now - advertised >= threshold)
         tcp_send_ack(stack, tcb, now);
     return (ssize_t)copied;
 }
