@@ -112,6 +112,7 @@ struct tcp_connection {
     uint16_t user_mss;     /* TCP_MAXSEG; 0 = none */
     struct ring send_buffer;
     bool fin_queued;       /* shutdown(SHUT_WR) or close: FIN follows the data */
+    bool syn_acknowledged; /* the peer has acknowledged our SYN */
 
     /* receive sequence space */
     uint32_t irs;

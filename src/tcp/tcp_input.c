@@ -229,6 +229,7 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
     }
     if (seq_gt(ack, tcb->snd_una)) {
         uint32_t acknowledged = ack - tcb->snd_una;
+        tcb->syn_acknowledged = true; /* anything new acknowledges the SYN first */
         if (seq_gt(ack, base)) {
             uint32_t data = ack - base;
             ring_discard(&tcb->send_buffer, data);
@@ -374,6 +375,7 @@ static void tcp_input_syn_sent(struct usock_stack *stack, struct tcp_connection 
     tcb->rcv_adv = tcb->rcv_nxt;
     if (ack_acceptable) {
         tcb->snd_una = ack;
+        tcb->syn_acknowledged = true;
         if (seq_lt(tcb->snd_nxt, tcb->snd_una))
             tcb->snd_nxt = tcb->snd_una;
         tcp_established_from_syn_sent(stack, tcb, segment, now);

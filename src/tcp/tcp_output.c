@@ -25,8 +25,9 @@
 
 uint32_t tcp_send_base(const struct tcp_connection *tcb)
 {
-    bool syn_unacknowledged = tcb->state == TCPS_SYN_SENT || tcb->state == TCPS_SYN_RECEIVED;
-    return tcb->snd_una + (syn_unacknowledged ? 1 : 0);
+    /* Until the SYN is acknowledged it sits at snd_una, before the data
+     * (a close in SYN-RECEIVED can queue a FIN before that happens). */
+    return tcb->snd_una + (tcb->syn_acknowledged ? 0 : 1);
 }
 
 uint32_t tcp_receive_window(const struct tcp_connection *tcb)
@@ -185,7 +186,7 @@ static void tcp_output_syn(struct usock_stack *stack, struct tcp_connection *tcb
     if (tcb->snd_nxt != tcb->iss)
         return; /* sent and not yet timed out */
     uint8_t flags = TCP_FLAG_SYN;
-    if (tcb->state == TCPS_SYN_RECEIVED)
+    if (tcb->state != TCPS_SYN_SENT)
         flags |= TCP_FLAG_ACK;
     tcp_send_segment(stack, tcb, tcb->iss, flags, 0, 0, now);
     tcp_sent(stack, tcb, tcb->iss, 1, now);
@@ -203,6 +204,10 @@ void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t 
         tcp_output_syn(stack, tcb, now);
         return;
     }
+    /* Closed while still in SYN-RECEIVED: the SYN-ACK goes (again) first,
+     * then the FIN after it. */
+    if (!tcb->syn_acknowledged && tcp_state_sends_data(tcb->state))
+        tcp_output_syn(stack, tcb, now);
     if (tcp_state_sends_data(tcb->state)) {
         uint32_t base = tcp_send_base(tcb);
         uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
@@ -264,6 +269,11 @@ void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t 
 void tcp_retransmit_first(struct usock_stack *stack, struct tcp_connection *tcb,
                           uint32_t limit, uint64_t now)
 {
+    if (!tcb->syn_acknowledged) {
+        tcb->snd_nxt = tcb->iss;
+        tcp_output(stack, tcb, now);
+        return;
+    }
     uint32_t base = tcp_send_base(tcb);
     uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
     uint32_t sequence = tcb->snd_una;

@@ -603,6 +603,7 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
     tcb->soft_error = 0;
     tcb->fin_queued = false;
     tcb->fin_received = false;
+    tcb->syn_acknowledged = false;
     tcb->last_received = now;
     tcp_set_state(stack, tcb, TCPS_SYN_SENT);
     tcp_hash_connection(stack, tcb);

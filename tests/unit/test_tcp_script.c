@@ -2287,6 +2287,34 @@ static void test_truncated_segment_is_dropped_and_counted(void)
     script_free(&s);
 }
 
+
+static void test_close_in_simultaneous_syn_recv_sends_fin_after_the_syn(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in peer = socket_address(PEER_ADDRESS, PEER_PORT);
+    CHECK_ERRNO(usock_connect(s.stack, fd, (struct sockaddr *)&peer, sizeof(peer)), EINPROGRESS);
+    struct sockaddr_in local;
+    socklen_t local_length = sizeof(local);
+    CHECK_EQ(usock_getsockname(s.stack, fd, (struct sockaddr *)&local, &local_length), 0);
+    s.local_port = ntohs(local.sin_port);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN, ANY, 0, ANY, 0).tcp.sequence;
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, s.iss, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK_STATE(&s, "SYN-RECV");
+    /* RFC 9293 3.10.4: close in SYN-RECEIVED sends a FIN (after the SYN's
+     * sequence number) and enters FIN-WAIT-1. */
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, s.iss + 1, PEER_ISS + 1, ANY, 0);
+    CHECK_STATE(&s, "FIN-WAIT-1");
+    /* The peer acknowledges SYN and FIN together and closes too. */
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, PEER_ISS + 1, s.iss + 2, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, s.iss + 2, PEER_ISS + 2, ANY, 0);
+    CHECK_STATE(&s, "TIME-WAIT");
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -2300,6 +2328,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_rst_with_acceptable_ack_in_syn_sent_refuses_connect),
     CHECK_TEST(test_syn_retransmitted_with_backoff_then_connect_times_out),
     CHECK_TEST(test_simultaneous_open_answers_syn_with_syn_ack_of_same_iss),
+    CHECK_TEST(test_close_in_simultaneous_syn_recv_sends_fin_after_the_syn),
     CHECK_TEST(test_active_opener_sends_and_receives_data),
     CHECK_TEST(test_in_order_data_is_delivered_and_acked_at_once),
     CHECK_TEST(test_after_quickack_every_second_full_segment_is_acked_and_one_waits_40ms),
