@@ -1,6 +1,6 @@
 #!/bin/bash
 # test_tcp_upload.sh - `usock nc` uploads a 100 MB random file to the
-# kernel's `nc -l` over a clean link, then 30 MB of it over an impaired path,
+# kernel's `nc -l` over a clean link, then 100 MB of it over an impaired path,
 # and the SHA-256 of what the kernel's nc wrote matches the file's.  usock nc
 # shuts down its sending side at the end of its stdin; the kernel's nc then
 # sees EOF, closes, and both exit 0.
@@ -14,12 +14,10 @@
 #     + up to 1 ms of jitter (which reorders frames too).
 # Durations are printed, not judged.
 #
-# Why 30 MB when impaired: usock sends with NewReno (no SACK, no limited
-# transmit, no loss probe; 200 ms minimum RTO), so on this path its window
-# stays at a few segments, many losses are only repaired by a timeout, and
-# the 1 ms of jitter reorders enough to set off spurious fast retransmits.
-# It moves about 0.4-0.5 MB/s: 30 MB takes 60-75 s (release and ASan alike),
-# 100 MB would take about 4 minutes, beyond ctest's 180 s.
+# The impaired path is slow for usock as sender (NewReno with limited
+# transmit, no SACK or loss probe yet; 200 ms minimum RTO; jitter-made
+# reordering sets off spurious fast retransmits): 100 MB takes about 100 s
+# here, so interop tests get a 600 s ctest timeout.
 #
 #   kernel nc -l 198.18.0.1/24 --usk0 (TAP)-- usock nc 198.18.0.2/24             (namespace 1)
 #   kernel nc -l 198.18.0.1/24 --usk1 (TAP)-- usock nc --impair ... 198.18.0.2/24 (namespace 2)
@@ -34,13 +32,13 @@ need nft nftables
 need sha256sum coreutils
 
 SIZE=100000000
-IMPAIRED_SIZE=30000000
+IMPAIRED_SIZE=100000000
 IMPAIRMENT=reorder=2%,dup=1%,corrupt=0.1%,delay=1ms,jitter=1ms,seed=13
 
 must head -c "$SIZE" /dev/urandom >"$WORK/file"
-must head -c "$IMPAIRED_SIZE" "$WORK/file" >"$WORK/file30"
+must head -c "$IMPAIRED_SIZE" "$WORK/file" >"$WORK/file_impaired"
 : >"$WORK/empty"
-step sha256sum "$WORK/file" "$WORK/file30"
+step sha256sum "$WORK/file" "$WORK/file_impaired"
 
 # upload NS DEV LABEL FILE SECONDS [OPTION...]: the kernel's nc -l takes
 # one connection on 198.18.0.1:5000 in NS and writes what it receives to
@@ -91,8 +89,8 @@ must ip netns exec "$NS2" nft add chain inet loss in '{ type filter hook input p
 must ip netns exec "$NS2" nft add rule inet loss in ip saddr 198.18.0.2 numgen random mod 100 '<' 2 \
     counter drop
 
-say "usock nc reorders, duplicates, corrupts and delays its frames both ways and uploads 30 MB of the file"
-upload "$NS2" usk1 impaired file30 150 --impair "$IMPAIRMENT"
+say "usock nc reorders, duplicates, corrupts and delays its frames both ways and uploads 100 MB of the file"
+upload "$NS2" usk1 impaired file_impaired 450 --impair "$IMPAIRMENT"
 
 step ip netns exec "$NS2" nft list table inet loss | tee "$WORK/nft"
 [ "$(grep -c 'packets [1-9].* drop' "$WORK/nft")" -eq 2 ] ||

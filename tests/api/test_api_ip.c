@@ -1,0 +1,531 @@
+/*
+ * test_api_ip.c - IP-level socket API behaviour (IPPROTO_IP options,
+ * multicast membership, ancillary data, the error queue and raw sockets),
+ * written once and run twice: against the kernel's sockets (the reference)
+ * and against usock's, with the same assertions and the same errno values.
+ *
+ * The two socket-call tables, the two environments and the API_TEST macro
+ * are in api_harness.h.
+ */
+#include <errno.h>
+#include <time.h> /* before linux/errqueue.h, which uses struct timespec */
+#include <linux/errqueue.h>
+#include <linux/icmp.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "api_harness.h"
+
+#ifndef SOL_RAW
+#define SOL_RAW 255
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static int udp_socket(const struct api *api)
+{
+    int fd = api->socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(fd >= 0);
+    return fd;
+}
+
+static int udp_bound(const struct api *api, const char *address, uint16_t port)
+{
+    int fd = udp_socket(api);
+    struct sockaddr_in local = address_of(address, port);
+    CHECK_EQ(api->bind(fd, CSA(local), sizeof(local)), 0);
+    return fd;
+}
+
+static struct ip_mreq mreq_of(const char *group, const char *interface)
+{
+    struct ip_mreq request;
+    memset(&request, 0, sizeof(request));
+    request.imr_multiaddr.s_addr = ip_of(group);
+    request.imr_interface.s_addr = ip_of(interface);
+    return request;
+}
+
+static uint16_t internet_checksum(const void *data, size_t length)
+{
+    const uint8_t *bytes = data;
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < length; i += 2)
+        sum += (uint32_t)bytes[i] << 8 | bytes[i + 1];
+    if (length & 1)
+        sum += (uint32_t)bytes[length - 1] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return htons((uint16_t)~sum);
+}
+
+/* ------------------------------------------------------------------ */
+/* Multicast membership                                                */
+/* ------------------------------------------------------------------ */
+
+API_TEST(ip_add_membership_with_ip_mreq_and_ip_mreqn)
+{
+    int fd = udp_bound(api, "0.0.0.0", 5000);
+    struct ip_mreq request = mreq_of("239.1.2.3", "198.18.0.1");
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &request, sizeof(request)), 0);
+    struct ip_mreqn extended;
+    memset(&extended, 0, sizeof(extended));
+    extended.imr_multiaddr.s_addr = ip_of("239.1.2.4");
+    extended.imr_address.s_addr = ip_of("198.18.0.1");
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &extended, sizeof(extended)),
+             0);
+    /* Leaving each works once. */
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_IP, IP_DROP_MEMBERSHIP, &request, sizeof(request)), 0);
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_IP, IP_DROP_MEMBERSHIP, &extended, sizeof(extended)),
+             0);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ip_add_membership_twice_is_eaddrinuse)
+{
+    int fd = udp_socket(api);
+    struct ip_mreq request = mreq_of("239.1.2.3", "198.18.0.1");
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &request, sizeof(request)), 0);
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &request, sizeof(request)),
+                EADDRINUSE);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ip_add_membership_of_non_multicast_address_is_einval)
+{
+    int fd = udp_socket(api);
+    struct ip_mreq request = mreq_of("10.1.2.3", "198.18.0.1");
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &request, sizeof(request)),
+                EINVAL);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ip_drop_membership_of_group_not_joined_is_eaddrnotavail)
+{
+    int fd = udp_socket(api);
+    struct ip_mreq request = mreq_of("239.1.2.3", "198.18.0.1");
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_DROP_MEMBERSHIP, &request, sizeof(request)),
+                EADDRNOTAVAIL);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ip_add_membership_on_tcp_is_eproto)
+{
+    int fd = api->socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct ip_mreq request = mreq_of("239.1.2.3", "198.18.0.1");
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &request, sizeof(request)),
+                EPROTO);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ip_add_membership_with_short_optlen_is_einval)
+{
+    int fd = udp_socket(api);
+    struct ip_mreq request = mreq_of("239.1.2.3", "198.18.0.1");
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &request,
+                                sizeof(request) - 1),
+                EINVAL);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Multicast options                                                   */
+/* ------------------------------------------------------------------ */
+
+API_TEST(ip_multicast_ttl_default_set_and_limits)
+{
+    int fd = udp_socket(api);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_MULTICAST_TTL), 1);
+    set_int_option(api, fd, IPPROTO_IP, IP_MULTICAST_TTL, 5);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_MULTICAST_TTL), 5);
+    set_int_option(api, fd, IPPROTO_IP, IP_MULTICAST_TTL, -1);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_MULTICAST_TTL), 1);
+    int value = 256;
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &value, sizeof(value)),
+                EINVAL);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_MULTICAST_TTL), 1);
+    unsigned char byte = 7;
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &byte, 1), 0);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_MULTICAST_TTL), 7);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ip_multicast_loop_defaults_to_one)
+{
+    int fd = udp_socket(api);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_MULTICAST_LOOP), 1);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* IP_TTL, IP_TOS                                                      */
+/* ------------------------------------------------------------------ */
+
+API_TEST(ip_ttl_default_zero_and_minus_one)
+{
+    int fd = udp_socket(api);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_TTL), 64);
+    int value = 0;
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_TTL, &value, sizeof(value)), EINVAL);
+    set_int_option(api, fd, IPPROTO_IP, IP_TTL, 20);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_TTL), 20);
+    set_int_option(api, fd, IPPROTO_IP, IP_TTL, -1);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_TTL), 64);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ip_tos_set_and_get)
+{
+    int fd = udp_socket(api);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_TOS), 0);
+    set_int_option(api, fd, IPPROTO_IP, IP_TOS, 0x10);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_TOS), 0x10);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* IP_PKTINFO, IP_RECVTTL, IP_RECVTOS                                  */
+/* ------------------------------------------------------------------ */
+
+static void check_ancillary_data(const struct api *api, const char *destination)
+{
+    int receiver = udp_bound(api, "0.0.0.0", 5000);
+    set_int_option(api, receiver, IPPROTO_IP, IP_PKTINFO, 1);
+    set_int_option(api, receiver, IPPROTO_IP, IP_RECVTTL, 1);
+    set_int_option(api, receiver, IPPROTO_IP, IP_RECVTOS, 1);
+    int sender = udp_socket(api);
+    set_int_option(api, sender, IPPROTO_IP, IP_TTL, 33);
+    set_int_option(api, sender, IPPROTO_IP, IP_TOS, 0x10);
+    CHECK_EQ(send_to(api, sender, "hello", 5, destination, 5000), 5);
+    wait_readable(api, receiver);
+
+    char data[16];
+    struct iovec vector = {.iov_base = data, .iov_len = sizeof(data)};
+    union {
+        struct cmsghdr align;
+        char bytes[256];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof(control.bytes);
+    CHECK_EQ(api->recvmsg(receiver, &message, MSG_DONTWAIT), 5);
+    CHECK(memcmp(data, "hello", 5) == 0);
+    CHECK_EQ(message.msg_flags & MSG_CTRUNC, 0);
+
+    bool pktinfo = false, ttl = false, tos = false;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c != NULL; c = CMSG_NXTHDR(&message, c)) {
+        CHECK_EQ(c->cmsg_level, SOL_IP);
+        if (c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo info;
+            CHECK_EQ(c->cmsg_len, CMSG_LEN(sizeof(info)));
+            memcpy(&info, CMSG_DATA(c), sizeof(info));
+            CHECK_EQ(info.ipi_addr.s_addr, ip_of(destination));
+            pktinfo = true;
+        } else if (c->cmsg_type == IP_TTL) {
+            int value;
+            CHECK_EQ(c->cmsg_len, CMSG_LEN(sizeof(value)));
+            memcpy(&value, CMSG_DATA(c), sizeof(value));
+            /* The kernel's loopback keeps the TTL as sent. */
+            CHECK_EQ(value, 33);
+            ttl = true;
+        } else if (c->cmsg_type == IP_TOS) {
+            CHECK_EQ(c->cmsg_len, CMSG_LEN(1));
+            CHECK_EQ(*(unsigned char *)CMSG_DATA(c), 0x10);
+            tos = true;
+        } else {
+            CHECK(false);
+        }
+    }
+    CHECK(pktinfo);
+    CHECK(ttl);
+    CHECK(tos);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+API_TEST(pktinfo_ttl_and_tos_cmsgs_on_loopback)
+{
+    check_ancillary_data(api, "127.0.0.1");
+}
+
+API_TEST(pktinfo_ttl_and_tos_cmsgs_on_interface_address)
+{
+    check_ancillary_data(api, "198.18.0.1");
+}
+
+API_TEST(small_control_buffer_sets_msg_ctrunc)
+{
+    int receiver = udp_bound(api, "127.0.0.1", 5000);
+    set_int_option(api, receiver, IPPROTO_IP, IP_PKTINFO, 1);
+    set_int_option(api, receiver, IPPROTO_IP, IP_RECVTTL, 1);
+    int sender = udp_socket(api);
+    CHECK_EQ(send_to(api, sender, "hello", 5, "127.0.0.1", 5000), 5);
+    wait_readable(api, receiver);
+    char data[16];
+    struct iovec vector = {.iov_base = data, .iov_len = sizeof(data)};
+    union {
+        struct cmsghdr align;
+        char bytes[CMSG_SPACE(sizeof(struct in_pktinfo))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof(control.bytes);
+    CHECK_EQ(api->recvmsg(receiver, &message, MSG_DONTWAIT), 5);
+    CHECK(message.msg_flags & MSG_CTRUNC);
+    /* What fitted (the IP_PKTINFO, which comes first) was delivered. */
+    CHECK_EQ(message.msg_controllen, CMSG_SPACE(sizeof(struct in_pktinfo)));
+    struct cmsghdr *first = CMSG_FIRSTHDR(&message);
+    CHECK(first != NULL);
+    CHECK_EQ(first->cmsg_level, SOL_IP);
+    CHECK_EQ(first->cmsg_type, IP_PKTINFO);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* IP_RECVERR                                                          */
+/* ------------------------------------------------------------------ */
+
+API_TEST(ip_recverr_queues_port_unreachable_on_unconnected_socket)
+{
+    int fd = udp_bound(api, "127.0.0.1", 5000);
+    set_int_option(api, fd, IPPROTO_IP, IP_RECVERR, 1);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_RECVERR), 1);
+    CHECK_EQ(send_to(api, fd, "probe", 5, "127.0.0.1", 5001), 5);
+
+    struct pollfd entry = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(api->poll(&entry, 1, 2000), 1);
+    CHECK(entry.revents & POLLERR);
+
+    char data[16];
+    struct iovec vector = {.iov_base = data, .iov_len = sizeof(data)};
+    union {
+        struct cmsghdr align;
+        char bytes[512];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct sockaddr_in from;
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_name = &from;
+    message.msg_namelen = sizeof(from);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof(control.bytes);
+    CHECK_EQ(api->recvmsg(fd, &message, MSG_ERRQUEUE), 5);
+    CHECK(memcmp(data, "probe", 5) == 0);
+    CHECK(message.msg_flags & MSG_ERRQUEUE);
+    CHECK_EQ(message.msg_namelen, sizeof(from));
+    CHECK_EQ(from.sin_addr.s_addr, ip_of("127.0.0.1"));
+    CHECK_EQ(ntohs(from.sin_port), 5001);
+
+    bool found = false;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c != NULL; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) {
+            struct sock_extended_err error;
+            memcpy(&error, CMSG_DATA(c), sizeof(error));
+            CHECK_EQ(error.ee_errno, ECONNREFUSED);
+            CHECK_EQ(error.ee_origin, SO_EE_ORIGIN_ICMP);
+            CHECK_EQ(error.ee_type, 3);
+            CHECK_EQ(error.ee_code, 3);
+            found = true;
+        }
+    }
+    CHECK(found);
+    CHECK_ERRNO(api->recvmsg(fd, &message, MSG_ERRQUEUE), EAGAIN);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* IP_MTU_DISCOVER, IP_MTU, SO_RCVLOWAT                                */
+/* ------------------------------------------------------------------ */
+
+API_TEST(ip_mtu_discover_default_and_set)
+{
+    int fd = udp_socket(api);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_MTU_DISCOVER), IP_PMTUDISC_WANT);
+    set_int_option(api, fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_MTU_DISCOVER), IP_PMTUDISC_DO);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ip_mtu_of_unconnected_socket_is_enotconn)
+{
+    int fd = udp_socket(api);
+    int value = 0;
+    socklen_t length = sizeof(value);
+    CHECK_ERRNO(api->getsockopt(fd, IPPROTO_IP, IP_MTU, &value, &length), ENOTCONN);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(so_rcvlowat_default_and_set)
+{
+    int fd = udp_socket(api);
+    CHECK_EQ(get_int_option(api, fd, SOL_SOCKET, SO_RCVLOWAT), 1);
+    set_int_option(api, fd, SOL_SOCKET, SO_RCVLOWAT, 10);
+    CHECK_EQ(get_int_option(api, fd, SOL_SOCKET, SO_RCVLOWAT), 10);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Raw sockets                                                         */
+/* ------------------------------------------------------------------ */
+
+API_TEST(raw_socket_with_protocol_zero_is_eprotonosupport)
+{
+    CHECK_ERRNO(api->socket(AF_INET, SOCK_RAW, 0), EPROTONOSUPPORT);
+}
+
+API_TEST(raw_icmp_socket_name_port_is_the_protocol)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    CHECK(fd >= 0);
+    CHECK_EQ(ntohs(local_address(api, fd).sin_port), IPPROTO_ICMP);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ip_hdrincl_default_by_protocol)
+{
+    int icmp = api->socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    CHECK(icmp >= 0);
+    CHECK_EQ(get_int_option(api, icmp, IPPROTO_IP, IP_HDRINCL), 0);
+    int raw = api->socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+    CHECK(raw >= 0);
+    CHECK_EQ(get_int_option(api, raw, IPPROTO_IP, IP_HDRINCL), 1);
+    CHECK_EQ(api->close(icmp), 0);
+    CHECK_EQ(api->close(raw), 0);
+}
+
+API_TEST(icmp_filter_on_icmp_and_udp_raw_sockets)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    CHECK(fd >= 0);
+    struct icmp_filter filter = {.data = 0xdeadbeef};
+    socklen_t length = sizeof(filter);
+    CHECK_EQ(api->getsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, &length), 0);
+    CHECK_EQ(length, sizeof(filter));
+    CHECK_EQ(filter.data, 0);
+    filter.data = 1u << ICMP_ECHO;
+    CHECK_EQ(api->setsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, sizeof(filter)), 0);
+    filter.data = 0;
+    length = sizeof(filter);
+    CHECK_EQ(api->getsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, &length), 0);
+    CHECK_EQ(filter.data, 1u << ICMP_ECHO);
+    CHECK_EQ(api->close(fd), 0);
+
+    int udp = api->socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+    CHECK(udp >= 0);
+    length = sizeof(filter);
+    CHECK_ERRNO(api->getsockopt(udp, SOL_RAW, ICMP_FILTER, &filter, &length), EOPNOTSUPP);
+    CHECK_ERRNO(api->setsockopt(udp, SOL_RAW, ICMP_FILTER, &filter, sizeof(filter)),
+                EOPNOTSUPP);
+    CHECK_EQ(api->close(udp), 0);
+}
+
+API_TEST(listen_on_raw_socket_is_eopnotsupp)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    CHECK(fd >= 0);
+    CHECK_ERRNO(api->listen(fd, 5), EOPNOTSUPP);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(raw_icmp_socket_receives_echo_reply_with_ip_header)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    CHECK(fd >= 0);
+    uint8_t request[8 + 4];
+    memset(request, 0, sizeof(request));
+    struct icmphdr header;
+    memset(&header, 0, sizeof(header));
+    header.type = ICMP_ECHO;
+    header.un.echo.id = htons(0x1234);
+    header.un.echo.sequence = htons(7);
+    memcpy(request, &header, sizeof(header));
+    memcpy(request + 8, "ping", 4);
+    header.checksum = internet_checksum(request, sizeof(request));
+    memcpy(request, &header, sizeof(header));
+    CHECK_EQ(send_to(api, fd, request, sizeof(request), "127.0.0.1", 0),
+             (ssize_t)sizeof(request));
+
+    /* The socket may see its own request too; look for the reply. */
+    bool replied = false;
+    uint64_t give_up = monotonic_ms() + 2000;
+    while (!replied && monotonic_ms() < give_up) {
+        wait_readable(api, fd);
+        uint8_t packet[256];
+        struct sockaddr_in from;
+        socklen_t from_length = sizeof(from);
+        ssize_t length = api->recvfrom(fd, packet, sizeof(packet), MSG_DONTWAIT, SA(from),
+                                       &from_length);
+        CHECK(length >= 20 + (ssize_t)sizeof(request));
+        CHECK_EQ(from.sin_addr.s_addr, ip_of("127.0.0.1"));
+        struct iphdr ip;
+        memcpy(&ip, packet, sizeof(ip));
+        CHECK_EQ(ip.version, 4);
+        CHECK_EQ(ip.protocol, IPPROTO_ICMP);
+        size_t header_length = (size_t)ip.ihl * 4;
+        CHECK_EQ((size_t)length, header_length + sizeof(request));
+        struct icmphdr reply;
+        memcpy(&reply, packet + header_length, sizeof(reply));
+        if (reply.type != ICMP_ECHOREPLY)
+            continue;
+        CHECK_EQ(reply.code, 0);
+        CHECK_EQ(ntohs(reply.un.echo.id), 0x1234);
+        CHECK_EQ(ntohs(reply.un.echo.sequence), 7);
+        CHECK(memcmp(packet + header_length + 8, "ping", 4) == 0);
+        CHECK_EQ(internet_checksum(packet + header_length, sizeof(request)), 0);
+        replied = true;
+    }
+    CHECK(replied);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+static const struct check_test tests[] = {
+    API_ENTRIES(ip_add_membership_with_ip_mreq_and_ip_mreqn),
+    API_ENTRIES(ip_add_membership_twice_is_eaddrinuse),
+    API_ENTRIES(ip_add_membership_of_non_multicast_address_is_einval),
+    API_ENTRIES(ip_drop_membership_of_group_not_joined_is_eaddrnotavail),
+    API_ENTRIES(ip_add_membership_on_tcp_is_eproto),
+    API_ENTRIES(ip_add_membership_with_short_optlen_is_einval),
+    API_ENTRIES(ip_multicast_ttl_default_set_and_limits),
+    API_ENTRIES(ip_multicast_loop_defaults_to_one),
+    API_ENTRIES(ip_ttl_default_zero_and_minus_one),
+    API_ENTRIES(ip_tos_set_and_get),
+    API_ENTRIES(pktinfo_ttl_and_tos_cmsgs_on_loopback),
+    API_ENTRIES(pktinfo_ttl_and_tos_cmsgs_on_interface_address),
+    API_ENTRIES(small_control_buffer_sets_msg_ctrunc),
+    API_ENTRIES(ip_recverr_queues_port_unreachable_on_unconnected_socket),
+    API_ENTRIES(ip_mtu_discover_default_and_set),
+    API_ENTRIES(ip_mtu_of_unconnected_socket_is_enotconn),
+    API_ENTRIES(so_rcvlowat_default_and_set),
+    API_ENTRIES(raw_socket_with_protocol_zero_is_eprotonosupport),
+    API_ENTRIES(raw_icmp_socket_name_port_is_the_protocol),
+    API_ENTRIES(ip_hdrincl_default_by_protocol),
+    API_ENTRIES(icmp_filter_on_icmp_and_udp_raw_sockets),
+    API_ENTRIES(listen_on_raw_socket_is_eopnotsupp),
+    API_ENTRIES(raw_icmp_socket_receives_echo_reply_with_ip_header),
+};
+
+CHECK_MAIN(tests)
