@@ -189,15 +189,6 @@ static ssize_t ping_receive(struct usock_stack *stack, struct socket *socket,
     return datagram_queue_receive(&ping_of(socket)->queue, socket, message, flags);
 }
 
-static int ping_shutdown(struct usock_stack *stack, struct socket *socket, int how)
-{
-    socket->shutdown |= how == SHUT_RD   ? SHUTDOWN_RECEIVE
-                        : how == SHUT_WR ? SHUTDOWN_SEND
-                                         : SHUTDOWN_RECEIVE | SHUTDOWN_SEND;
-    socket_wake(stack, socket);
-    return socket->connected ? 0 : -ENOTCONN;
-}
-
 static short ping_poll(struct usock_stack *stack, struct socket *socket)
 {
     (void)stack;
@@ -219,22 +210,6 @@ static size_t ping_receive_queue_bytes(struct socket *socket)
     return ping_of(socket)->queue.bytes;
 }
 
-static size_t ping_send_queue_bytes(struct socket *socket)
-{
-    (void)socket;
-    return 0;
-}
-
-static const char *ping_state_name(struct socket *socket)
-{
-    return socket->connected ? "ESTAB" : "UNCONN";
-}
-
-static bool ping_is_listening(struct socket *socket)
-{
-    return !socket->connected;
-}
-
 const struct socket_operations ping_operations = {
     .type = SOCK_DGRAM,
     .protocol = IPPROTO_ICMP,
@@ -245,13 +220,13 @@ const struct socket_operations ping_operations = {
     .connect = ping_connect,
     .send = ping_send,
     .receive = ping_receive,
-    .shutdown = ping_shutdown,
+    .shutdown = datagram_socket_shutdown,
     .poll = ping_poll,
     .readable_bytes = ping_readable_bytes,
     .receive_queue_bytes = ping_receive_queue_bytes,
-    .send_queue_bytes = ping_send_queue_bytes,
-    .state_name = ping_state_name,
-    .is_listening = ping_is_listening,
+    .send_queue_bytes = datagram_socket_send_queue_bytes,
+    .state_name = datagram_socket_state_name,
+    .is_listening = datagram_socket_is_listening,
 };
 
 bool ping_socket_deliver_reply(struct usock_stack *stack, const struct ipv4_packet *packet,

@@ -225,15 +225,6 @@ static ssize_t raw_receive(struct usock_stack *stack, struct socket *socket,
     return datagram_queue_receive(&raw_of(socket)->queue, socket, message, flags);
 }
 
-static int raw_shutdown(struct usock_stack *stack, struct socket *socket, int how)
-{
-    socket->shutdown |= how == SHUT_RD   ? SHUTDOWN_RECEIVE
-                        : how == SHUT_WR ? SHUTDOWN_SEND
-                                         : SHUTDOWN_RECEIVE | SHUTDOWN_SEND;
-    socket_wake(stack, socket);
-    return socket->connected ? 0 : -ENOTCONN;
-}
-
 static short raw_poll(struct usock_stack *stack, struct socket *socket)
 {
     (void)stack;
@@ -309,22 +300,6 @@ static size_t raw_receive_queue_bytes(struct socket *socket)
     return raw_of(socket)->queue.bytes;
 }
 
-static size_t raw_send_queue_bytes(struct socket *socket)
-{
-    (void)socket;
-    return 0;
-}
-
-static const char *raw_state_name(struct socket *socket)
-{
-    return socket->connected ? "ESTAB" : "UNCONN";
-}
-
-static bool raw_is_listening(struct socket *socket)
-{
-    return !socket->connected;
-}
-
 const struct socket_operations raw_operations = {
     .type = SOCK_RAW,
     .protocol = IPPROTO_RAW, /* any protocol 1..255; see usock_socket */
@@ -335,15 +310,15 @@ const struct socket_operations raw_operations = {
     .connect = raw_connect,
     .send = raw_send,
     .receive = raw_receive,
-    .shutdown = raw_shutdown,
+    .shutdown = datagram_socket_shutdown,
     .setsockopt = raw_setsockopt,
     .getsockopt = raw_getsockopt,
     .poll = raw_poll,
     .readable_bytes = raw_readable_bytes,
     .receive_queue_bytes = raw_receive_queue_bytes,
-    .send_queue_bytes = raw_send_queue_bytes,
-    .state_name = raw_state_name,
-    .is_listening = raw_is_listening,
+    .send_queue_bytes = datagram_socket_send_queue_bytes,
+    .state_name = datagram_socket_state_name,
+    .is_listening = datagram_socket_is_listening,
 };
 
 bool raw_deliver(struct usock_stack *stack, const struct ipv4_packet *packet)

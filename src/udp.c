@@ -286,17 +286,6 @@ static ssize_t udp_receive(struct usock_stack *stack, struct socket *socket,
     return datagram_queue_receive(&udp_of(socket)->queue, socket, message, flags);
 }
 
-static int udp_shutdown(struct usock_stack *stack, struct socket *socket, int how)
-{
-    unsigned mask = how == SHUT_RD ? SHUTDOWN_RECEIVE
-                    : how == SHUT_WR ? SHUTDOWN_SEND
-                                     : SHUTDOWN_RECEIVE | SHUTDOWN_SEND;
-    /* Linux sets the flags even when it answers ENOTCONN. */
-    socket->shutdown |= mask;
-    socket_wake(stack, socket);
-    return socket->connected ? 0 : -ENOTCONN;
-}
-
 static short udp_poll(struct usock_stack *stack, struct socket *socket)
 {
     (void)stack;
@@ -324,22 +313,6 @@ static size_t udp_receive_queue_bytes(struct socket *socket)
     return udp_of(socket)->queue.bytes;
 }
 
-static size_t udp_send_queue_bytes(struct socket *socket)
-{
-    (void)socket;
-    return 0;
-}
-
-static const char *udp_state_name(struct socket *socket)
-{
-    return socket->connected ? "ESTAB" : "UNCONN";
-}
-
-static bool udp_is_listening(struct socket *socket)
-{
-    return !socket->connected;
-}
-
 const struct socket_operations udp_operations = {
     .type = SOCK_DGRAM,
     .protocol = IPPROTO_UDP,
@@ -350,13 +323,13 @@ const struct socket_operations udp_operations = {
     .connect = udp_connect,
     .send = udp_send,
     .receive = udp_receive,
-    .shutdown = udp_shutdown,
+    .shutdown = datagram_socket_shutdown,
     .poll = udp_poll,
     .readable_bytes = udp_readable_bytes,
     .receive_queue_bytes = udp_receive_queue_bytes,
-    .send_queue_bytes = udp_send_queue_bytes,
-    .state_name = udp_state_name,
-    .is_listening = udp_is_listening,
+    .send_queue_bytes = datagram_socket_send_queue_bytes,
+    .state_name = datagram_socket_state_name,
+    .is_listening = datagram_socket_is_listening,
 };
 
 /* Queues a copy of the payload on socket.  Returns false when it was

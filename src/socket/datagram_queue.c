@@ -1,6 +1,6 @@
 /*
- * datagram_queue.c - bounded FIFO of received datagrams; see
- * datagram_queue.h.
+ * datagram_queue.c - bounded FIFO of received datagrams, and the socket
+ * operations message-oriented sockets share; see datagram_queue.h.
  */
 #include "socket/datagram_queue.h"
 
@@ -142,4 +142,29 @@ ssize_t datagram_queue_receive(struct datagram_queue *queue, const struct socket
 size_t datagram_queue_first_length(const struct datagram_queue *queue)
 {
     return queue->head ? queue->head->length : 0;
+}
+
+int datagram_socket_shutdown(struct usock_stack *stack, struct socket *socket, int how)
+{
+    socket->shutdown |= how == SHUT_RD   ? SHUTDOWN_RECEIVE
+                        : how == SHUT_WR ? SHUTDOWN_SEND
+                                         : SHUTDOWN_RECEIVE | SHUTDOWN_SEND;
+    socket_wake(stack, socket);
+    return socket->connected ? 0 : -ENOTCONN;
+}
+
+size_t datagram_socket_send_queue_bytes(struct socket *socket)
+{
+    (void)socket;
+    return 0;
+}
+
+const char *datagram_socket_state_name(struct socket *socket)
+{
+    return socket->connected ? "ESTAB" : "UNCONN";
+}
+
+bool datagram_socket_is_listening(struct socket *socket)
+{
+    return !socket->connected;
 }

@@ -17,6 +17,7 @@
 
 struct datagram;
 struct socket;
+struct usock_stack;
 
 /* Where a datagram came from and how it arrived, for recvfrom() and the
  * ancillary data of recvmsg() (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS). */
@@ -51,5 +52,16 @@ ssize_t datagram_queue_receive(struct datagram_queue *queue, const struct socket
                                struct msghdr *message, int flags);
 /* Length of the first datagram, 0 when empty. */
 size_t datagram_queue_first_length(const struct datagram_queue *queue);
+
+/* Operations every message-oriented socket (UDP, raw, ping) shares. */
+/* shutdown(): marks the socket shut and wakes it; like Linux, ENOTCONN
+ * when it is not connected (the flags are set all the same). */
+int datagram_socket_shutdown(struct usock_stack *stack, struct socket *socket, int how);
+/* Nothing waits to be sent: datagrams go out at once. */
+size_t datagram_socket_send_queue_bytes(struct socket *socket);
+/* "ESTAB" when connected, else "UNCONN", as ss shows them. */
+const char *datagram_socket_state_name(struct socket *socket);
+/* Unconnected message sockets count as listening for ss -l. */
+bool datagram_socket_is_listening(struct socket *socket);
 
 #endif
