@@ -244,6 +244,8 @@ int usock_close(struct usock_stack *stack, int fd)
         return -1;
     stack->sockets.descriptors[fd] = NULL;
     stack->sockets.open_count--;
+    if ((size_t)fd < stack->sockets.lowest_free)
+        stack->sockets.lowest_free = (size_t)fd;
     socket->closed = true;
     while (socket->membership_count > 0)
         igmp_leave(stack, socket->memberships[--socket->membership_count], now);

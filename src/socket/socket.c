@@ -87,7 +87,9 @@ struct socket *socket_new_child(struct usock_stack *stack, const struct socket *
 int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket)
 {
     struct socket_layer *layer = &stack->sockets;
-    size_t fd = 0;
+    /* Lowest free first, as POSIX; the search starts at the lowest slot
+     * that can be free, so accepting many connections is not quadratic. */
+    size_t fd = layer->lowest_free;
     while (fd < layer->capacity && layer->descriptors[fd])
         fd++;
     if (fd >= layer->limit)
@@ -106,6 +108,7 @@ int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket)
     socket->fd = (int)fd;
     layer->descriptors[fd] = socket;
     layer->open_count++;
+    layer->lowest_free = fd + 1;
     return (int)fd;
 }
 

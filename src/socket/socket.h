@@ -146,6 +146,7 @@ struct socket_layer {
     struct socket **descriptors;
     size_t capacity;
     size_t open_count;
+    size_t lowest_free;       /* no free descriptor below this one */
     size_t limit;
     uint64_t bind_sequence;
     struct port_table udp;
