@@ -51,7 +51,7 @@
     X(TcpDelayedAcks) X(TcpPersistProbes) X(TcpKeepaliveProbes)                  \
     X(TcpTimeWaitOverflows) X(TcpAbortOnData) X(TcpAbortOnClose)                 \
     X(TcpAbortOnLinger) X(TcpAbortOnTimeout) X(TcpChallengeAcks)                 \
-    X(TcpRstsReceived) X(TcpInWindowRstsIgnored)
+    X(TcpRstsReceived) X(TcpInWindowRstsIgnored) X(TcpPawsEstabRejected)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

@@ -683,6 +683,7 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
         case SO_RCVBUFFORCE:
             socket->receive_buffer =
                 socket_buffer_size(integer, name == SO_RCVBUFFORCE, SOCKET_RECEIVE_BUFFER_MIN);
+            socket->receive_buffer_locked = true;
             return 0;
         case SO_SNDBUF:
         case SO_SNDBUFFORCE:

@@ -111,6 +111,7 @@ struct socket {
     int receive_buffer;       /* SO_RCVBUF as Linux reports it (doubled) */
     int send_buffer;
     bool send_buffer_locked;  /* SO_SNDBUF was set (Linux SOCK_SNDBUF_LOCK) */
+    bool receive_buffer_locked; /* SO_RCVBUF was set (Linux SOCK_RCVBUF_LOCK) */
     uint64_t receive_timeout_ns; /* 0 = wait forever */
     uint64_t send_timeout_ns;
     uint8_t time_to_live;

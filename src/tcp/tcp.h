@@ -66,6 +66,10 @@ enum tcp_state {
 #define TCP_TIME_WAIT_NS (60ULL * 1000 * 1000 * 1000)  /* 2MSL as Linux: 60 s */
 #define TCP_TIME_WAIT_LIMIT 4096
 #define TCP_RECEIVE_BUFFER_DEFAULT 131072    /* tcp_rmem[1] */
+#define TCP_RECEIVE_BUFFER_MAX (6 * 1024 * 1024) /* tcp_rmem[2]: sizes the window scale */
+#define TCP_WINDOW_SHIFT_MAX 14              /* RFC 7323 2.3 */
+#define TCP_TIMESTAMPS_LENGTH 12             /* NOP, NOP, kind 8 option */
+#define TCP_PAWS_IDLE_NS (24ULL * 24 * 3600 * 1000 * 1000 * 1000) /* RFC 7323 5.5 */
 #define TCP_SEND_BUFFER_DEFAULT 16384        /* tcp_wmem[1], as reported */
 #define TCP_SEND_BUFFER_AUTO (256 * 1024)    /* used until SO_SNDBUF is set */
 #define TCP_OUT_OF_ORDER_LIMIT 256           /* segments */
@@ -124,11 +128,22 @@ struct tcp_connection {
     size_t out_of_order_bytes;
     bool fin_received;
 
+    /* negotiated on the SYNs (RFC 7323); while SYN-SENT, what we offer */
+    bool window_scaling;         /* both sides sent a window scale option */
+    uint8_t send_window_shift;   /* the peer's: applied to windows it sends */
+    uint8_t receive_window_shift; /* ours: applied to windows we send */
+    bool timestamps;             /* both sides sent timestamps */
+    uint32_t timestamp_offset;   /* added to our millisecond clock (RFC 7323 5.4) */
+    uint32_t timestamp_recent;   /* TS.Recent: the peer's value we echo */
+    uint64_t timestamp_recent_time; /* when TS.Recent was recorded (PAWS idle rule) */
+    uint32_t last_ack_sent;      /* Last.ACK.sent (RFC 7323 4.3) */
+
     /* round-trip time (RFC 6298) */
     uint64_t srtt_ns, rttvar_ns, rto_ns;
     bool rtt_measuring;
     uint32_t rtt_sequence;
     uint64_t rtt_started;
+    uint32_t retransmitted_high; /* end of the highest retransmitted byte */
     unsigned retransmits;  /* consecutive timeouts (backoff) */
     unsigned total_retransmits;
 
@@ -196,6 +211,18 @@ uint32_t tcp_receive_window(const struct tcp_connection *tcb);
 /* Sequence number of the send ring's first byte. */
 uint32_t tcp_send_base(const struct tcp_connection *tcb);
 
+/* Our TSval now: a millisecond clock plus the connection's offset. */
+static inline uint32_t tcp_timestamp_now(const struct tcp_connection *tcb, uint64_t now)
+{
+    return (uint32_t)(now / 1000000) + tcb->timestamp_offset;
+}
+
+/* Bytes of options every non-SYN segment of the connection carries. */
+static inline uint32_t tcp_fixed_option_bytes(const struct tcp_connection *tcb)
+{
+    return tcb->timestamps ? TCP_TIMESTAMPS_LENGTH : 0;
+}
+
 /* tcp_timer.c */
 void tcp_timers_init(struct tcp_connection *tcb);
 void tcp_timers_cancel(struct usock_stack *stack, struct tcp_connection *tcb);
@@ -225,6 +252,15 @@ struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_co
                                         const struct tcp_header *header, uint64_t now);
 /* A child reached ESTABLISHED: move it to the accept queue. */
 void tcp_child_established(struct usock_stack *stack, struct tcp_connection *tcb);
+/* Takes the options of the peer's SYN (or SYN-ACK): window scaling and
+ * timestamps when offered on both sides, the MSS, TS.Recent, and the
+ * initial congestion window that follows from the MSS. */
+void tcp_negotiate_options(struct tcp_connection *tcb, const struct tcp_header *syn,
+                           uint64_t now);
+/* Sets the sending MSS from the peer's announced one (or the path's),
+ * clamped by ours and TCP_MAXSEG, less the options each segment carries;
+ * at least 64. */
+void tcp_set_send_mss(struct tcp_connection *tcb, uint32_t peer_mss);
 /* RFC 6528 initial sequence number. */
 uint32_t tcp_initial_sequence(struct usock_stack *stack, uint32_t local_address,
                               uint16_t local_port, uint32_t remote_address,

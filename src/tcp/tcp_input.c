@@ -138,6 +138,37 @@ static void tcp_queue_out_of_order(struct usock_stack *stack, struct tcp_connect
 
 /* ---- the ACK ---- */
 
+/* The peer's window in bytes: scaled, except on a SYN (RFC 7323 2.2). */
+static uint32_t tcp_segment_window(const struct tcp_connection *tcb,
+                                   const struct tcp_segment *segment)
+{
+    if (has_flag(segment, TCP_FLAG_SYN))
+        return segment->header.window;
+    return (uint32_t)segment->header.window << tcb->send_window_shift;
+}
+
+/* Takes an RTT sample for an ACK that moved snd_una from old_una: from
+ * the timed segment when it is covered (Karn's rule kept it clean of
+ * retransmissions), else, when the ACK covers retransmitted bytes, from
+ * the echoed timestamp (RFC 7323 4), which has no such ambiguity. */
+static void tcp_sample_rtt(struct tcp_connection *tcb, const struct tcp_segment *segment,
+                           uint32_t old_una, uint64_t now)
+{
+    uint32_t ack = segment->header.acknowledgment;
+    if (tcb->rtt_measuring && seq_geq(ack, tcb->rtt_sequence)) {
+        tcp_rtt_sample(tcb, now - tcb->rtt_started);
+        tcb->rtt_measuring = false;
+        return;
+    }
+    const struct tcp_options *options = &segment->header.options;
+    if (tcb->timestamps && options->has_timestamps && options->timestamp_echo != 0 &&
+        seq_lt(old_una, tcb->retransmitted_high)) {
+        uint32_t elapsed_ms = tcp_timestamp_now(tcb, now) - options->timestamp_echo;
+        if (elapsed_ms < 0x80000000u)
+            tcp_rtt_sample(tcb, (uint64_t)(elapsed_ms ? elapsed_ms : 1) * 1000000);
+    }
+}
+
 static uint32_t tcp_flight_size(const struct tcp_connection *tcb)
 {
     return tcb->snd_max - tcb->snd_una;
@@ -213,7 +244,7 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
             tcb->rto_ns = 3 * TCP_RTO_INITIAL_NS;
         tcb->retransmits = 0;
         tcp_set_state(stack, tcb, TCPS_ESTABLISHED);
-        tcb->snd_wnd = segment->header.window;
+        tcb->snd_wnd = tcp_segment_window(tcb, segment);
         tcb->max_snd_wnd = tcb->snd_wnd;
         tcb->snd_wl1 = segment->sequence;
         tcb->snd_wl2 = ack;
@@ -234,10 +265,7 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
             uint32_t data = ack - base;
             ring_discard(&tcb->send_buffer, data);
         }
-        if (tcb->rtt_measuring && seq_geq(ack, tcb->rtt_sequence)) {
-            tcp_rtt_sample(tcb, now - tcb->rtt_started);
-            tcb->rtt_measuring = false;
-        }
+        tcp_sample_rtt(tcb, segment, tcb->snd_una, now);
         tcb->snd_una = ack;
         if (seq_lt(tcb->snd_nxt, tcb->snd_una))
             tcb->snd_nxt = tcb->snd_una;
@@ -251,7 +279,7 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         socket_wake(stack, tcb->socket);
     } else if (ack == tcb->snd_una && segment->data_length == 0 &&
                !has_flag(segment, TCP_FLAG_SYN | TCP_FLAG_FIN) &&
-               segment->header.window == tcb->snd_wnd && segment->header.window != 0 &&
+               tcp_segment_window(tcb, segment) == tcb->snd_wnd && tcb->snd_wnd != 0 &&
                tcb->snd_max != tcb->snd_una) {
         /* RFC 5681 2: a duplicate ACK. */
         tcb->duplicate_acks++;
@@ -265,7 +293,7 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
     if (seq_lt(tcb->snd_wl1, segment->sequence) ||
         (tcb->snd_wl1 == segment->sequence && seq_leq(tcb->snd_wl2, ack))) {
         bool was_closed = tcb->snd_wnd == 0;
-        tcb->snd_wnd = segment->header.window;
+        tcb->snd_wnd = tcp_segment_window(tcb, segment);
         tcb->snd_wl1 = segment->sequence;
         tcb->snd_wl2 = ack;
         if (tcb->snd_wnd > tcb->max_snd_wnd)
@@ -326,15 +354,7 @@ static void tcp_input_listen(struct usock_stack *stack, struct tcp_connection *l
 static void tcp_established_from_syn_sent(struct usock_stack *stack, struct tcp_connection *tcb,
                                           const struct tcp_segment *segment, uint64_t now)
 {
-    const struct tcp_options *options = &segment->header.options;
-    uint16_t peer_mss = options->has_mss && options->mss ? options->mss : TCP_DEFAULT_MSS;
-    tcb->mss = peer_mss < tcb->advertised_mss ? peer_mss : tcb->advertised_mss;
-    if (tcb->mss < 64)
-        tcb->mss = 64;
-    tcb->cwnd = TCP_INITIAL_WINDOW_SEGMENTS * tcb->mss;
-    tcb->snd_wnd = segment->header.window;
-    tcb->max_snd_wnd = tcb->snd_wnd;
-    tcb->snd_wl1 = segment->sequence;
+    tcp_negotiate_options(tcb, &segment->header, now);
     tcb->snd_wl2 = segment->header.acknowledgment;
     if (tcb->retransmits == 0 && tcb->rtt_measuring)
         tcp_rtt_sample(tcb, now - tcb->rtt_started);
@@ -383,15 +403,61 @@ static void tcp_input_syn_sent(struct usock_stack *stack, struct tcp_connection 
         return;
     }
     /* Simultaneous open (RFC 9293 3.5 figure 8): answer with SYN-ACK. */
-    const struct tcp_options *options = &segment->header.options;
-    uint16_t peer_mss = options->has_mss && options->mss ? options->mss : TCP_DEFAULT_MSS;
-    tcb->mss = peer_mss < tcb->advertised_mss ? peer_mss : tcb->advertised_mss;
-    tcb->cwnd = TCP_INITIAL_WINDOW_SEGMENTS * tcb->mss;
-    tcb->snd_wnd = segment->header.window;
-    tcb->snd_wl1 = segment->sequence;
+    tcp_negotiate_options(tcb, &segment->header, now);
     tcp_set_state(stack, tcb, TCPS_SYN_RECEIVED);
     tcb->snd_nxt = tcb->iss;
     tcp_output(stack, tcb, now);
+}
+
+/* A duplicate ACK overtaken by a newer segment (Linux's
+ * tcp_disordered_ack): no data, nothing new acknowledged, no window
+ * change, and a timestamp at most one RTO older than TS.Recent.  PAWS lets
+ * it through, or reordering would eat the duplicate ACKs fast retransmit
+ * counts. */
+static bool tcp_disordered_ack(const struct tcp_connection *tcb,
+                               const struct tcp_segment *segment)
+{
+    uint32_t age_ms = tcb->timestamp_recent - segment->header.options.timestamp_value;
+    return has_flag(segment, TCP_FLAG_ACK) && segment->length == 0 &&
+           segment->sequence == tcb->rcv_nxt &&
+           segment->header.acknowledgment == tcb->snd_una &&
+           tcp_segment_window(tcb, segment) == tcb->snd_wnd &&
+           age_ms <= tcb->rto_ns / 1000000;
+}
+
+/* RFC 7323 5.3 R1, PAWS: a segment (not a RST) whose timestamp is older
+ * than TS.Recent is an old duplicate.  As Linux, a value one tick older
+ * still passes (TCP_PAWS_WINDOW), and so does a disordered duplicate ACK.
+ * After 24 days without an update TS.Recent is no longer trusted, and the
+ * segment's value replaces it (RFC 7323 5.5). */
+static bool tcp_paws_rejects(struct tcp_connection *tcb, const struct tcp_segment *segment,
+                             uint64_t now)
+{
+    const struct tcp_options *options = &segment->header.options;
+    if (!tcb->timestamps || !options->has_timestamps || has_flag(segment, TCP_FLAG_RST))
+        return false;
+    if (!seq_lt(options->timestamp_value + 1, tcb->timestamp_recent))
+        return false;
+    if (now - tcb->timestamp_recent_time > TCP_PAWS_IDLE_NS) {
+        tcb->timestamp_recent = options->timestamp_value;
+        tcb->timestamp_recent_time = now;
+        return false;
+    }
+    return !tcp_disordered_ack(tcb, segment);
+}
+
+/* RFC 7323 5.3 R3 (4.3): an acceptable segment at or left of what we last
+ * acknowledged brings the timestamp we echo from now on. */
+static void tcp_update_timestamp_recent(struct tcp_connection *tcb,
+                                        const struct tcp_segment *segment, uint64_t now)
+{
+    const struct tcp_options *options = &segment->header.options;
+    if (tcb->timestamps && options->has_timestamps &&
+        seq_geq(options->timestamp_value, tcb->timestamp_recent) &&
+        seq_leq(segment->header.sequence, tcb->last_ack_sent)) {
+        tcb->timestamp_recent = options->timestamp_value;
+        tcb->timestamp_recent_time = now;
+    }
 }
 
 /* RFC 9293 3.10.7.4 first check: is the segment acceptable?  Trims it to
@@ -567,12 +633,18 @@ static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connect
         stack_timer_arm(stack, &tcb->keepalive_timer, now + stack->tcp_time_wait_ns);
         return;
     }
+    if (tcp_paws_rejects(tcb, segment, now)) {
+        COUNT(stack, TcpPawsEstabRejected);
+        tcp_send_ack(stack, tcb, now);
+        return;
+    }
     if (!tcp_segment_acceptable(tcb, segment)) {
         COUNT(stack, TcpInUnacceptable);
         if (!has_flag(segment, TCP_FLAG_RST))
             tcp_send_ack(stack, tcb, now);
         return;
     }
+    tcp_update_timestamp_recent(tcb, segment, now);
     if (has_flag(segment, TCP_FLAG_RST)) {
         tcp_input_reset(stack, tcb, segment, now);
         return;
@@ -721,8 +793,9 @@ void tcp_error(struct usock_stack *stack, const struct ipv4_error *error, uint64
     if (error->code == ICMP_CODE_FRAGMENTATION_NEEDED) {
         /* RFC 1191: shrink the MSS to the next-hop MTU and resend. */
         uint32_t mtu = error->info & 0xffff;
-        if (mtu >= 68 && mtu - 40 < tcb->mss && tcb->state >= TCPS_ESTABLISHED) {
-            tcb->mss = (uint16_t)(mtu - 40 < 88 ? 88 : mtu - 40);
+        uint32_t path_mss = mtu - 40 - tcp_fixed_option_bytes(tcb);
+        if (mtu >= 68 && path_mss < tcb->mss && tcb->state >= TCPS_ESTABLISHED) {
+            tcb->mss = (uint16_t)(path_mss < 88 ? 88 : path_mss);
             tcb->snd_nxt = tcb->snd_una;
             tcp_output(stack, tcb, now);
         }

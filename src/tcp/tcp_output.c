@@ -13,7 +13,9 @@
  * Every segment but the first SYN carries an ACK and the window we offer;
  * the window never shrinks (RFC 9293 3.8.6.2.2: the right edge stays put)
  * and only opens in steps of at least min(MSS, half the buffer) (receiver
- * silly window avoidance).  No window scaling yet, so at most 65535.
+ * silly window avoidance).  Window scaling and timestamps (RFC 7323) are
+ * offered on our SYN and used when both sides offered them: the window
+ * field is then shifted, and every segment carries TSval and TSecr.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,27 +34,47 @@ uint32_t tcp_send_base(const struct tcp_connection *tcb)
 
 uint32_t tcp_receive_window(const struct tcp_connection *tcb)
 {
-    size_t free_space = ring_free_space(&tcb->receive_buffer);
-    free_space = free_space > tcb->out_of_order_bytes ? free_space - tcb->out_of_order_bytes : 0;
-    return free_space > 65535 ? 65535 : (uint32_t)free_space;
+    /* Out-of-order data lies inside this window and moves into the ring
+     * when the hole fills, so only the ring's free space counts. */
+    size_t room = ring_free_space(&tcb->receive_buffer);
+    size_t largest = (size_t)65535 << tcb->receive_window_shift;
+    return (uint32_t)(room < largest ? room : largest);
 }
 
-/* The window to put in the next segment, updating rcv_adv. */
-static uint16_t tcp_window_to_advertise(struct tcp_connection *tcb)
+/* The window field of the next segment, updating rcv_adv (the right edge
+ * the peer now knows).  Never moves the right edge left (RFC 9293
+ * 3.8.6.2.2), opens only in steps of min(MSS, half the buffer) (receiver
+ * silly window avoidance).  With a window scale the field counts units of
+ * 2^shift bytes: a window the right edge pins is rounded up (Linux's
+ * choice), unless that would offer a whole unit more than the ring can
+ * take, in which case it is rounded down and the edge retreats by less
+ * than a unit (RFC 7323 2.4 and appendix F).  The ring then never lacks
+ * more than one unit for what the peer may send. */
+static uint16_t tcp_window_to_advertise(struct tcp_connection *tcb, bool syn)
 {
+    uint8_t shift = syn ? 0 : tcb->receive_window_shift; /* SYNs: never scaled */
+    uint32_t unit = 1u << shift;
+    uint32_t room = (uint32_t)ring_free_space(&tcb->receive_buffer);
     uint32_t offered = tcp_receive_window(tcb);
     uint32_t current = seq_gt(tcb->rcv_adv, tcb->rcv_nxt) ? tcb->rcv_adv - tcb->rcv_nxt : 0;
     uint32_t step = tcb->advertised_mss;
     if (tcb->receive_buffer.capacity / 2 < step)
         step = (uint32_t)(tcb->receive_buffer.capacity / 2);
-    if (offered < current)
-        offered = current; /* never move the right edge left */
-    else if (offered - current < step && offered < tcb->receive_buffer.capacity)
-        offered = current; /* do not open by a sliver */
-    if (offered > 65535)
-        offered = 65535;
-    tcb->rcv_adv = tcb->rcv_nxt + offered;
-    return (uint16_t)offered;
+    uint32_t units;
+    if (offered < current || (offered - current < step && offered < tcb->receive_buffer.capacity)) {
+        /* Keep the right edge where it is. */
+        units = (current + unit - 1) >> shift;
+        if ((uint64_t)units * unit >= (uint64_t)room + unit)
+            units = current >> shift;
+    } else {
+        units = offered >> shift;
+        if ((units << shift) < current) /* a unit coarser than the step */
+            units = (current + unit - 1) >> shift;
+    }
+    if (units > 65535)
+        units = 65535;
+    tcb->rcv_adv = tcb->rcv_nxt + (units << shift);
+    return (uint16_t)units;
 }
 
 /* Sends one segment: sequence, flags, and length bytes of the send ring
@@ -71,12 +93,25 @@ static int tcp_send_segment(struct usock_stack *stack, struct tcp_connection *tc
     if (flags & TCP_FLAG_SYN) {
         header.options.has_mss = true;
         header.options.mss = tcb->advertised_mss;
+        /* While SYN-SENT these say what we offer; in a SYN-ACK, what the
+         * peer's SYN offered too. */
+        if (tcb->window_scaling) {
+            header.options.has_window_scale = true;
+            header.options.window_scale = tcb->receive_window_shift;
+        }
+    }
+    if (tcb->timestamps) {
+        header.options.has_timestamps = true;
+        header.options.timestamp_value = tcp_timestamp_now(tcb, now);
+        /* RFC 7323 3.2: TSecr is zero unless ACK is set. */
+        header.options.timestamp_echo = (flags & TCP_FLAG_ACK) ? tcb->timestamp_recent : 0;
     }
     if (flags & TCP_FLAG_ACK) {
         header.acknowledgment = tcb->rcv_nxt;
-        header.window = tcp_window_to_advertise(tcb);
+        header.window = tcp_window_to_advertise(tcb, (flags & TCP_FLAG_SYN) != 0);
+        tcb->last_ack_sent = tcb->rcv_nxt;
     } else if (flags & TCP_FLAG_SYN) {
-        header.window = tcp_window_to_advertise(tcb);
+        header.window = tcp_window_to_advertise(tcb, true);
     }
     size_t options_length = tcp_options_length(&header.options);
     struct packet_buffer *buffer =
@@ -116,6 +151,8 @@ static void tcp_sent(struct usock_stack *stack, struct tcp_connection *tcb, uint
                      uint32_t consumed, uint64_t now)
 {
     uint32_t end = sequence + consumed;
+    if (seq_lt(sequence, tcb->snd_max) && seq_gt(end, tcb->retransmitted_high))
+        tcb->retransmitted_high = end; /* RTT from such bytes only by timestamps */
     if (seq_gt(end, tcb->snd_nxt))
         tcb->snd_nxt = end;
     if (seq_gt(end, tcb->snd_max)) {

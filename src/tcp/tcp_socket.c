@@ -116,6 +116,82 @@ uint32_t tcp_initial_sequence(struct usock_stack *stack, uint32_t local_address,
     return offset + (uint32_t)(now / 4000);
 }
 
+/* RFC 7323 5.4: each connection's timestamp clock starts at an offset
+ * drawn from its 4-tuple and the stack's secret, so TSval reveals neither
+ * uptime nor other connections' clocks. */
+static uint32_t tcp_timestamp_offset(struct usock_stack *stack, const struct socket *socket)
+{
+    struct tcp_four_tuple key = {socket->local_address, socket->peer_address,
+                                 socket->local_port, socket->peer_port};
+    uint8_t secret[16];
+    memcpy(secret, stack->secret, sizeof(secret));
+    secret[0] ^= 0x5a; /* a key of its own, unrelated to the ISN's */
+    return (uint32_t)siphash24(secret, &key, sizeof(key));
+}
+
+/* The window scale we announce: the smallest shift that lets the largest
+ * receive buffer the connection may have be offered whole (Linux's
+ * tcp_select_initial_window): SO_RCVBUF once set, else tcp_rmem[2]. */
+static uint8_t tcp_receive_shift_for(const struct socket *socket)
+{
+    size_t space = socket->receive_buffer_locked ? (size_t)socket->receive_buffer
+                                                 : TCP_RECEIVE_BUFFER_MAX;
+    uint8_t shift = 0;
+    while (shift < TCP_WINDOW_SHIFT_MAX && ((size_t)65535 << shift) < space)
+        shift++;
+    return shift;
+}
+
+/* The MSS we announce: the interface MTU less 40 (65495 to ourselves, as
+ * Linux's loopback), or TCP_MAXSEG when smaller. */
+static uint16_t tcp_advertised_mss(const struct usock_stack *stack,
+                                   const struct tcp_connection *tcb, uint32_t peer)
+{
+    uint16_t local_mss = ipv4_address_kind(stack, peer) == ADDRESS_LOCAL
+                             ? 65495
+                             : (uint16_t)(stack->interface.mtu - 40);
+    return tcb->user_mss && tcb->user_mss < local_mss ? tcb->user_mss : local_mss;
+}
+
+void tcp_set_send_mss(struct tcp_connection *tcb, uint32_t peer_mss)
+{
+    uint32_t mss = peer_mss < tcb->advertised_mss ? peer_mss : tcb->advertised_mss;
+    if (tcb->user_mss && tcb->user_mss < mss)
+        mss = tcb->user_mss; /* TCP_MAXSEG, set after the handshake */
+    mss = mss > tcp_fixed_option_bytes(tcb) + 64 ? mss - tcp_fixed_option_bytes(tcb) : 64;
+    tcb->mss = (uint16_t)mss;
+}
+
+void tcp_negotiate_options(struct tcp_connection *tcb, const struct tcp_header *syn,
+                           uint64_t now)
+{
+    const struct tcp_options *options = &syn->options;
+    /* RFC 7323 2.2: scaling only when both SYNs carry the option, each
+     * side's shift then applying to the windows it sends; over 14 is
+     * taken as 14 (2.3). */
+    tcb->window_scaling = options->has_window_scale;
+    if (tcb->window_scaling) {
+        tcb->send_window_shift = options->window_scale > TCP_WINDOW_SHIFT_MAX
+                                     ? TCP_WINDOW_SHIFT_MAX
+                                     : options->window_scale;
+    } else {
+        tcb->send_window_shift = 0;
+        tcb->receive_window_shift = 0;
+    }
+    /* RFC 7323 3.2: timestamps when both SYNs carry them. */
+    tcb->timestamps = options->has_timestamps;
+    if (tcb->timestamps) {
+        tcb->timestamp_recent = options->timestamp_value;
+        tcb->timestamp_recent_time = now;
+    }
+    tcp_set_send_mss(tcb, options->has_mss && options->mss ? options->mss : TCP_DEFAULT_MSS);
+    tcb->cwnd = TCP_INITIAL_WINDOW_SEGMENTS * tcb->mss;
+    /* The window of a SYN is never scaled (RFC 7323 2.2). */
+    tcb->snd_wnd = syn->window;
+    tcb->max_snd_wnd = syn->window;
+    tcb->snd_wl1 = syn->sequence;
+}
+
 /* ---- connection blocks ---- */
 
 /* The send ring's size: SO_SNDBUF once the program set it; until then a
@@ -333,23 +409,11 @@ struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_co
                                     socket->peer_address, socket->peer_port, now);
     tcb->snd_una = tcb->snd_nxt = tcb->snd_max = tcb->iss;
     tcb->recover = tcb->iss;
-    tcb->snd_wnd = header->window;
-    tcb->max_snd_wnd = header->window;
-    tcb->snd_wl1 = header->sequence;
     tcb->snd_wl2 = tcb->iss;
-    uint16_t peer_mss = header->options.has_mss && header->options.mss ? header->options.mss
-                                                                       : TCP_DEFAULT_MSS;
-    uint16_t our_mss = (uint16_t)(stack->interface.mtu - 40);
-    if (ipv4_is_loopback(socket->local_address) || socket->local_address == stack->interface.address)
-        our_mss = ipv4_is_loopback(socket->peer_address) ||
-                          socket->peer_address == stack->interface.address
-                      ? 65495
-                      : our_mss;
-    tcb->advertised_mss = tcb->user_mss && tcb->user_mss < our_mss ? tcb->user_mss : our_mss;
-    tcb->mss = peer_mss < tcb->advertised_mss ? peer_mss : tcb->advertised_mss;
-    if (tcb->mss < 64)
-        tcb->mss = 64;
-    tcb->cwnd = TCP_INITIAL_WINDOW_SEGMENTS * tcb->mss;
+    tcb->advertised_mss = tcp_advertised_mss(stack, tcb, socket->peer_address);
+    tcb->receive_window_shift = tcp_receive_shift_for(socket);
+    tcb->timestamp_offset = tcp_timestamp_offset(stack, socket);
+    tcp_negotiate_options(tcb, header, now);
     tcp_set_state(stack, tcb, TCPS_SYN_RECEIVED);
     tcp_hash_connection(stack, tcb);
     COUNT(stack, TcpPassiveOpens);
@@ -493,12 +557,6 @@ static int tcp_bind(struct usock_stack *stack, struct socket *socket, uint32_t a
     return 0;
 }
 
-static uint16_t tcp_local_mss(const struct usock_stack *stack, uint32_t peer)
-{
-    if (ipv4_address_kind(stack, peer) == ADDRESS_LOCAL)
-        return 65495; /* loopback: Linux's lo MTU 65536 less headers */
-    return (uint16_t)(stack->interface.mtu - 40);
-}
 
 static int tcp_connect(struct usock_stack *stack, struct socket *socket,
                        const struct sockaddr_in *address, uint64_t now)
@@ -590,11 +648,17 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
     socket->shutdown = 0;
     ring_set_capacity(&tcb->send_buffer, tcp_send_capacity(socket));
     ring_set_capacity(&tcb->receive_buffer, (size_t)socket->receive_buffer);
-    uint16_t local_mss = tcp_local_mss(stack, destination);
-    tcb->advertised_mss = tcb->user_mss && tcb->user_mss < local_mss ? tcb->user_mss : local_mss;
+    tcb->advertised_mss = tcp_advertised_mss(stack, tcb, destination);
     tcb->mss = TCP_DEFAULT_MSS < tcb->advertised_mss ? TCP_DEFAULT_MSS : tcb->advertised_mss;
+    /* Offer window scaling and timestamps; the SYN-ACK says what stays. */
+    tcb->window_scaling = true;
+    tcb->timestamps = true;
+    tcb->receive_window_shift = tcp_receive_shift_for(socket);
+    tcb->send_window_shift = 0;
+    tcb->timestamp_recent = 0;
     tcb->iss = tcp_initial_sequence(stack, source, socket->local_port, destination,
                                     destination_port, now);
+    tcb->timestamp_offset = tcp_timestamp_offset(stack, socket);
     tcb->snd_una = tcb->snd_nxt = tcb->snd_max = tcb->iss;
     tcb->recover = tcb->iss;
     tcb->rto_ns = TCP_RTO_INITIAL_NS;
@@ -961,8 +1025,8 @@ static int tcp_setsockopt(struct usock_stack *stack, struct socket *socket, int 
         if (integer != 0 && (integer < 88 || integer > 65535))
             return -EINVAL;
         tcb->user_mss = (uint16_t)integer;
-        if (integer && tcb->state >= TCPS_ESTABLISHED && integer < tcb->mss)
-            tcb->mss = (uint16_t)integer;
+        if (integer && tcb->state >= TCPS_ESTABLISHED)
+            tcp_set_send_mss(tcb, tcb->mss + tcp_fixed_option_bytes(tcb));
         return 0;
     case TCP_KEEPIDLE:
     case TCP_KEEPINTVL:

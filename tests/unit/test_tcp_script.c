@@ -77,6 +77,12 @@ struct script {
     uint16_t local_port, peer_port;       /* the connection under test */
     uint32_t iss;                         /* the stack's, read from its SYN */
     uint16_t ip_identification;
+    /* Timestamps (RFC 7323) in use: inject() adds TSval peer_timestamp and
+     * TSecr stack_timestamp to segments without them, and every segment
+     * the stack sends must carry them (and no other option). */
+    bool timestamps;
+    uint32_t peer_timestamp;
+    uint32_t stack_timestamp; /* the last TSval the stack sent */
 };
 
 /* A segment the stack sent, parsed. */
@@ -237,6 +243,11 @@ static size_t build_segment(const struct script *s, uint8_t *out, uint8_t flags,
     };
     if (options)
         header.options = *options;
+    if (s->timestamps && !header.options.has_timestamps) {
+        header.options.has_timestamps = true;
+        header.options.timestamp_value = s->peer_timestamp;
+        header.options.timestamp_echo = s->stack_timestamp;
+    }
     size_t header_length = TCP_HEADER_LENGTH + tcp_options_length(&header.options);
     CHECK(header_length + payload_length <= 1600);
     if (payload_length)
@@ -326,8 +337,14 @@ static struct segment expect_segment_at(struct script *s, int line, unsigned fla
     if (payload_length != ANY && (long long)out.length != payload_length)
         fail_at(line, "%s: payload %zu bytes, expected %lld",
                 flag_names(out.tcp.flags, got, sizeof(got)), out.length, payload_length);
-    if (!(out.tcp.flags & TCP_FLAG_SYN) && out.tcp.header_length != TCP_HEADER_LENGTH)
+    if (out.tcp.options.has_timestamps)
+        s->stack_timestamp = out.tcp.options.timestamp_value;
+    if (!(out.tcp.flags & TCP_FLAG_SYN) &&
+        out.tcp.header_length != TCP_HEADER_LENGTH + (s->timestamps ? 12 : 0))
         fail_at(line, "unexpected options (header %u bytes)", out.tcp.header_length);
+    if (!(out.tcp.flags & TCP_FLAG_SYN) && s->timestamps != out.tcp.options.has_timestamps)
+        fail_at(line, "timestamps %s, expected %s", out.tcp.options.has_timestamps ? "on" : "off",
+                s->timestamps ? "on" : "off");
     if (out.tcp.urgent_pointer != 0)
         fail_at(line, "urgent pointer %u", out.tcp.urgent_pointer);
     return out;
@@ -2043,20 +2060,23 @@ static void test_options_on_syn_and_data_are_processed_or_ignored(void)
     inject_raw(&s, segment, length);
     struct segment syn_ack =
         EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0);
-    /* Options usock does not implement are not echoed (RFC 7323 1.3, 2018
-     * 4: only when the SYN offered them AND the receiver supports them). */
+    /* Window scaling and timestamps are answered; SACK is not (RFC 2018
+     * 4: only when the receiver supports it); the unknown kind is skipped. */
     CHECK(syn_ack.tcp.options.has_mss);
-    CHECK(!syn_ack.tcp.options.has_window_scale);
+    CHECK(syn_ack.tcp.options.has_window_scale);
     CHECK(!syn_ack.tcp.options.sack_permitted);
-    CHECK(!syn_ack.tcp.options.has_timestamps);
+    CHECK(syn_ack.tcp.options.has_timestamps);
+    CHECK_EQ(syn_ack.tcp.options.timestamp_echo, 12345);
     s.iss = syn_ack.tcp.sequence;
+    s.timestamps = true;
+    s.peer_timestamp = 12346;
     uint32_t p = PEER_ISS + 1, l = s.iss + 1;
-    /* The handshake ACK and a data segment carry timestamps and a SACK
-     * block (MUST-5): processed as if without them. */
+    /* The handshake ACK and a data segment carry a SACK block (MUST-5):
+     * processed as if without it. */
     struct tcp_options data_options = {
         .has_timestamps = true,
         .timestamp_value = 12346,
-        .timestamp_echo = 0,
+        .timestamp_echo = s.stack_timestamp,
         .sack_block_count = 1,
         .sack_blocks = {{.left = l - 100, .right = l - 50}},
     };
@@ -2066,14 +2086,16 @@ static void test_options_on_syn_and_data_are_processed_or_ignored(void)
     int fd = usock_accept(s.stack, listener, NULL, NULL);
     CHECK(fd >= 0);
     inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, PEER_WINDOW, &data_options, "hello", 5);
-    EXPECT(&s, TCP_FLAG_ACK, l, p + 5, WINDOW_AFTER(5), 0);
+    /* Our window now counts units of 2^7 bytes. */
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 5, (OUR_WINDOW * 2 + 1) / 128, 0);
     CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 5);
     CHECK(memcmp(buffer, "hello", 5) == 0);
-    /* The MSS of the SYN (1000) is obeyed. */
+    /* The MSS of the SYN (1000) is obeyed, less the 12 bytes of
+     * timestamps each segment carries (as Linux reports it). */
     int maxseg = 0;
     socklen_t option_length = sizeof(maxseg);
     CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_MAXSEG, &maxseg, &option_length), 0);
-    CHECK_EQ(maxseg, 1000);
+    CHECK_EQ(maxseg, 988);
     CHECK_EQ(usock_stack_counter(s.stack, "TcpInBadOptions"), 0);
     script_free(&s);
 }
@@ -2315,6 +2337,215 @@ static void test_close_in_simultaneous_syn_recv_sends_fin_after_the_syn(void)
     script_free(&s);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* RFC 7323: window scaling, timestamps, PAWS                                */
+/* ------------------------------------------------------------------------ */
+
+/* Passive open where the peer offers window scale peer_shift and
+ * timestamps (TSval 100); returns the accepted descriptor.  Afterwards the
+ * script expects timestamps on every segment. */
+static int open_passive_with_rfc7323(struct script *s, uint8_t peer_shift, uint16_t window)
+{
+    int listener = listen_on(s, SERVER_PORT);
+    s->local_port = SERVER_PORT;
+    struct tcp_options syn_options = {
+        .has_mss = true, .mss = 1460,
+        .has_window_scale = true, .window_scale = peer_shift,
+        .has_timestamps = true, .timestamp_value = 100,
+    };
+    inject(s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &syn_options, NULL, 0);
+    /* The SYN-ACK's own window is never scaled. */
+    struct segment syn_ack =
+        EXPECT(s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK(syn_ack.tcp.options.has_window_scale);
+    CHECK_EQ(syn_ack.tcp.options.window_scale, 7); /* sized for tcp_rmem[2], 6 MB */
+    CHECK(syn_ack.tcp.options.has_timestamps);
+    CHECK_EQ(syn_ack.tcp.options.timestamp_echo, 100);
+    CHECK_EQ(syn_ack.tcp.options.mss, 1460);
+    s->iss = syn_ack.tcp.sequence;
+    s->timestamps = true;
+    s->peer_timestamp = 101;
+    inject(s, TCP_FLAG_ACK, PEER_ISS + 1, s->iss + 1, window, NULL, NULL, 0);
+    EXPECT_NOTHING(s);
+    int fd = usock_accept(s->stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    CHECK_STATE(s, "ESTAB");
+    return fd;
+}
+
+static void test_window_scale_applies_to_the_peer_window_after_the_syn(void)
+{
+    struct script s;
+    script_init(&s);
+    /* Window field 1000 with shift 2: 4000 bytes. */
+    int fd = open_passive_with_rfc7323(&s, 2, 1000);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[6000];
+    fill_pattern(data, sizeof(data), 3);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+    /* MSS 1460 less 12 bytes of timestamps; two full segments fit in 4000,
+     * and the 1104 left is under half the largest window (sender SWS).
+     * Unscaled, the window would have let one 1000-byte segment go. */
+    EXPECT(&s, TCP_FLAG_ACK, l, p, ANY, 1448);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 1448, p, ANY, 1448);
+    EXPECT_NOTHING(&s);
+    int maxseg = 0;
+    socklen_t length = sizeof(maxseg);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_MAXSEG, &maxseg, &length), 0);
+    CHECK_EQ(maxseg, 1448);
+    script_free(&s);
+}
+
+static void test_timestamps_echo_ts_recent_and_tick_in_milliseconds(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_rfc7323(&s, 0, PEER_WINDOW);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint32_t first_value = s.stack_timestamp;
+    advance(&s, 50 * NS_PER_MS);
+    s.peer_timestamp = 5000;
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, PEER_WINDOW, NULL, "abc", 3);
+    /* Acknowledged at once (quick ACKs at the start); it echoes 5000 and
+     * its clock moved 50 ms. */
+    struct segment ack = EXPECT(&s, TCP_FLAG_ACK, l, p + 3, ANY, 0);
+    CHECK_EQ(ack.tcp.options.timestamp_echo, 5000);
+    CHECK_EQ(ack.tcp.options.timestamp_value - first_value, 50);
+    /* A segment right of what we acknowledged (out of order) does not
+     * move TS.Recent (RFC 7323 4.3); the next in-order one does. */
+    s.peer_timestamp = 6000;
+    inject(&s, TCP_FLAG_ACK, p + 100, l, PEER_WINDOW, NULL, "zz", 2);
+    ack = EXPECT(&s, TCP_FLAG_ACK, l, p + 3, ANY, 0);
+    CHECK_EQ(ack.tcp.options.timestamp_echo, 5000);
+    s.peer_timestamp = 6001;
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p + 3, l, PEER_WINDOW, NULL, "def", 3);
+    advance(&s, 40 * NS_PER_MS);
+    ack = EXPECT(&s, TCP_FLAG_ACK, l, p + 6, ANY, 0);
+    CHECK_EQ(ack.tcp.options.timestamp_echo, 6001);
+    char buffer[16];
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 6);
+    script_free(&s);
+}
+
+static void test_paws_drops_a_segment_with_an_old_timestamp(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_rfc7323(&s, 0, PEER_WINDOW);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    s.peer_timestamp = 1000;
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, PEER_WINDOW, NULL, "abc", 3);
+    advance(&s, 40 * NS_PER_MS);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 3, ANY, 0);
+    /* RFC 7323 5.3 R1: older than TS.Recent: not acceptable, ACK, drop. */
+    s.peer_timestamp = 990;
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p + 3, l, PEER_WINDOW, NULL, "old", 3);
+    struct segment ack = EXPECT(&s, TCP_FLAG_ACK, l, p + 3, ANY, 0);
+    CHECK_EQ(ack.tcp.options.timestamp_echo, 1000);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpPawsEstabRejected"), 1);
+    /* One tick older still passes, as on Linux (TCP_PAWS_WINDOW). */
+    s.peer_timestamp = 999;
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p + 3, l, PEER_WINDOW, NULL, "new", 3);
+    advance(&s, 40 * NS_PER_MS);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 6, ANY, 0);
+    char buffer[16];
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 6);
+    CHECK(memcmp(buffer, "abcnew", 6) == 0);
+    /* A RST is never subject to PAWS: with an old timestamp and the exact
+     * sequence number it resets. */
+    s.peer_timestamp = 10;
+    inject(&s, TCP_FLAG_RST, p + 6, 0, 0, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "CLOSE");
+    CHECK_EQ(socket_error(&s, fd), ECONNRESET);
+    script_free(&s);
+}
+
+static void test_active_open_offers_scale_and_timestamps_and_drops_them_unanswered(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct segment syn = start_connect(&s, fd);
+    CHECK(syn.tcp.options.has_mss);
+    CHECK(syn.tcp.options.has_window_scale);
+    CHECK_EQ(syn.tcp.options.window_scale, 7);
+    CHECK(syn.tcp.options.has_timestamps);
+    CHECK_EQ(syn.tcp.options.timestamp_echo, 0); /* no ACK bit: TSecr zero */
+    CHECK_EQ(syn.tcp.window, OUR_WINDOW);
+    /* The SYN-ACK offers neither: the connection uses neither. */
+    inject(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, PEER_ISS, s.iss + 1, 1000, &mss_1460, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, s.iss + 1, PEER_ISS + 1, OUR_WINDOW, 0);
+    CHECK_STATE(&s, "ESTAB");
+    /* The peer's window is taken unscaled: 1000 bytes. */
+    uint8_t data[3000];
+    fill_pattern(data, sizeof(data), 5);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, s.iss + 1, PEER_ISS + 1, OUR_WINDOW, 1000);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+static void test_so_rcvbuf_before_connect_sizes_the_window_scale(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = usock_socket(s.stack, AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    int size = 200000; /* doubled: 400000 bytes, shift 3 covers it */
+    CHECK_EQ(usock_setsockopt(s.stack, fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)), 0);
+    struct segment syn = start_connect(&s, fd);
+    CHECK(syn.tcp.options.has_window_scale);
+    CHECK_EQ(syn.tcp.options.window_scale, 3);
+    script_free(&s);
+}
+
+static void test_scaled_window_right_edge_never_moves_left_nor_beyond_the_buffer(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_rfc7323(&s, 0, PEER_WINDOW);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[1000];
+    fill_pattern(data, sizeof(data), 9);
+    const uint32_t capacity = 2 * OUR_WINDOW + 2; /* the 128 KiB ring */
+    uint32_t right_edge = p + OUR_WINDOW;         /* from the SYN-ACK */
+    uint32_t received = 0;
+    /* The program reads nothing; odd-sized segments fill the buffer.  Each
+     * ACK's right edge (ack + window * 128) never retreats by a unit or
+     * more, and never promises more than one unit beyond free space. */
+    unsigned segments = 0;
+    for (;;) {
+        uint32_t size = 997 + segments % 5;
+        uint32_t edge_room = right_edge - (p + received);
+        if (edge_room == 0)
+            break;
+        if (size > edge_room)
+            size = edge_room;
+        inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p + received, l, PEER_WINDOW, NULL, data, size);
+        advance(&s, 40 * NS_PER_MS);
+        uint32_t room = capacity - received; /* before this segment */
+        uint32_t taken = size < room ? size : room;
+        received += taken;
+        struct segment ack = EXPECT(&s, TCP_FLAG_ACK, l, p + received, ANY, 0);
+        uint32_t edge = ack.tcp.acknowledgment + ((uint32_t)ack.tcp.window << 7);
+        CHECK((int32_t)(edge - right_edge) > -128);
+        CHECK(edge - (p + received) < (capacity - received) + 128);
+        right_edge = edge;
+        CHECK(++segments < 400);
+    }
+    /* Full: what is left of the window is under one unit. */
+    CHECK(capacity - received < 128);
+    /* Reading it all opens the window again at once. */
+    static uint8_t buffer[2 * OUR_WINDOW + 2];
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), (ssize_t)received);
+    struct segment update = EXPECT(&s, TCP_FLAG_ACK, l, p + received, ANY, 0);
+    CHECK_EQ(update.tcp.window, capacity >> 7);
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -2388,6 +2619,12 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_bad_checksum_is_dropped_and_counted),
     CHECK_TEST(test_bad_checksum_on_established_connection_changes_nothing),
     CHECK_TEST(test_truncated_segment_is_dropped_and_counted),
+    CHECK_TEST(test_window_scale_applies_to_the_peer_window_after_the_syn),
+    CHECK_TEST(test_timestamps_echo_ts_recent_and_tick_in_milliseconds),
+    CHECK_TEST(test_paws_drops_a_segment_with_an_old_timestamp),
+    CHECK_TEST(test_active_open_offers_scale_and_timestamps_and_drops_them_unanswered),
+    CHECK_TEST(test_so_rcvbuf_before_connect_sizes_the_window_scale),
+    CHECK_TEST(test_scaled_window_right_edge_never_moves_left_nor_beyond_the_buffer),
 };
 
 CHECK_MAIN(tests)
