@@ -51,7 +51,9 @@
     X(TcpDelayedAcks) X(TcpPersistProbes) X(TcpKeepaliveProbes)                  \
     X(TcpTimeWaitOverflows) X(TcpAbortOnData) X(TcpAbortOnClose)                 \
     X(TcpAbortOnLinger) X(TcpAbortOnTimeout) X(TcpChallengeAcks)                 \
-    X(TcpRstsReceived) X(TcpInWindowRstsIgnored) X(TcpPawsEstabRejected)
+    X(TcpRstsReceived) X(TcpInWindowRstsIgnored) X(TcpPawsEstabRejected)        \
+    X(TcpSackRecoveries) X(TcpSackDiscard) X(TcpDsackReceived) X(TcpDsackSent)   \
+    X(TcpSackBlocksSent)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

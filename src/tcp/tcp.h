@@ -73,6 +73,8 @@ enum tcp_state {
 #define TCP_SEND_BUFFER_DEFAULT 16384        /* tcp_wmem[1], as reported */
 #define TCP_SEND_BUFFER_AUTO (256 * 1024)    /* used until SO_SNDBUF is set */
 #define TCP_OUT_OF_ORDER_LIMIT 256           /* segments */
+#define TCP_SCOREBOARD_RANGES 32             /* SACKed ranges remembered */
+#define TCP_SACK_RECENT 4                    /* recent arrivals, for block order */
 #define TCP_BACKLOG_MAX 4096                 /* SOMAXCONN */
 #define TCP_KEEPALIVE_IDLE_NS (7200ULL * 1000 * 1000 * 1000)
 #define TCP_KEEPALIVE_INTERVAL_NS (75ULL * 1000 * 1000 * 1000)
@@ -84,6 +86,13 @@ struct tcp_out_of_order {
     uint32_t length;
     bool fin;
     uint8_t data[];
+};
+
+/* What the peer has SACKed above snd_una: disjoint ranges in order. */
+struct tcp_scoreboard {
+    unsigned count;
+    uint32_t sacked_bytes;
+    struct tcp_sack_block ranges[TCP_SCOREBOARD_RANGES];
 };
 
 struct tcp_connection {
@@ -137,6 +146,18 @@ struct tcp_connection {
     uint32_t timestamp_recent;   /* TS.Recent: the peer's value we echo */
     uint64_t timestamp_recent_time; /* when TS.Recent was recorded (PAWS idle rule) */
     uint32_t last_ack_sent;      /* Last.ACK.sent (RFC 7323 4.3) */
+    bool sack_permitted;         /* both SYNs carried SACK-permitted */
+
+    /* SACK, receiving (RFC 2018, RFC 2883) */
+    uint32_t sack_recent[TCP_SACK_RECENT]; /* latest out-of-order arrivals */
+    unsigned sack_recent_count;
+    bool dsack_pending;
+    struct tcp_sack_block dsack_block;
+
+    /* SACK, sending (RFC 6675) and PRR (RFC 6937) */
+    struct tcp_scoreboard *scoreboard; /* NULL until the first SACK */
+    uint32_t high_rxt;           /* HighRxt: end of the last hole retransmitted */
+    uint32_t prr_delivered, prr_out, recover_flight;
 
     /* round-trip time (RFC 6298) */
     uint64_t srtt_ns, rttvar_ns, rto_ns;
@@ -198,6 +219,10 @@ void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t 
 /* Retransmits up to limit bytes from snd_una (and the FIN if it follows). */
 void tcp_retransmit_first(struct usock_stack *stack, struct tcp_connection *tcb,
                           uint32_t limit, uint64_t now);
+/* Retransmits up to limit bytes from sequence (below snd_max); returns the
+ * sequence space sent. */
+uint32_t tcp_retransmit_at(struct usock_stack *stack, struct tcp_connection *tcb,
+                           uint32_t sequence, uint32_t limit, uint64_t now);
 /* Sends a bare ACK now (window update, duplicate ACK, challenge ACK). */
 void tcp_send_ack(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
 /* Sends a RST for the connection (abort). */
@@ -222,6 +247,39 @@ static inline uint32_t tcp_fixed_option_bytes(const struct tcp_connection *tcb)
 {
     return tcb->timestamps ? TCP_TIMESTAMPS_LENGTH : 0;
 }
+
+/* tcp_sack.c */
+/* Receiver: remembers the latest out-of-order arrival (its run is the
+ * first SACK block) and a duplicate to report once as a D-SACK block. */
+void tcp_sack_note_arrival(struct tcp_connection *tcb, uint32_t sequence);
+void tcp_sack_note_duplicate(struct tcp_connection *tcb, uint32_t left, uint32_t right);
+/* Fills options->sack_blocks for an outgoing ACK (none when SACK is off
+ * or nothing is held out of order); clears the pending D-SACK. */
+void tcp_sack_fill_blocks(struct usock_stack *stack, struct tcp_connection *tcb,
+                          struct tcp_options *options);
+/* Bytes the SACK option of the next segment may take (0 when none). */
+uint32_t tcp_sack_option_bytes(const struct tcp_connection *tcb);
+/* Sender: prunes the scoreboard below ack and merges the segment's valid
+ * blocks in.  Returns the bytes newly SACKed. */
+uint32_t tcp_sack_update(struct usock_stack *stack, struct tcp_connection *tcb,
+                         const struct tcp_options *options, uint32_t ack);
+uint32_t tcp_sack_sacked_bytes(const struct tcp_connection *tcb);
+/* Frees the scoreboard (timeout, or the connection's end). */
+void tcp_sack_forget(struct tcp_connection *tcb);
+/* RFC 6675 IsLost(snd_una). */
+bool tcp_sack_first_lost(const struct tcp_connection *tcb);
+/* RFC 6675 SetPipe: bytes believed to be in the network. */
+uint32_t tcp_sack_pipe(const struct tcp_connection *tcb);
+/* RFC 6675 NextSeg rules 1 (lost_only) and 3: the next hole to resend,
+ * from high_rxt on, below the highest SACKed byte. */
+bool tcp_sack_next_hole(const struct tcp_connection *tcb, bool lost_only, uint32_t *sequence,
+                        uint32_t *length);
+/* Enters SACK recovery and resends the first unacknowledged segment. */
+void tcp_sack_enter_recovery(struct usock_stack *stack, struct tcp_connection *tcb,
+                             uint64_t now);
+/* PRR: the congestion window after an ACK in recovery that delivered
+ * delivered bytes (newly acknowledged plus newly SACKed). */
+void tcp_sack_on_ack(struct tcp_connection *tcb, uint32_t delivered);
 
 /* tcp_timer.c */
 void tcp_timers_init(struct tcp_connection *tcb);

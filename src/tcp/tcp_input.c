@@ -96,8 +96,11 @@ static void tcp_queue_out_of_order(struct usock_stack *stack, struct tcp_connect
         while (previous->next != *link)
             previous = previous->next;
         uint32_t previous_end = previous->sequence + previous->length;
-        if (seq_geq(previous_end, sequence + length))
+        if (seq_geq(previous_end, sequence + length)) {
+            tcp_sack_note_duplicate(tcb, sequence, sequence + length);
+            tcp_sack_note_arrival(tcb, sequence);
             return; /* entirely held already */
+        }
         if (seq_gt(previous_end, sequence)) {
             uint32_t overlap = previous_end - sequence;
             sequence += overlap;
@@ -107,8 +110,11 @@ static void tcp_queue_out_of_order(struct usock_stack *stack, struct tcp_connect
     }
     /* Trim against the next entry's start. */
     if (*link && seq_lt((*link)->sequence, sequence + length)) {
-        if ((*link)->sequence == sequence && seq_geq(sequence + (*link)->length, sequence + length))
+        if ((*link)->sequence == sequence && seq_geq(sequence + (*link)->length, sequence + length)) {
+            tcp_sack_note_duplicate(tcb, sequence, sequence + length);
+            tcp_sack_note_arrival(tcb, sequence);
             return;
+        }
         length = (*link)->sequence - sequence;
         fin = false;
         if (length == 0)
@@ -133,6 +139,7 @@ static void tcp_queue_out_of_order(struct usock_stack *stack, struct tcp_connect
     *link = entry;
     tcb->out_of_order_count++;
     tcb->out_of_order_bytes += length;
+    tcp_sack_note_arrival(tcb, sequence);
     COUNT(stack, TcpOutOfOrderQueued);
 }
 
@@ -258,6 +265,10 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         tcb->ack_now = true;
         return TCP_STEP_DROP;
     }
+    uint32_t sacked_before = tcp_sack_sacked_bytes(tcb);
+    uint32_t newly_sacked = tcp_sack_update(stack, tcb, &segment->header.options,
+                                            seq_gt(ack, tcb->snd_una) ? ack : tcb->snd_una);
+    bool sack_recovery = tcb->sack_permitted;
     if (seq_gt(ack, tcb->snd_una)) {
         uint32_t acknowledged = ack - tcb->snd_una;
         tcb->syn_acknowledged = true; /* anything new acknowledges the SYN first */
@@ -271,13 +282,46 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
             tcb->snd_nxt = tcb->snd_una;
         tcb->retransmits = 0;
         tcb->duplicate_acks = 0;
-        tcp_congestion_on_ack(stack, tcb, acknowledged, ack, now);
-        if (tcb->snd_una == tcb->snd_max)
+        if (sack_recovery && tcb->in_recovery) {
+            if (seq_geq(ack, tcb->recover)) {
+                tcb->in_recovery = false; /* RFC 6937: cwnd = ssthresh at the end */
+                tcb->cwnd = tcb->ssthresh;
+            } else {
+                /* Bytes delivered: cumulatively acknowledged plus the
+                 * change in SACKed bytes (which may fall as ranges fold
+                 * into the cumulative ACK). */
+                uint32_t sacked_now = tcp_sack_sacked_bytes(tcb);
+                uint32_t delivered = acknowledged + sacked_now - sacked_before;
+                if (seq_lt(tcb->high_rxt, ack))
+                    tcb->high_rxt = ack;
+                tcp_sack_on_ack(tcb, delivered);
+            }
+        } else if (sack_recovery && tcp_sack_first_lost(tcb) && seq_gt(ack, tcb->recover)) {
+            /* A partial view even after the ACK: the scoreboard says the
+             * new first hole is lost already. */
+            tcp_congestion_on_ack(stack, tcb, acknowledged, ack, now);
+            tcp_sack_enter_recovery(stack, tcb, now);
+        } else {
+            tcp_congestion_on_ack(stack, tcb, acknowledged, ack, now);
+        }
+        if (tcb->snd_una == tcb->snd_max) {
             timer_cancel(&stack->timers, &tcb->retransmit_timer);
+            tcp_sack_forget(tcb); /* nothing left to track: give the memory back */
+        }
         else if (!tcb->in_recovery)
             tcp_arm_retransmit(stack, tcb, now);
         socket_wake(stack, tcb->socket);
-    } else if (ack == tcb->snd_una && segment->data_length == 0 &&
+    } else if (sack_recovery && ack == tcb->snd_una && tcb->snd_max != tcb->snd_una &&
+               segment->data_length == 0 && newly_sacked > 0) {
+        /* RFC 6675 2: with SACK, a duplicate ACK is one that SACKs new
+         * data. */
+        tcb->duplicate_acks++;
+        if (tcb->in_recovery)
+            tcp_sack_on_ack(tcb, newly_sacked);
+        else if ((tcb->duplicate_acks >= 3 || tcp_sack_first_lost(tcb)) &&
+                 seq_gt(ack, tcb->recover))
+            tcp_sack_enter_recovery(stack, tcb, now);
+    } else if (!sack_recovery && ack == tcb->snd_una && segment->data_length == 0 &&
                !has_flag(segment, TCP_FLAG_SYN | TCP_FLAG_FIN) &&
                tcp_segment_window(tcb, segment) == tcb->snd_wnd && tcb->snd_wnd != 0 &&
                tcb->snd_max != tcb->snd_una) {
@@ -481,6 +525,13 @@ static bool tcp_segment_acceptable(struct tcp_connection *tcb, struct tcp_segmen
     else
         acceptable = seq_in_window(sequence, tcb->rcv_nxt, tcb->rcv_nxt + window) ||
                      seq_in_window(sequence + length - 1, tcb->rcv_nxt, tcb->rcv_nxt + window);
+    if (segment->data_length > 0 && seq_lt(sequence, tcb->rcv_nxt)) {
+        /* Data we already have: report it as a D-SACK (RFC 2883 4). */
+        uint32_t data_start = sequence + (has_flag(segment, TCP_FLAG_SYN) ? 1 : 0);
+        uint32_t data_end = data_start + segment->data_length;
+        tcp_sack_note_duplicate(tcb, data_start,
+                                seq_lt(data_end, tcb->rcv_nxt) ? data_end : tcb->rcv_nxt);
+    }
     if (!acceptable)
         return false;
     /* Trim what lies before rcv_nxt. */

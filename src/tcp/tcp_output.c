@@ -99,6 +99,9 @@ static int tcp_send_segment(struct usock_stack *stack, struct tcp_connection *tc
             header.options.has_window_scale = true;
             header.options.window_scale = tcb->receive_window_shift;
         }
+        header.options.sack_permitted = tcb->sack_permitted;
+    } else if ((flags & TCP_FLAG_ACK) && !(flags & TCP_FLAG_RST)) {
+        tcp_sack_fill_blocks(stack, tcb, &header.options);
     }
     if (tcb->timestamps) {
         header.options.has_timestamps = true;
@@ -235,6 +238,87 @@ static bool tcp_state_sends_data(enum tcp_state state)
            state == TCPS_CLOSING || state == TCPS_LAST_ACK;
 }
 
+/* Sends the next segment of new data (or the FIN) from snd_nxt, if the
+ * window up to window_end, sender SWS avoidance and Nagle allow.  Returns
+ * the sequence space sent, 0 when nothing went. */
+static uint32_t tcp_send_new(struct usock_stack *stack, struct tcp_connection *tcb,
+                             uint32_t window_end, uint64_t now)
+{
+    uint32_t base = tcp_send_base(tcb);
+    uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
+    if (seq_lt(tcb->snd_nxt, data_end)) {
+        /* A segment carrying SACK blocks has that much less room. */
+        uint32_t segment_size = tcb->mss - tcp_sack_option_bytes(tcb);
+        uint32_t available = data_end - tcb->snd_nxt;
+        uint32_t length = available < segment_size ? available : segment_size;
+        uint32_t usable = seq_gt(window_end, tcb->snd_nxt) ? window_end - tcb->snd_nxt : 0;
+        if (length > usable) {
+            /* Sender SWS avoidance: a partial segment only when it is at
+             * least half the largest window offered. */
+            if (usable == 0 || usable < tcb->max_snd_wnd / 2)
+                return 0;
+            length = usable;
+        }
+        bool in_flight = tcb->snd_nxt != tcb->snd_una;
+        bool last = length == available;
+        /* Nagle: a small segment waits while data is unacknowledged,
+         * unless TCP_NODELAY, or it carries the FIN along. */
+        if (length < segment_size && in_flight && !tcb->nodelay && !(last && tcb->fin_queued))
+            return 0;
+        bool with_fin = last && tcb->fin_queued;
+        uint8_t flags = TCP_FLAG_ACK | (last ? TCP_FLAG_PSH : 0) | (with_fin ? TCP_FLAG_FIN : 0);
+        uint32_t sequence = tcb->snd_nxt;
+        if (tcp_send_segment(stack, tcb, sequence, flags, sequence - base, length, now) != 0)
+            return 0;
+        tcp_sent(stack, tcb, sequence, length + (with_fin ? 1 : 0), now);
+        return length + (with_fin ? 1 : 0);
+    }
+    if (tcb->fin_queued && tcb->snd_nxt == data_end) {
+        tcp_send_segment(stack, tcb, data_end, TCP_FLAG_FIN | TCP_FLAG_ACK, 0, 0, now);
+        tcp_sent(stack, tcb, data_end, 1, now);
+        return 1;
+    }
+    return 0;
+}
+
+/* SACK loss recovery (RFC 6675 5 step C): while the congestion window
+ * (set by PRR on each ACK) exceeds pipe, send NextSeg: a lost hole, else
+ * new data, else another hole. */
+static void tcp_output_sack_recovery(struct usock_stack *stack, struct tcp_connection *tcb,
+                                     uint64_t now)
+{
+    for (unsigned guard = 0; guard < 1024; guard++) {
+        uint32_t pipe = tcp_sack_pipe(tcb);
+        if (pipe >= tcb->cwnd)
+            return;
+        uint32_t budget = tcb->cwnd - pipe;
+        uint32_t sequence, length;
+        bool hole = tcp_sack_next_hole(tcb, true, &sequence, &length);
+        if (!hole) {
+            uint32_t window_end = tcb->snd_una + tcb->snd_wnd;
+            if (seq_lt(tcb->snd_nxt + budget, window_end))
+                window_end = tcb->snd_nxt + budget;
+            uint32_t sent = tcp_send_new(stack, tcb, window_end, now);
+            if (sent) {
+                tcb->prr_out += sent;
+                continue;
+            }
+            hole = tcp_sack_next_hole(tcb, false, &sequence, &length);
+        }
+        if (!hole)
+            return;
+        if (length > tcb->mss)
+            length = tcb->mss;
+        if (length > budget)
+            return; /* wait for the next ACK to add to the budget */
+        uint32_t sent = tcp_retransmit_at(stack, tcb, sequence, length, now);
+        if (sent == 0)
+            return;
+        tcb->high_rxt = sequence + sent;
+        tcb->prr_out += sent;
+    }
+}
+
 void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
 {
     if (tcb->state == TCPS_SYN_SENT || tcb->state == TCPS_SYN_RECEIVED) {
@@ -246,52 +330,22 @@ void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t 
     if (!tcb->syn_acknowledged && tcp_state_sends_data(tcb->state))
         tcp_output_syn(stack, tcb, now);
     if (tcp_state_sends_data(tcb->state)) {
-        uint32_t base = tcp_send_base(tcb);
-        uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
-        /* RFC 3042 limited transmit: the first two duplicate ACKs each let
-         * one new segment go beyond cwnd (never beyond the peer's window). */
-        uint32_t congestion_window = tcb->cwnd;
-        if (!tcb->in_recovery && tcb->duplicate_acks > 0 && tcb->duplicate_acks < 3)
-            congestion_window += tcb->duplicate_acks * (uint32_t)tcb->mss;
-        uint32_t window = tcb->snd_wnd < congestion_window ? tcb->snd_wnd : congestion_window;
-        uint32_t window_end = tcb->snd_una + window;
-        for (;;) {
-            if (seq_lt(tcb->snd_nxt, data_end)) {
-                uint32_t available = data_end - tcb->snd_nxt;
-                uint32_t length = available < tcb->mss ? available : tcb->mss;
-                uint32_t usable =
-                    seq_gt(window_end, tcb->snd_nxt) ? window_end - tcb->snd_nxt : 0;
-                if (length > usable) {
-                    /* Sender SWS avoidance: a partial segment only when it
-                     * is at least half the largest window offered. */
-                    if (usable == 0 || usable < tcb->max_snd_wnd / 2)
-                        break;
-                    length = usable;
-                }
-                bool in_flight = tcb->snd_nxt != tcb->snd_una;
-                bool last = length == available;
-                /* Nagle: a small segment waits while data is unacknowledged,
-                 * unless TCP_NODELAY, or it carries the FIN along. */
-                if (length < tcb->mss && in_flight && !tcb->nodelay &&
-                    !(last && tcb->fin_queued))
-                    break;
-                bool with_fin = last && tcb->fin_queued;
-                uint8_t flags = TCP_FLAG_ACK | (last ? TCP_FLAG_PSH : 0) |
-                                (with_fin ? TCP_FLAG_FIN : 0);
-                uint32_t sequence = tcb->snd_nxt;
-                if (tcp_send_segment(stack, tcb, sequence, flags, sequence - base, length, now) != 0)
-                    break;
-                tcp_sent(stack, tcb, sequence, length + (with_fin ? 1 : 0), now);
-                continue;
-            }
-            if (tcb->fin_queued && tcb->snd_nxt == data_end) {
-                tcp_send_segment(stack, tcb, data_end, TCP_FLAG_FIN | TCP_FLAG_ACK, 0, 0, now);
-                tcp_sent(stack, tcb, data_end, 1, now);
-            }
-            break;
+        if (tcb->in_recovery && tcb->sack_permitted) {
+            tcp_output_sack_recovery(stack, tcb, now);
+        } else {
+            /* RFC 3042 limited transmit: the first two duplicate ACKs each
+             * let one new segment go beyond cwnd (never beyond the peer's
+             * window). */
+            uint32_t congestion_window = tcb->cwnd;
+            if (!tcb->in_recovery && tcb->duplicate_acks > 0 && tcb->duplicate_acks < 3)
+                congestion_window += tcb->duplicate_acks * (uint32_t)tcb->mss;
+            uint32_t window = tcb->snd_wnd < congestion_window ? tcb->snd_wnd : congestion_window;
+            while (tcp_send_new(stack, tcb, tcb->snd_una + window, now))
+                ;
         }
         /* Data waiting with nothing in flight (a closed or too small
          * window): the retransmission timer doubles as the persist timer. */
+        uint32_t data_end = tcp_send_base(tcb) + (uint32_t)tcb->send_buffer.length;
         if (tcb->snd_nxt == tcb->snd_una && tcb->snd_una == tcb->snd_max &&
             (seq_lt(tcb->snd_nxt, data_end) || (tcb->fin_queued && tcb->snd_nxt == data_end)) &&
             !timer_is_armed(&tcb->retransmit_timer))
@@ -299,6 +353,35 @@ void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t 
     }
     if (tcb->ack_now && tcb->state != TCPS_CLOSED && tcb->state != TCPS_LISTEN)
         tcp_send_ack(stack, tcb, now);
+}
+
+uint32_t tcp_retransmit_at(struct usock_stack *stack, struct tcp_connection *tcb,
+                           uint32_t sequence, uint32_t limit, uint64_t now)
+{
+    uint32_t base = tcp_send_base(tcb);
+    uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
+    if (seq_lt(sequence, base))
+        return 0;
+    if (seq_lt(sequence, data_end)) {
+        uint32_t length = data_end - sequence;
+        uint32_t segment_size = tcb->mss - tcp_sack_option_bytes(tcb);
+        if (length > limit)
+            length = limit;
+        if (length > segment_size)
+            length = segment_size;
+        bool with_fin = tcb->fin_queued && sequence + length == data_end &&
+                        seq_gt(tcb->snd_max, data_end);
+        uint8_t flags = TCP_FLAG_ACK | TCP_FLAG_PSH | (with_fin ? TCP_FLAG_FIN : 0);
+        tcp_send_segment(stack, tcb, sequence, flags, sequence - base, length, now);
+        tcp_sent(stack, tcb, sequence, length + (with_fin ? 1 : 0), now);
+        return length + (with_fin ? 1 : 0);
+    }
+    if (tcb->fin_queued && sequence == data_end) {
+        tcp_send_segment(stack, tcb, data_end, TCP_FLAG_FIN | TCP_FLAG_ACK, 0, 0, now);
+        tcp_sent(stack, tcb, data_end, 1, now);
+        return 1;
+    }
+    return 0;
 }
 
 /* Retransmits the first unacknowledged segment (fast retransmit, partial
@@ -311,20 +394,5 @@ void tcp_retransmit_first(struct usock_stack *stack, struct tcp_connection *tcb,
         tcp_output(stack, tcb, now);
         return;
     }
-    uint32_t base = tcp_send_base(tcb);
-    uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
-    uint32_t sequence = tcb->snd_una;
-    if (seq_lt(sequence, data_end)) {
-        uint32_t length = data_end - sequence;
-        if (length > limit)
-            length = limit;
-        bool with_fin = tcb->fin_queued && sequence + length == data_end &&
-                        seq_gt(tcb->snd_max, data_end);
-        uint8_t flags = TCP_FLAG_ACK | TCP_FLAG_PSH | (with_fin ? TCP_FLAG_FIN : 0);
-        tcp_send_segment(stack, tcb, sequence, flags, sequence - base, length, now);
-        tcp_sent(stack, tcb, sequence, length + (with_fin ? 1 : 0), now);
-    } else if (tcb->fin_queued && sequence == data_end) {
-        tcp_send_segment(stack, tcb, data_end, TCP_FLAG_FIN | TCP_FLAG_ACK, 0, 0, now);
-        tcp_sent(stack, tcb, data_end, 1, now);
-    }
+    tcp_retransmit_at(stack, tcb, tcb->snd_una, limit, now);
 }

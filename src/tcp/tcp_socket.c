@@ -178,6 +178,8 @@ void tcp_negotiate_options(struct tcp_connection *tcb, const struct tcp_header *
         tcb->send_window_shift = 0;
         tcb->receive_window_shift = 0;
     }
+    /* RFC 2018 3: SACK when both SYNs carry SACK-permitted. */
+    tcb->sack_permitted = options->sack_permitted;
     /* RFC 7323 3.2: timestamps when both SYNs carry them. */
     tcb->timestamps = options->has_timestamps;
     if (tcb->timestamps) {
@@ -251,6 +253,7 @@ static void tcp_connection_free(struct usock_stack *stack, struct tcp_connection
     ring_destroy(&tcb->send_buffer);
     ring_destroy(&tcb->receive_buffer);
     tcp_purge_out_of_order(tcb);
+    tcp_sack_forget(tcb);
     if (tcb->all_prev)
         tcb->all_prev->all_next = tcb->all_next;
     else
@@ -653,6 +656,7 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
     /* Offer window scaling and timestamps; the SYN-ACK says what stays. */
     tcb->window_scaling = true;
     tcb->timestamps = true;
+    tcb->sack_permitted = true;
     tcb->receive_window_shift = tcp_receive_shift_for(socket);
     tcb->send_window_shift = 0;
     tcb->timestamp_recent = 0;

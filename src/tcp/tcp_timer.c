@@ -149,6 +149,10 @@ static void tcp_retransmit_fire(struct usock_stack *stack, struct timer *timer, 
     tcb->total_retransmits++;
     tcb->rtt_measuring = false;
     tcb->snd_nxt = tcb->snd_una;
+    /* The receiver may have reneged on what it SACKed (RFC 2018 8): start
+     * over from snd_una with a clean scoreboard. */
+    tcp_sack_forget(tcb);
+    tcb->high_rxt = tcb->snd_una;
     tcp_output(stack, tcb, now);
     tcp_arm_retransmit(stack, tcb, now);
 }

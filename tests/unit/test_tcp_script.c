@@ -83,6 +83,7 @@ struct script {
     bool timestamps;
     uint32_t peer_timestamp;
     uint32_t stack_timestamp; /* the last TSval the stack sent */
+    size_t sack_option_bytes; /* SACK option bytes the next segment may carry */
 };
 
 /* A segment the stack sent, parsed. */
@@ -340,7 +341,8 @@ static struct segment expect_segment_at(struct script *s, int line, unsigned fla
     if (out.tcp.options.has_timestamps)
         s->stack_timestamp = out.tcp.options.timestamp_value;
     if (!(out.tcp.flags & TCP_FLAG_SYN) &&
-        out.tcp.header_length != TCP_HEADER_LENGTH + (s->timestamps ? 12 : 0))
+        out.tcp.header_length !=
+            TCP_HEADER_LENGTH + (s->timestamps ? 12 : 0) + s->sack_option_bytes)
         fail_at(line, "unexpected options (header %u bytes)", out.tcp.header_length);
     if (!(out.tcp.flags & TCP_FLAG_SYN) && s->timestamps != out.tcp.options.has_timestamps)
         fail_at(line, "timestamps %s, expected %s", out.tcp.options.has_timestamps ? "on" : "off",
@@ -2060,19 +2062,19 @@ static void test_options_on_syn_and_data_are_processed_or_ignored(void)
     inject_raw(&s, segment, length);
     struct segment syn_ack =
         EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, OUR_WINDOW, 0);
-    /* Window scaling and timestamps are answered; SACK is not (RFC 2018
-     * 4: only when the receiver supports it); the unknown kind is skipped. */
+    /* Window scaling, SACK-permitted and timestamps are answered; the
+     * unknown kind is skipped. */
     CHECK(syn_ack.tcp.options.has_mss);
     CHECK(syn_ack.tcp.options.has_window_scale);
-    CHECK(!syn_ack.tcp.options.sack_permitted);
+    CHECK(syn_ack.tcp.options.sack_permitted);
     CHECK(syn_ack.tcp.options.has_timestamps);
     CHECK_EQ(syn_ack.tcp.options.timestamp_echo, 12345);
     s.iss = syn_ack.tcp.sequence;
     s.timestamps = true;
     s.peer_timestamp = 12346;
     uint32_t p = PEER_ISS + 1, l = s.iss + 1;
-    /* The handshake ACK and a data segment carry a SACK block (MUST-5):
-     * processed as if without it. */
+    /* The handshake ACK and a data segment carry a SACK block below the
+     * ACK (MUST-5): a D-SACK of nothing we sent, counted and ignored. */
     struct tcp_options data_options = {
         .has_timestamps = true,
         .timestamp_value = 12346,
@@ -2345,7 +2347,8 @@ static void test_close_in_simultaneous_syn_recv_sends_fin_after_the_syn(void)
 /* Passive open where the peer offers window scale peer_shift and
  * timestamps (TSval 100); returns the accepted descriptor.  Afterwards the
  * script expects timestamps on every segment. */
-static int open_passive_with_rfc7323(struct script *s, uint8_t peer_shift, uint16_t window)
+static int open_passive_with_options(struct script *s, uint8_t peer_shift, uint16_t window,
+                                     bool sack)
 {
     int listener = listen_on(s, SERVER_PORT);
     s->local_port = SERVER_PORT;
@@ -2353,6 +2356,7 @@ static int open_passive_with_rfc7323(struct script *s, uint8_t peer_shift, uint1
         .has_mss = true, .mss = 1460,
         .has_window_scale = true, .window_scale = peer_shift,
         .has_timestamps = true, .timestamp_value = 100,
+        .sack_permitted = sack,
     };
     inject(s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &syn_options, NULL, 0);
     /* The SYN-ACK's own window is never scaled. */
@@ -2363,6 +2367,7 @@ static int open_passive_with_rfc7323(struct script *s, uint8_t peer_shift, uint1
     CHECK(syn_ack.tcp.options.has_timestamps);
     CHECK_EQ(syn_ack.tcp.options.timestamp_echo, 100);
     CHECK_EQ(syn_ack.tcp.options.mss, 1460);
+    CHECK_EQ(syn_ack.tcp.options.sack_permitted, sack);
     s->iss = syn_ack.tcp.sequence;
     s->timestamps = true;
     s->peer_timestamp = 101;
@@ -2372,6 +2377,11 @@ static int open_passive_with_rfc7323(struct script *s, uint8_t peer_shift, uint1
     CHECK(fd >= 0);
     CHECK_STATE(s, "ESTAB");
     return fd;
+}
+
+static int open_passive_with_rfc7323(struct script *s, uint8_t peer_shift, uint16_t window)
+{
+    return open_passive_with_options(s, peer_shift, window, false);
 }
 
 static void test_window_scale_applies_to_the_peer_window_after_the_syn(void)
@@ -2546,6 +2556,211 @@ static void test_scaled_window_right_edge_never_moves_left_nor_beyond_the_buffer
     script_free(&s);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* SACK (RFC 2018, 2883, 6675)                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Checks the SACK blocks of an ACK against count pairs of offsets from
+ * base (left, right, left, right ...). */
+static void check_sack_blocks_at(int line, const struct segment *ack, uint32_t base,
+                                 unsigned count, ...)
+{
+    va_list pairs;
+    va_start(pairs, count);
+    if (ack->tcp.options.sack_block_count != count)
+        fail_at(line, "%u SACK blocks, expected %u (first [%+d, %+d))", ack->tcp.options.sack_block_count, count, (int)(ack->tcp.options.sack_blocks[0].left - base), (int)(ack->tcp.options.sack_blocks[0].right - base));
+    for (unsigned i = 0; i < count; i++) {
+        uint32_t left = base + va_arg(pairs, unsigned);
+        uint32_t right = base + va_arg(pairs, unsigned);
+        const struct tcp_sack_block *block = &ack->tcp.options.sack_blocks[i];
+        if (block->left != left || block->right != right)
+            fail_at(line, "block %u is [%+d, %+d), expected [%+d, %+d)", i,
+                    (int)(block->left - base), (int)(block->right - base),
+                    (int)(left - base), (int)(right - base));
+    }
+    va_end(pairs);
+}
+#define CHECK_SACK(ack, base, ...) check_sack_blocks_at(__LINE__, &(ack), (base), __VA_ARGS__)
+
+/* EXPECT for segments that may carry SACK blocks beside the timestamps. */
+static struct segment expect_with_sack_at(struct script *s, int line, unsigned flags,
+                                          long long sequence, long long acknowledgment,
+                                          long long payload_length)
+{
+    struct captured *packet = s->head;
+    /* Parse the header length first so the option check can allow SACK. */
+    if (!packet)
+        fail_at(line, "expected a segment, the stack sent nothing");
+    struct ipv4_header ip;
+    struct tcp_header tcp;
+    CHECK_EQ(ipv4_parse(packet->data, packet->length, true, &ip), IPV4_PARSE_OK);
+    CHECK_EQ(tcp_parse(packet->data + ip.header_length, ip.total_length - ip.header_length,
+                       ip.source, ip.destination, true, &tcp),
+             TCP_PARSE_OK);
+    size_t sack_bytes = tcp.options.sack_block_count ? 4 + 8 * tcp.options.sack_block_count : 0;
+    s->sack_option_bytes = sack_bytes;
+    struct segment out =
+        expect_segment_at(s, line, flags, sequence, acknowledgment, ANY, payload_length);
+    s->sack_option_bytes = 0;
+    return out;
+}
+#define EXPECT_SACK(s, flags, sequence, acknowledgment, length) \
+    expect_with_sack_at((s), __LINE__, (flags), (sequence), (acknowledgment), (length))
+
+static void test_sack_blocks_report_out_of_order_data_most_recent_first(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_options(&s, 0, PEER_WINDOW, true);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[500];
+    fill_pattern(data, sizeof(data), 1);
+    inject(&s, TCP_FLAG_ACK, p + 1000, l, PEER_WINDOW, NULL, data, 500);
+    struct segment ack = EXPECT_SACK(&s, TCP_FLAG_ACK, l, p, 0);
+    CHECK_SACK(ack, p, 1, 1000, 1500);
+    inject(&s, TCP_FLAG_ACK, p + 2000, l, PEER_WINDOW, NULL, data, 500);
+    ack = EXPECT_SACK(&s, TCP_FLAG_ACK, l, p, 0);
+    CHECK_SACK(ack, p, 2, 2000, 2500, 1000, 1500);
+    /* Extending the first run makes it the most recent again. */
+    inject(&s, TCP_FLAG_ACK, p + 1500, l, PEER_WINDOW, NULL, data, 300);
+    ack = EXPECT_SACK(&s, TCP_FLAG_ACK, l, p, 0);
+    CHECK_SACK(ack, p, 2, 1000, 1800, 2000, 2500);
+    /* The hole at the start fills: the cumulative ACK moves, one block
+     * is left. */
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 500);
+    ack = EXPECT_SACK(&s, TCP_FLAG_ACK, l, p + 500, 0);
+    CHECK_SACK(ack, p, 2, 1000, 1800, 2000, 2500);
+    /* A duplicate of data already acknowledged: reported once as a
+     * D-SACK block ahead of the others (RFC 2883). */
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, 200);
+    ack = EXPECT_SACK(&s, TCP_FLAG_ACK, l, p + 500, 0);
+    CHECK_SACK(ack, p, 3, 0, 200, 1000, 1800, 2000, 2500);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpDsackSent"), 1);
+    /* A duplicate of data held out of order: D-SACK too. */
+    inject(&s, TCP_FLAG_ACK, p + 2000, l, PEER_WINDOW, NULL, data, 500);
+    ack = EXPECT_SACK(&s, TCP_FLAG_ACK, l, p + 500, 0);
+    CHECK_SACK(ack, p, 3, 2000, 2500, 2000, 2500, 1000, 1800);
+    /* Everything in: no more blocks. */
+    inject(&s, TCP_FLAG_ACK, p + 500, l, PEER_WINDOW, NULL, data, 500);
+    ack = EXPECT_SACK(&s, TCP_FLAG_ACK, l, p + 1800, 0);
+    CHECK_SACK(ack, p, 1, 2000, 2500);
+    inject(&s, TCP_FLAG_ACK, p + 1800, l, PEER_WINDOW, NULL, data, 200);
+    ack = EXPECT_SACK(&s, TCP_FLAG_ACK, l, p + 2500, 0);
+    CHECK_SACK(ack, p, 0);
+    uint8_t buffer[4096];
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 2500);
+    script_free(&s);
+}
+
+/* Sends count full segments from the stack and returns their size. */
+static uint32_t send_segments(struct script *s, int fd, unsigned count, uint32_t first)
+{
+    static uint8_t data[16 * 1448];
+    fill_pattern(data, sizeof(data), 7);
+    CHECK(count <= 16);
+    CHECK_EQ(usock_send(s->stack, fd, data, count * 1448, 0), (ssize_t)(count * 1448));
+    for (unsigned i = 0; i < count; i++)
+        EXPECT_SACK(s, TCP_FLAG_ACK | MAYBE_PSH, first + i * 1448, PEER_ISS + 1, 1448);
+    return 1448;
+}
+
+static void test_sack_recovery_resends_only_the_holes(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_options(&s, 0, PEER_WINDOW, true);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    const uint32_t m = send_segments(&s, fd, 10, l);
+    /* Segments 0 and 5 are lost.  The peer SACKs 1, 2, 3: by the third
+     * duplicate ACK (and more than 2 * SMSS SACKed above it) segment 0 is
+     * lost; it alone is resent. */
+    struct tcp_options sack = {.sack_block_count = 1};
+    for (unsigned i = 1; i <= 3; i++) {
+        sack.sack_blocks[0].left = l + m;
+        sack.sack_blocks[0].right = l + (i + 1) * m;
+        inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, &sack, NULL, 0);
+    }
+    EXPECT_SACK(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, m);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpSackRecoveries"), 1);
+    /* 4 arrives (SACK 1-4), then 6, 7, 8, 9 beyond the hole at 5. */
+    sack.sack_block_count = 2;
+    sack.sack_blocks[0].left = l + 6 * m;
+    sack.sack_blocks[1].left = l + m;
+    sack.sack_blocks[1].right = l + 5 * m;
+    for (unsigned i = 6; i <= 9; i++) {
+        sack.sack_blocks[0].right = l + (i + 1) * m;
+        inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, &sack, NULL, 0);
+    }
+    /* The resent segment 0 arrives: the ACK moves to 5, SACKs 6-9; 5 is
+     * lost by then and is resent - nothing SACKed goes again. */
+    sack.sack_block_count = 1;
+    sack.sack_blocks[0].left = l + 6 * m;
+    sack.sack_blocks[0].right = l + 10 * m;
+    inject(&s, TCP_FLAG_ACK, p, l + 5 * m, PEER_WINDOW, &sack, NULL, 0);
+    struct segment resent = EXPECT_SACK(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 5 * m, p, m);
+    (void)resent;
+    EXPECT_NOTHING(&s);
+    /* All acknowledged: recovery ends, no timeout ever fired. */
+    inject(&s, TCP_FLAG_ACK, p, l + 10 * m, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpTimeouts"), 0);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpRetransSegs"), 2);
+    script_free(&s);
+}
+
+static void test_sack_blocks_out_of_range_are_ignored_and_counted(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_options(&s, 0, PEER_WINDOW, true);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    const uint32_t m = send_segments(&s, fd, 4, l);
+    struct tcp_options sack = {.sack_block_count = 3};
+    sack.sack_blocks[0] = (struct tcp_sack_block){l + 5 * m, l + 6 * m}; /* beyond snd_max */
+    sack.sack_blocks[1] = (struct tcp_sack_block){l + 3 * m, l + 2 * m}; /* left > right */
+    sack.sack_blocks[2] = (struct tcp_sack_block){l + m, l + m};         /* empty */
+    for (int i = 0; i < 5; i++)
+        inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, &sack, NULL, 0);
+    EXPECT_NOTHING(&s); /* no SACK information: no recovery */
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpSackDiscard"), 15);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpSackRecoveries"), 0);
+    script_free(&s);
+}
+
+static void test_sack_storm_of_tiny_ranges_stays_bounded(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_options(&s, 0, PEER_WINDOW, true);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    const uint32_t m = send_segments(&s, fd, 10, l);
+    /* Thousands of ACKs each SACKing three distinct single bytes: the
+     * scoreboard keeps at most its bound of ranges, every ACK costs the
+     * same, and what comes out is only ever a retransmission of data we
+     * sent (the checks in EXPECT_SACK). */
+    struct tcp_options sack = {.sack_block_count = 3};
+    uint32_t spot = 1;
+    for (int i = 0; i < 3000; i++) {
+        for (int b = 0; b < 3; b++) {
+            spot = (spot * 1103515245u + 12345u) % (10 * m - 2) + 1;
+            sack.sack_blocks[b] = (struct tcp_sack_block){l + spot, l + spot + 1};
+        }
+        inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, &sack, NULL, 0);
+        while (s.head)
+            EXPECT_SACK(&s, TCP_FLAG_ACK | MAYBE_PSH, ANY, p, ANY);
+    }
+    CHECK_STATE(&s, "ESTAB");
+    /* Then the peer acknowledges everything and the connection goes on. */
+    inject(&s, TCP_FLAG_ACK, p, l + 10 * m, PEER_WINDOW, NULL, NULL, 0);
+    while (s.head)
+        EXPECT_SACK(&s, TCP_FLAG_ACK | MAYBE_PSH, ANY, p, ANY);
+    CHECK_EQ(usock_send(s.stack, fd, "x", 1, 0), 1);
+    EXPECT_SACK(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 10 * m, p, 1);
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -2625,6 +2840,10 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_active_open_offers_scale_and_timestamps_and_drops_them_unanswered),
     CHECK_TEST(test_so_rcvbuf_before_connect_sizes_the_window_scale),
     CHECK_TEST(test_scaled_window_right_edge_never_moves_left_nor_beyond_the_buffer),
+    CHECK_TEST(test_sack_blocks_report_out_of_order_data_most_recent_first),
+    CHECK_TEST(test_sack_recovery_resends_only_the_holes),
+    CHECK_TEST(test_sack_blocks_out_of_range_are_ignored_and_counted),
+    CHECK_TEST(test_sack_storm_of_tiny_ranges_stays_bounded),
 };
 
 CHECK_MAIN(tests)
