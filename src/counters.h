@@ -53,7 +53,8 @@
     X(TcpAbortOnLinger) X(TcpAbortOnTimeout) X(TcpChallengeAcks)                 \
     X(TcpRstsReceived) X(TcpInWindowRstsIgnored) X(TcpPawsEstabRejected)        \
     X(TcpSackRecoveries) X(TcpSackDiscard) X(TcpDsackReceived) X(TcpDsackSent)   \
-    X(TcpSackBlocksSent)
+    X(TcpSackBlocksSent) X(TcpSpuriousRecoveryUndo) X(TcpSpuriousRtoUndo)       \
+    X(TcpLostRetransmit)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

@@ -75,6 +75,8 @@ enum tcp_state {
 #define TCP_OUT_OF_ORDER_LIMIT 256           /* segments */
 #define TCP_SCOREBOARD_RANGES 32             /* SACKed ranges remembered */
 #define TCP_SACK_RECENT 4                    /* recent arrivals, for block order */
+#define TCP_REORDERING_INITIAL 3             /* DupThresh, net.ipv4.tcp_reordering */
+#define TCP_REORDERING_MAX 300               /* net.ipv4.tcp_max_reordering */
 #define TCP_BACKLOG_MAX 4096                 /* SOMAXCONN */
 #define TCP_KEEPALIVE_IDLE_NS (7200ULL * 1000 * 1000 * 1000)
 #define TCP_KEEPALIVE_INTERVAL_NS (75ULL * 1000 * 1000 * 1000)
@@ -158,6 +160,15 @@ struct tcp_connection {
     struct tcp_scoreboard *scoreboard; /* NULL until the first SACK */
     uint32_t high_rxt;           /* HighRxt: end of the last hole retransmitted */
     uint32_t prr_delivered, prr_out, recover_flight;
+    uint32_t retransmit_round_end; /* snd_max when this round of hole resends began */
+    unsigned reordering;         /* DupThresh */
+
+    /* Undoing a spurious retransmission (Eifel detection, RFC 3522, with
+     * timestamps; response as RFC 4015) */
+    bool undo_armed;
+    bool undo_after_timeout;
+    uint32_t undo_timestamp;     /* our TSval on the first retransmission */
+    uint32_t prior_cwnd, prior_ssthresh;
 
     /* round-trip time (RFC 6298) */
     uint64_t srtt_ns, rttvar_ns, rto_ns;
@@ -277,6 +288,12 @@ bool tcp_sack_next_hole(const struct tcp_connection *tcb, bool lost_only, uint32
 /* Enters SACK recovery and resends the first unacknowledged segment. */
 void tcp_sack_enter_recovery(struct usock_stack *stack, struct tcp_connection *tcb,
                              uint64_t now);
+/* In recovery: starts a new round of hole resends when SACKs show that
+ * resends of the last round were lost. */
+void tcp_sack_check_lost_retransmits(struct usock_stack *stack, struct tcp_connection *tcb);
+/* Remembers the congestion state before a fast retransmission or a
+ * timeout, so a spurious one can be undone. */
+void tcp_undo_arm(struct tcp_connection *tcb, bool after_timeout, uint64_t now);
 /* PRR: the congestion window after an ACK in recovery that delivered
  * delivered bytes (newly acknowledged plus newly SACKed). */
 void tcp_sack_on_ack(struct tcp_connection *tcb, uint32_t delivered);

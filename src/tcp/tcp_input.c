@@ -185,6 +185,7 @@ static uint32_t tcp_flight_size(const struct tcp_connection *tcb)
 static void tcp_enter_fast_recovery(struct usock_stack *stack, struct tcp_connection *tcb,
                                     uint64_t now)
 {
+    tcp_undo_arm(tcb, false, now);
     uint32_t half = tcp_flight_size(tcb) / 2;
     tcb->ssthresh = half > 2u * tcb->mss ? half : 2u * tcb->mss;
     tcb->recover = tcb->snd_max;
@@ -230,6 +231,41 @@ static void tcp_congestion_on_ack(struct usock_stack *stack, struct tcp_connecti
         tcb->cwnd = 1u << 30;
 }
 
+/* Eifel detection (RFC 3522): the first ACK to cover the retransmitted
+ * segment echoes a timestamp older than the retransmission, so it was the
+ * original that arrived: the retransmission was spurious (reordering or
+ * delay, not loss).  The response (RFC 4015, Linux's undo): the congestion
+ * state from before, no go-back-N after a timeout, and after a spurious
+ * fast retransmission a DupThresh that covers the reordering seen. */
+static void tcp_check_spurious(struct usock_stack *stack, struct tcp_connection *tcb,
+                               const struct tcp_segment *segment, uint32_t old_una,
+                               uint32_t highest_sacked)
+{
+    if (!tcb->undo_armed)
+        return;
+    tcb->undo_armed = false;
+    const struct tcp_options *options = &segment->header.options;
+    if (!options->has_timestamps || options->timestamp_echo == 0 ||
+        !seq_lt(options->timestamp_echo, tcb->undo_timestamp))
+        return;
+    if (tcb->cwnd < tcb->prior_cwnd)
+        tcb->cwnd = tcb->prior_cwnd;
+    if (tcb->ssthresh < tcb->prior_ssthresh)
+        tcb->ssthresh = tcb->prior_ssthresh;
+    tcb->in_recovery = false;
+    tcb->recover = tcb->snd_una;
+    tcb->high_rxt = tcb->snd_una;
+    if (tcb->undo_after_timeout) {
+        COUNT(stack, TcpSpuriousRtoUndo);
+        tcb->retransmits = 0;
+        if (seq_lt(tcb->snd_nxt, tcb->snd_max))
+            tcb->snd_nxt = tcb->snd_max; /* what was sent is not lost */
+        return;
+    }
+    COUNT(stack, TcpSpuriousRecoveryUndo);
+    (void)old_una; (void)highest_sacked;
+}
+
 /* What a processing step left behind. */
 enum tcp_step {
     TCP_STEP_CONTINUE, /* go on with the segment */
@@ -266,6 +302,9 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         return TCP_STEP_DROP;
     }
     uint32_t sacked_before = tcp_sack_sacked_bytes(tcb);
+    uint32_t highest_sacked = tcb->scoreboard && tcb->scoreboard->count
+                                  ? tcb->scoreboard->ranges[tcb->scoreboard->count - 1].right
+                                  : tcb->snd_una;
     uint32_t newly_sacked = tcp_sack_update(stack, tcb, &segment->header.options,
                                             seq_gt(ack, tcb->snd_una) ? ack : tcb->snd_una);
     bool sack_recovery = tcb->sack_permitted;
@@ -277,11 +316,13 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
             ring_discard(&tcb->send_buffer, data);
         }
         tcp_sample_rtt(tcb, segment, tcb->snd_una, now);
+        uint32_t old_una = tcb->snd_una;
         tcb->snd_una = ack;
         if (seq_lt(tcb->snd_nxt, tcb->snd_una))
             tcb->snd_nxt = tcb->snd_una;
         tcb->retransmits = 0;
         tcb->duplicate_acks = 0;
+        tcp_check_spurious(stack, tcb, segment, old_una, highest_sacked);
         if (sack_recovery && tcb->in_recovery) {
             if (seq_geq(ack, tcb->recover)) {
                 tcb->in_recovery = false; /* RFC 6937: cwnd = ssthresh at the end */
@@ -294,6 +335,7 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
                 uint32_t delivered = acknowledged + sacked_now - sacked_before;
                 if (seq_lt(tcb->high_rxt, ack))
                     tcb->high_rxt = ack;
+                tcp_sack_check_lost_retransmits(stack, tcb);
                 tcp_sack_on_ack(tcb, delivered);
             }
         } else if (sack_recovery && tcp_sack_first_lost(tcb) && seq_gt(ack, tcb->recover)) {
@@ -316,9 +358,11 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         /* RFC 6675 2: with SACK, a duplicate ACK is one that SACKs new
          * data. */
         tcb->duplicate_acks++;
-        if (tcb->in_recovery)
+        if (tcb->in_recovery) {
+            tcp_sack_check_lost_retransmits(stack, tcb);
             tcp_sack_on_ack(tcb, newly_sacked);
-        else if ((tcb->duplicate_acks >= 3 || tcp_sack_first_lost(tcb)) &&
+        }
+        else if ((tcb->duplicate_acks >= tcb->reordering || tcp_sack_first_lost(tcb)) &&
                  seq_gt(ack, tcb->recover))
             tcp_sack_enter_recovery(stack, tcb, now);
     } else if (!sack_recovery && ack == tcb->snd_una && segment->data_length == 0 &&

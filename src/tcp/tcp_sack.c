@@ -19,9 +19,11 @@
  * (snd_una, snd_max], left below right; the rest are counted and ignored.
  * A timeout forgets the scoreboard (the receiver may renege, RFC 2018 8).
  *
- * Recovery: entered on the third duplicate ACK or when the scoreboard says
- * the first unacknowledged byte is lost (RFC 6675 IsLost: more than
- * 2 * SMSS, or 3 discontiguous ranges, SACKed above it).  While in it,
+ * Recovery: entered on the DupThresh-th duplicate ACK or when the
+ * scoreboard says the first unacknowledged byte is lost (RFC 6675 IsLost:
+ * more than (DupThresh - 1) * SMSS, or DupThresh discontiguous ranges,
+ * SACKed above it).  DupThresh starts at 3 and grows, as Linux's
+ * tp->reordering, when a retransmission proves spurious (tcp_input.c).  While in it,
  * each ACK updates the congestion window by PRR from the bytes it
  * delivered, and tcp_output sends NextSeg while pipe (bytes believed in
  * the network) allows: lost holes first, then new data, then the other
@@ -263,7 +265,8 @@ uint32_t tcp_sack_update(struct usock_stack *stack, struct tcp_connection *tcb,
 static bool tcp_hole_lost(const struct tcp_connection *tcb, uint32_t sacked_above,
                           unsigned ranges_above)
 {
-    return sacked_above > 2u * tcb->mss || ranges_above >= 3;
+    return sacked_above > (tcb->reordering - 1) * (uint32_t)tcb->mss ||
+           ranges_above >= tcb->reordering;
 }
 
 bool tcp_sack_first_lost(const struct tcp_connection *tcb)
@@ -335,9 +338,21 @@ bool tcp_sack_next_hole(const struct tcp_connection *tcb, bool lost_only, uint32
 
 /* ---- recovery ---- */
 
+void tcp_undo_arm(struct tcp_connection *tcb, bool after_timeout, uint64_t now)
+{
+    if (tcb->undo_armed)
+        return; /* the episode's first retransmission is what counts */
+    tcb->undo_armed = tcb->timestamps;
+    tcb->undo_after_timeout = after_timeout;
+    tcb->undo_timestamp = tcp_timestamp_now(tcb, now);
+    tcb->prior_cwnd = tcb->cwnd;
+    tcb->prior_ssthresh = tcb->ssthresh;
+}
+
 void tcp_sack_enter_recovery(struct usock_stack *stack, struct tcp_connection *tcb,
                              uint64_t now)
 {
+    tcp_undo_arm(tcb, false, now);
     /* RFC 6675 5 step 4 with RFC 6937: ssthresh from the flight, PRR from
      * here on. */
     uint32_t flight = tcb->snd_max - tcb->snd_una;
@@ -346,6 +361,7 @@ void tcp_sack_enter_recovery(struct usock_stack *stack, struct tcp_connection *t
     tcb->recover = tcb->snd_max;
     tcb->in_recovery = true;
     tcb->high_rxt = tcb->snd_una;
+    tcb->retransmit_round_end = tcb->snd_max;
     tcb->prr_delivered = 0;
     tcb->prr_out = 0;
     tcb->recover_flight = flight ? flight : 1;
@@ -363,6 +379,25 @@ void tcp_sack_enter_recovery(struct usock_stack *stack, struct tcp_connection *t
     uint32_t sent = tcp_retransmit_at(stack, tcb, tcb->snd_una, limit, now);
     tcb->high_rxt = tcb->snd_una + sent;
     tcb->prr_out += sent;
+}
+
+void tcp_sack_check_lost_retransmits(struct usock_stack *stack, struct tcp_connection *tcb)
+{
+    /* Data first sent after this round of resends began is SACKed, more
+     * than DupThresh segments of it, yet snd_una still sits in a hole we
+     * resent: that resend was lost too (Linux's lost-retransmit marking,
+     * RACK's idea without per-segment times).  Start a new round from
+     * snd_una; IsLost picks the holes again. */
+    const struct tcp_scoreboard *board = tcb->scoreboard;
+    if (!tcb->in_recovery || !board || board->count == 0 || !seq_gt(tcb->high_rxt, tcb->snd_una))
+        return;
+    uint32_t highest_sacked = board->ranges[board->count - 1].right;
+    uint32_t margin = (tcb->reordering - 1) * (uint32_t)tcb->mss;
+    if (!seq_gt(highest_sacked, tcb->retransmit_round_end + margin))
+        return;
+    COUNT(stack, TcpLostRetransmit);
+    tcb->high_rxt = tcb->snd_una;
+    tcb->retransmit_round_end = tcb->snd_max;
 }
 
 void tcp_sack_on_ack(struct tcp_connection *tcb, uint32_t delivered)

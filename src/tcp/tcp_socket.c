@@ -215,6 +215,7 @@ static struct tcp_connection *tcp_connection_new(struct usock_stack *stack, stru
     tcb->rto_ns = TCP_RTO_INITIAL_NS;
     tcb->mss = TCP_DEFAULT_MSS;
     tcb->ssthresh = UINT32_MAX;
+    tcb->reordering = TCP_REORDERING_INITIAL;
     tcb->quickack = TCP_QUICKACK_SEGMENTS;
     tcb->keepalive_idle_ns = TCP_KEEPALIVE_IDLE_NS;
     tcb->keepalive_interval_ns = TCP_KEEPALIVE_INTERVAL_NS;

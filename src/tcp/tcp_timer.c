@@ -138,6 +138,7 @@ static void tcp_retransmit_fire(struct usock_stack *stack, struct timer *timer, 
     /* RFC 5681 3.1 eq. 4 and RFC 6298 5.5-5.6: collapse to one segment,
      * back off, go back to the first unacknowledged byte. */
     COUNT(stack, TcpTimeouts);
+    tcp_undo_arm(tcb, true, now);
     uint32_t flight = tcp_flight_size(tcb);
     uint32_t half = flight / 2;
     tcb->ssthresh = half > 2u * tcb->mss ? half : 2u * tcb->mss;
