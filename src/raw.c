@@ -4,7 +4,8 @@
  * A raw socket of protocol P receives a copy of every IP datagram of
  * protocol P addressed to the stack (after reassembly, alongside normal
  * delivery to UDP/TCP/ICMP), with its IP header, as Linux does; bind()
- * filters by destination address and connect() by source.  ICMP raw
+ * filters by destination address, connect() by source, and a multicast
+ * membership's source filter by source.  ICMP raw
  * sockets may set ICMP_FILTER (SOL_RAW) to skip ICMP types.  Sockets are
  * kept on one list per protocol number (a table of 256 lists), so delivery
  * walks only the sockets that want that protocol.
@@ -29,6 +30,7 @@
 
 #include "net/ipv4.h"
 #include "socket/datagram_queue.h"
+#include "socket/multicast.h"
 #include "stack.h"
 #include "wire/bytes.h"
 #include "wire/checksum.h"
@@ -330,6 +332,8 @@ bool raw_deliver(struct usock_stack *stack, const struct ipv4_packet *packet)
         if (socket->local_address && socket->local_address != header->destination)
             continue;
         if (socket->connected && socket->peer_address != header->source)
+            continue;
+        if (!socket_multicast_allows(stack, socket, header->destination, header->source))
             continue;
         if (header->protocol == IPPROTO_ICMP && packet->payload_length >= 1 &&
             packet->payload[0] < 32 && (raw->icmp_filter & (1u << packet->payload[0])))

@@ -12,7 +12,8 @@
  * a connected socket must match the source, and the best match (connected
  * beats unconnected, the latest bind wins ties, SO_REUSEPORT groups spread by
  * a hash of the source) takes it.  Broadcast and multicast datagrams go to
- * every socket on the port bound to the wildcard or to that destination.
+ * every socket on the port bound to the wildcard or to that destination
+ * (multicast ones only where the socket's source filter lets them).
  *
  * Binding follows Linux: conflicts unless both sockets set SO_REUSEADDR, or
  * both SO_REUSEPORT; port 0 picks an ephemeral port; connect() binds an
@@ -30,6 +31,7 @@
 #include "net/icmp.h"
 #include "net/ipv4.h"
 #include "socket/datagram_queue.h"
+#include "socket/multicast.h"
 #include "stack.h"
 #include "util/siphash.h"
 #include "wire/icmp.h"
@@ -414,6 +416,9 @@ static bool udp_deliver_broadcast_to(struct socket *socket, void *context)
     if (socket->local_address != 0 && socket->local_address != delivery->origin.destination)
         return true;
     if (udp_match_score(socket, delivery->origin.source, delivery->origin.source_port) < 0)
+        return true;
+    if (!socket_multicast_allows(delivery->stack, socket, delivery->origin.destination,
+                                 delivery->origin.source))
         return true;
     udp_queue(delivery->stack, socket, &delivery->origin, delivery->payload, delivery->length);
     delivery->delivered++;

@@ -219,6 +219,7 @@ void socket_put(struct socket *socket)
     if (--socket->references > 0)
         return;
     socket_purge_errors(socket);
+    free(socket->memberships); /* left already at close; freed here if never closed */
     pthread_cond_destroy(&socket->condition);
     free(socket);
 }

@@ -23,6 +23,7 @@
 
 struct usock_stack;
 struct socket;
+struct socket_membership;
 
 /* Operations of one socket type, found by (type, protocol) in a table. */
 struct socket_operations {
@@ -75,8 +76,6 @@ struct socket_operations {
 #define SHUTDOWN_RECEIVE 1
 #define SHUTDOWN_SEND 2
 
-#define SOCKET_MEMBERSHIPS_MAX 20 /* Linux net.ipv4.igmp_max_memberships */
-
 struct socket {
     int fd;
     unsigned references;
@@ -126,7 +125,7 @@ struct socket {
     bool receive_packet_info; /* IP_PKTINFO */
     bool receive_ttl;         /* IP_RECVTTL */
     bool receive_tos;         /* IP_RECVTOS */
-    uint32_t memberships[SOCKET_MEMBERSHIPS_MAX]; /* groups joined, network order */
+    struct socket_membership *memberships; /* groups joined (socket/multicast.c) */
     unsigned membership_count;
 
     struct hash_node address_port_node;

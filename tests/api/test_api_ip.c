@@ -141,6 +141,222 @@ API_TEST(ip_add_membership_with_short_optlen_is_einval)
 }
 
 /* ------------------------------------------------------------------ */
+/* Source-specific multicast                                           */
+/* ------------------------------------------------------------------ */
+
+/* setsockopt of a source option on 198.18.0.1; returns 0 or errno. */
+static int source_option(const struct api *api, int fd, int name, const char *group,
+                         const char *source)
+{
+    struct ip_mreq_source request;
+    memset(&request, 0, sizeof(request));
+    request.imr_multiaddr.s_addr = ip_of(group);
+    request.imr_interface.s_addr = ip_of("198.18.0.1");
+    request.imr_sourceaddr.s_addr = ip_of(source);
+    return api->setsockopt(fd, IPPROTO_IP, name, &request, sizeof(request)) == 0 ? 0 : errno;
+}
+
+static int membership_option(const struct api *api, int fd, int name, const char *group)
+{
+    struct ip_mreq request = mreq_of(group, "198.18.0.1");
+    return api->setsockopt(fd, IPPROTO_IP, name, &request, sizeof(request)) == 0 ? 0 : errno;
+}
+
+API_TEST(source_membership_include_mode_errnos)
+{
+    int fd = udp_socket(api);
+    const char *group = "239.1.1.1";
+    /* Source options other than ADD_SOURCE need a prior join. */
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_UNBLOCK_SOURCE, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"),
+             EADDRNOTAVAIL);
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.6"),
+             EADDRNOTAVAIL);
+    /* EXCLUDE-mode options on an INCLUDE list, and an any-source join. */
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.6"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_UNBLOCK_SOURCE, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(membership_option(api, fd, IP_ADD_MEMBERSHIP, group), EADDRINUSE);
+    /* Dropping the last source leaves the group. */
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(membership_option(api, fd, IP_DROP_MEMBERSHIP, group), EADDRNOTAVAIL);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(source_membership_exclude_mode_errnos)
+{
+    int fd = udp_socket(api);
+    const char *group = "239.1.1.3";
+    CHECK_EQ(membership_option(api, fd, IP_ADD_MEMBERSHIP, group), 0);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.5"), EADDRNOTAVAIL);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.6"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_UNBLOCK_SOURCE, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_UNBLOCK_SOURCE, group, "198.18.0.5"), EADDRNOTAVAIL);
+    /* The emptied list still fixes the mode. */
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.6"), EINVAL);
+    CHECK_EQ(membership_option(api, fd, IP_DROP_MEMBERSHIP, group), 0);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(add_source_membership_after_any_source_join_narrows_it)
+{
+    int fd = udp_socket(api);
+    const char *group = "239.1.1.2";
+    CHECK_EQ(membership_option(api, fd, IP_ADD_MEMBERSHIP, group), 0);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(membership_option(api, fd, IP_DROP_MEMBERSHIP, group), 0);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(eleventh_source_is_enobufs)
+{
+    int fd = udp_socket(api);
+    char source[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(source, sizeof(source), "198.18.0.%d", 10 + i);
+        CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "239.1.1.4", source), 0);
+    }
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "239.1.1.4", "198.18.0.99"),
+             ENOBUFS);
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, "239.1.1.4", "198.18.0.10"), 0);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "239.1.1.4", "198.18.0.99"), 0);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(source_option_bad_arguments)
+{
+    int fd = udp_socket(api);
+    struct ip_mreq_source request;
+    memset(&request, 0, sizeof(request));
+    request.imr_multiaddr.s_addr = ip_of("239.1.1.5");
+    request.imr_interface.s_addr = ip_of("198.18.0.1");
+    request.imr_sourceaddr.s_addr = ip_of("198.18.0.5");
+    /* The length must be exactly that of struct ip_mreq_source. */
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &request,
+                                sizeof(request) - 1), EINVAL);
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &request,
+                                sizeof(request) + 4), EINVAL);
+    request.imr_interface.s_addr = ip_of("10.9.9.9");
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &request,
+                                sizeof(request)), ENODEV);
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_BLOCK_SOURCE, &request, sizeof(request)),
+                ENODEV);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "10.1.1.1", "198.18.0.5"), EINVAL);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(source_options_on_tcp_socket_are_accepted)
+{
+    int fd = api->socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "239.1.1.7", "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, "239.1.1.7", "198.18.0.5"), EINVAL);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+/* A sender on 198.18.0.1 whose multicast loops back to this host. */
+static int multicast_sender(const struct api *api)
+{
+    int fd = udp_bound(api, "198.18.0.1", 0);
+    struct in_addr interface = {.s_addr = ip_of("198.18.0.1")};
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &interface, sizeof(interface)),
+             0);
+    return fd;
+}
+
+static void expect_datagram(const struct api *api, int fd)
+{
+    wait_readable(api, fd);
+    char byte[8];
+    CHECK_EQ(api->recv(fd, byte, sizeof(byte), MSG_DONTWAIT), 2);
+}
+
+API_TEST(include_filter_passes_only_listed_sources)
+{
+    int receiver = udp_bound(api, "0.0.0.0", 6000);
+    int sender = multicast_sender(api);
+    const char *group = "239.1.1.8";
+    CHECK_EQ(source_option(api, receiver, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_datagram(api, receiver);
+    /* Listing another source instead: the sender is filtered out. */
+    CHECK_EQ(source_option(api, receiver, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, receiver, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_nothing(api, receiver);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+API_TEST(blocked_source_is_filtered_and_unblocked_passes)
+{
+    int receiver = udp_bound(api, "0.0.0.0", 6000);
+    int sender = multicast_sender(api);
+    const char *group = "239.1.1.9";
+    CHECK_EQ(membership_option(api, receiver, IP_ADD_MEMBERSHIP, group), 0);
+    CHECK_EQ(source_option(api, receiver, IP_BLOCK_SOURCE, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_nothing(api, receiver);
+    CHECK_EQ(source_option(api, receiver, IP_UNBLOCK_SOURCE, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_datagram(api, receiver);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+API_TEST(drop_source_on_any_source_join_is_eaddrnotavail_and_stops_reception)
+{
+    int receiver = udp_bound(api, "0.0.0.0", 6000);
+    int sender = multicast_sender(api);
+    const char *group = "239.1.1.10";
+    CHECK_EQ(membership_option(api, receiver, IP_ADD_MEMBERSHIP, group), 0);
+    CHECK_EQ(source_option(api, receiver, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.5"),
+             EADDRNOTAVAIL);
+    /* As Linux: the empty filter switched to INCLUDE{}, which takes nothing. */
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_nothing(api, receiver);
+    /* An empty list switches mode freely: block one, take the rest. */
+    CHECK_EQ(source_option(api, receiver, IP_BLOCK_SOURCE, group, "198.18.0.5"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_datagram(api, receiver);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+API_TEST(socket_without_membership_gets_what_the_interface_accepts)
+{
+    int member = udp_socket(api);
+    int on = 1;
+    CHECK_EQ(api->setsockopt(member, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+    struct sockaddr_in any = address_of("0.0.0.0", 6000);
+    CHECK_EQ(api->bind(member, CSA(any), sizeof(any)), 0);
+    int bystander = udp_socket(api);
+    CHECK_EQ(api->setsockopt(bystander, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+    CHECK_EQ(api->bind(bystander, CSA(any), sizeof(any)), 0);
+    int sender = multicast_sender(api);
+    const char *group = "239.1.1.11";
+    /* The interface takes only 198.18.0.5: neither socket hears us. */
+    CHECK_EQ(source_option(api, member, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_nothing(api, member);
+    expect_nothing(api, bystander);
+    /* Now it takes us too; the socket without a membership gets a copy
+     * (IP_MULTICAST_ALL), the member's own filter still says no. */
+    CHECK_EQ(source_option(api, sender, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_datagram(api, bystander);
+    expect_nothing(api, member);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(bystander), 0);
+    CHECK_EQ(api->close(member), 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* Multicast options                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -509,6 +725,16 @@ static const struct check_test tests[] = {
     API_ENTRIES(ip_drop_membership_of_group_not_joined_is_eaddrnotavail),
     API_ENTRIES(ip_add_membership_on_tcp_is_eproto),
     API_ENTRIES(ip_add_membership_with_short_optlen_is_einval),
+    API_ENTRIES(source_membership_include_mode_errnos),
+    API_ENTRIES(source_membership_exclude_mode_errnos),
+    API_ENTRIES(add_source_membership_after_any_source_join_narrows_it),
+    API_ENTRIES(eleventh_source_is_enobufs),
+    API_ENTRIES(source_option_bad_arguments),
+    API_ENTRIES(source_options_on_tcp_socket_are_accepted),
+    API_ENTRIES(include_filter_passes_only_listed_sources),
+    API_ENTRIES(blocked_source_is_filtered_and_unblocked_passes),
+    API_ENTRIES(drop_source_on_any_source_join_is_eaddrnotavail_and_stops_reception),
+    API_ENTRIES(socket_without_membership_gets_what_the_interface_accepts),
     API_ENTRIES(ip_multicast_ttl_default_set_and_limits),
     API_ENTRIES(ip_multicast_loop_defaults_to_one),
     API_ENTRIES(ip_ttl_default_zero_and_minus_one),
