@@ -480,25 +480,6 @@ void udp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint
     udp_queue(stack, socket, &origin, payload, length);
 }
 
-/* RFC 1122 4.1.3.3 and Linux's icmp_err_convert: which errors are hard. */
-static int udp_error_from_icmp(const struct ipv4_error *error, bool *hard)
-{
-    *hard = false;
-    if (error->type == ICMP_TYPE_TIME_EXCEEDED)
-        return EHOSTUNREACH;
-    if (error->type != ICMP_TYPE_DESTINATION_UNREACHABLE)
-        return 0;
-    switch (error->code) {
-    case ICMP_CODE_NET_UNREACHABLE: return ENETUNREACH;
-    case ICMP_CODE_HOST_UNREACHABLE: return EHOSTUNREACH;
-    case ICMP_CODE_PROTOCOL_UNREACHABLE: *hard = true; return ENOPROTOOPT;
-    case ICMP_CODE_PORT_UNREACHABLE: *hard = true; return ECONNREFUSED;
-    case ICMP_CODE_FRAGMENTATION_NEEDED: return EMSGSIZE;
-    case 9: case 10: case 13: *hard = true; return EACCES; /* administratively prohibited */
-    default: return EHOSTUNREACH;
-    }
-}
-
 void udp_error(struct usock_stack *stack, const struct ipv4_error *error, uint64_t now)
 {
     (void)now;
@@ -516,19 +497,18 @@ void udp_error(struct usock_stack *stack, const struct ipv4_error *error, uint64
         return;
     }
     bool hard;
-    int code = udp_error_from_icmp(error, &hard);
-    if (socket->receive_errors && code) {
-        /* IP_RECVERR: every error is reported, with the quoted payload. */
-        const uint8_t *payload = error->quoted_payload + UDP_HEADER_LENGTH;
-        size_t length = error->quoted_payload_length - UDP_HEADER_LENGTH;
-        socket_queue_error(stack, socket, code, error->type, error->code, error->info,
-                           error->reporter, error->quoted.destination, header.destination_port,
-                           payload, length);
-        return;
+    int code = icmp_error_errno(error->type, error->code, &hard);
+    if (error->type == ICMP_TYPE_DESTINATION_UNREACHABLE &&
+        error->code == ICMP_CODE_FRAGMENTATION_NEEDED) {
+        /* Linux __udp4_lib_err: ignored under IP_PMTUDISC_DONT, else hard. */
+        if (socket->path_mtu_discovery == IP_PMTUDISC_DONT)
+            return;
+        hard = true;
     }
-    /* Linux without IP_RECVERR: only hard errors, only on connected sockets. */
-    if (!code || !hard || !socket->connected)
+    if (!code)
         return;
-    socket->error = code;
-    socket_wake(stack, socket);
+    socket_report_icmp_error(stack, socket, code, hard, error->type, error->code, error->info,
+                             error->reporter, error->quoted.destination, header.destination_port,
+                             error->quoted_payload + UDP_HEADER_LENGTH,
+                             error->quoted_payload_length - UDP_HEADER_LENGTH);
 }

@@ -145,6 +145,22 @@ void socket_queue_error(struct usock_stack *stack, struct socket *socket, int er
     socket_wake(stack, socket);
 }
 
+void socket_report_icmp_error(struct usock_stack *stack, struct socket *socket, int error,
+                              bool hard, uint8_t type, uint8_t code, uint32_t info,
+                              uint32_t reporter, uint32_t destination, uint16_t destination_port,
+                              const uint8_t *payload, size_t length)
+{
+    if (socket->receive_errors) {
+        socket_queue_error(stack, socket, error, type, code, info, reporter, destination,
+                           destination_port, payload, length);
+        return;
+    }
+    if (!hard || !socket->connected)
+        return;
+    socket->error = error;
+    socket_wake(stack, socket);
+}
+
 ssize_t socket_receive_error(struct socket *socket, struct msghdr *message)
 {
     struct socket_error_entry *entry = socket->error_queue;

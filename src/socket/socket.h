@@ -230,6 +230,14 @@ void socket_queue_error(struct usock_stack *stack, struct socket *socket, int er
                         uint8_t type, uint8_t code, uint32_t info, uint32_t reporter,
                         uint32_t destination, uint16_t destination_port,
                         const uint8_t *payload, size_t length);
+/* Reports an ICMP error (errno error, hard or not) to socket as Linux's
+ * UDP, raw and ping sockets do (RFC 1122 4.1.3.3): with IP_RECVERR it is
+ * queued with the quoted payload (borrowed) and becomes the pending error;
+ * without, only a hard error on a connected socket becomes pending. */
+void socket_report_icmp_error(struct usock_stack *stack, struct socket *socket, int error,
+                              bool hard, uint8_t type, uint8_t code, uint32_t info,
+                              uint32_t reporter, uint32_t destination, uint16_t destination_port,
+                              const uint8_t *payload, size_t length);
 /* recvmsg(MSG_ERRQUEUE): the oldest report with an IP_RECVERR control
  * message, or -EAGAIN. */
 ssize_t socket_receive_error(struct socket *socket, struct msghdr *message);
@@ -247,9 +255,14 @@ extern const struct socket_operations raw_operations;
 extern const struct socket_operations ping_operations;
 
 struct ipv4_packet;
+struct ipv4_error;
 /* Queues an echo reply for the ping socket with that identifier; false
  * when there is none. */
 bool ping_socket_deliver_reply(struct usock_stack *stack, const struct ipv4_packet *packet,
                                uint16_t identifier);
+/* Reports an ICMP error quoting an echo request to the ping socket whose
+ * identifier it carries (Linux's ping_err).  Counts IcmpInErrorsNoSocket
+ * when there is none. */
+void ping_socket_error(struct usock_stack *stack, const struct ipv4_error *error, uint64_t now);
 
 #endif

@@ -573,6 +573,263 @@ API_TEST(ip_recverr_queues_port_unreachable_on_unconnected_socket)
     CHECK_EQ(api->close(fd), 0);
 }
 
+/* IP_RECVERR on raw and ping sockets */
+
+/* Waits up to 2 s for fd to have an error pending (POLLERR). */
+static void wait_error(const struct api *api, int fd)
+{
+    struct pollfd entry = {.fd = fd, .events = 0};
+    CHECK_EQ(api->poll(&entry, 1, 2000), 1);
+    CHECK(entry.revents & POLLERR);
+}
+
+struct error_report {
+    ssize_t length;                 /* quoted bytes returned */
+    uint8_t data[256];
+    struct sockaddr_in name;        /* msg_name: where the quoted packet went */
+    struct sock_extended_err error;
+    struct sockaddr_in offender;    /* SO_EE_OFFENDER */
+};
+
+/* recvmsg(MSG_ERRQUEUE) into *out, checking the flags and that exactly one
+ * IP_RECVERR control message came with it. */
+static void receive_error_report(const struct api *api, int fd, struct error_report *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct iovec vector = {.iov_base = out->data, .iov_len = sizeof(out->data)};
+    union {
+        struct cmsghdr align;
+        char bytes[512];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_name = &out->name;
+    message.msg_namelen = sizeof(out->name);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof(control.bytes);
+    out->length = api->recvmsg(fd, &message, MSG_ERRQUEUE);
+    CHECK(out->length >= 0);
+    CHECK(message.msg_flags & MSG_ERRQUEUE);
+    CHECK_EQ(message.msg_namelen, sizeof(out->name));
+    unsigned reports = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c != NULL; c = CMSG_NXTHDR(&message, c)) {
+        CHECK_EQ(c->cmsg_level, SOL_IP);
+        CHECK_EQ(c->cmsg_type, IP_RECVERR);
+        CHECK(c->cmsg_len >= CMSG_LEN(sizeof(out->error) + sizeof(out->offender)));
+        memcpy(&out->error, CMSG_DATA(c), sizeof(out->error));
+        const struct sock_extended_err *in_place = (const void *)CMSG_DATA(c);
+        memcpy(&out->offender, SO_EE_OFFENDER(in_place), sizeof(out->offender));
+        reports++;
+    }
+    CHECK_EQ(reports, 1);
+}
+
+/* A UDP header (source port 4444, to port, checksum none) and "probe". */
+static size_t udp_probe(uint8_t *out, uint16_t port)
+{
+    struct udphdr_bytes {
+        uint16_t source, destination, length, checksum;
+    } header = {htons(4444), htons(port), htons(8 + 5), 0};
+    memcpy(out, &header, 8);
+    memcpy(out + 8, "probe", 5);
+    return 13;
+}
+
+API_TEST(raw_socket_ip_recverr_queues_port_unreachable_with_transport_header)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+    CHECK(fd >= 0);
+    set_int_option(api, fd, IPPROTO_IP, IP_RECVERR, 1);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_RECVERR), 1);
+    uint8_t probe[13];
+    CHECK_EQ(send_to(api, fd, probe, udp_probe(probe, 5001), "127.0.0.1", 0), 13);
+    wait_error(api, fd);
+    struct error_report report;
+    receive_error_report(api, fd, &report);
+    /* The quote from the UDP header on, as Linux's raw_err gives it. */
+    CHECK_EQ(report.length, 13);
+    CHECK(memcmp(report.data, probe, 13) == 0);
+    CHECK_EQ(report.name.sin_addr.s_addr, ip_of("127.0.0.1"));
+    CHECK_EQ(report.name.sin_port, 0);
+    CHECK_EQ(report.error.ee_errno, ECONNREFUSED);
+    CHECK_EQ(report.error.ee_origin, SO_EE_ORIGIN_ICMP);
+    CHECK_EQ(report.error.ee_type, ICMP_DEST_UNREACH);
+    CHECK_EQ(report.error.ee_code, ICMP_PORT_UNREACH);
+    CHECK_EQ(report.offender.sin_family, AF_INET);
+    CHECK_EQ(report.offender.sin_addr.s_addr, ip_of("127.0.0.1"));
+    struct msghdr empty;
+    memset(&empty, 0, sizeof(empty));
+    CHECK_ERRNO(api->recvmsg(fd, &empty, MSG_ERRQUEUE), EAGAIN);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(raw_socket_with_ip_hdrincl_gets_the_whole_quoted_packet)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+    CHECK(fd >= 0);
+    set_int_option(api, fd, IPPROTO_IP, IP_RECVERR, 1);
+    set_int_option(api, fd, IPPROTO_IP, IP_HDRINCL, 1);
+    uint8_t packet[20 + 13];
+    memset(packet, 0, sizeof(packet));
+    packet[0] = 0x45;
+    packet[8] = 64;
+    packet[9] = IPPROTO_UDP;
+    uint32_t loopback = ip_of("127.0.0.1");
+    memcpy(packet + 12, &loopback, 4);
+    memcpy(packet + 16, &loopback, 4);
+    udp_probe(packet + 20, 5001);
+    CHECK_EQ(send_to(api, fd, packet, sizeof(packet), "127.0.0.1", 0), (ssize_t)sizeof(packet));
+    wait_error(api, fd);
+    struct error_report report;
+    receive_error_report(api, fd, &report);
+    CHECK_EQ(report.length, (ssize_t)sizeof(packet));
+    CHECK_EQ(report.data[0], 0x45);
+    CHECK_EQ(report.data[9], IPPROTO_UDP);
+    CHECK(memcmp(report.data + 20, packet + 20, 13) == 0);
+    CHECK_EQ(report.error.ee_errno, ECONNREFUSED);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(connected_raw_socket_without_ip_recverr_gets_hard_error_on_recv)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+    CHECK(fd >= 0);
+    struct sockaddr_in peer = address_of("127.0.0.1", 0);
+    CHECK_EQ(api->connect(fd, CSA(peer), sizeof(peer)), 0);
+    uint8_t probe[13];
+    CHECK_EQ(api->send(fd, probe, udp_probe(probe, 5001), 0), 13);
+    wait_error(api, fd);
+    char buffer[64];
+    CHECK_ERRNO(api->recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT), ECONNREFUSED);
+    /* Nothing was queued for MSG_ERRQUEUE. */
+    struct msghdr empty;
+    memset(&empty, 0, sizeof(empty));
+    CHECK_ERRNO(api->recvmsg(fd, &empty, MSG_ERRQUEUE), EAGAIN);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+/* Lets this namespace's root open ping sockets (a per-namespace sysctl the
+ * kernel defaults to off); usock always allows them. */
+static void allow_ping_sockets(const struct api *api)
+{
+    if (api != &kernel_api)
+        return;
+    FILE *file = fopen("/proc/sys/net/ipv4/ping_group_range", "w");
+    CHECK(file != NULL);
+    CHECK(fprintf(file, "0 2147483647\n") > 0);
+    CHECK_EQ(fclose(file), 0);
+}
+
+/* Sends, from a raw socket, an ICMP error of type/code from local to local
+ * quoting an echo request with identifier from local to quoted_destination. */
+static void inject_icmp_error(const struct api *api, const char *local, uint8_t type,
+                              uint8_t code, uint16_t identifier, const char *quoted_destination)
+{
+    int raw = api->socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+    CHECK(raw >= 0);
+    uint8_t packet[20 + 8 + 20 + 8];
+    memset(packet, 0, sizeof(packet));
+    uint32_t loopback = ip_of(local), destination = ip_of(quoted_destination);
+    /* outer IP header */
+    packet[0] = 0x45;
+    packet[8] = 64;
+    packet[9] = IPPROTO_ICMP;
+    memcpy(packet + 12, &loopback, 4);
+    memcpy(packet + 16, &loopback, 4);
+    /* the ICMP error */
+    uint8_t *icmp = packet + 20;
+    icmp[0] = type;
+    icmp[1] = code;
+    /* the quoted packet: our echo request */
+    uint8_t *quoted = icmp + 8;
+    quoted[0] = 0x45;
+    quoted[3] = 28;
+    quoted[8] = 64;
+    quoted[9] = IPPROTO_ICMP;
+    memcpy(quoted + 12, &loopback, 4);
+    memcpy(quoted + 16, &destination, 4);
+    uint16_t sum = internet_checksum(quoted, 20);
+    memcpy(quoted + 10, &sum, 2);
+    uint8_t *echo = quoted + 20;
+    echo[0] = ICMP_ECHO;
+    uint16_t id = htons(identifier), sequence = htons(1);
+    memcpy(echo + 4, &id, 2);
+    memcpy(echo + 6, &sequence, 2);
+    sum = internet_checksum(echo, 8);
+    memcpy(echo + 2, &sum, 2);
+    sum = internet_checksum(icmp, sizeof(packet) - 20);
+    memcpy(icmp + 2, &sum, 2);
+    CHECK_EQ(send_to(api, raw, packet, sizeof(packet), local, 0), (ssize_t)sizeof(packet));
+    CHECK_EQ(api->close(raw), 0);
+}
+
+/* A ping socket that has sent one echo request to 127.0.0.1 (and read the
+ * reply); returns it and its identifier. */
+static int ping_socket_after_echo(const struct api *api, uint16_t *identifier)
+{
+    allow_ping_sockets(api);
+    int fd = api->socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+    CHECK(fd >= 0);
+    struct icmphdr request;
+    memset(&request, 0, sizeof(request));
+    request.type = ICMP_ECHO;
+    request.un.echo.sequence = htons(1);
+    CHECK_EQ(send_to(api, fd, &request, sizeof(request), "127.0.0.1", 0),
+             (ssize_t)sizeof(request));
+    wait_readable(api, fd);
+    char reply[64];
+    CHECK_EQ(api->recv(fd, reply, sizeof(reply), MSG_DONTWAIT), (ssize_t)sizeof(request));
+    *identifier = ntohs(local_address(api, fd).sin_port);
+    return fd;
+}
+
+API_TEST(ping_socket_ip_recverr_queues_error_quoting_its_echo_request)
+{
+    uint16_t identifier;
+    int fd = ping_socket_after_echo(api, &identifier);
+    set_int_option(api, fd, IPPROTO_IP, IP_RECVERR, 1);
+    inject_icmp_error(api, "127.0.0.1", ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, identifier,
+                      "198.18.0.77");
+    wait_error(api, fd);
+    struct error_report report;
+    receive_error_report(api, fd, &report);
+    /* The quote from the ICMP header on, as Linux's ping_err gives it. */
+    CHECK_EQ(report.length, 8);
+    CHECK_EQ(report.data[0], ICMP_ECHO);
+    CHECK_EQ(report.name.sin_addr.s_addr, ip_of("198.18.0.77"));
+    CHECK_EQ(report.name.sin_port, 0);
+    CHECK_EQ(report.error.ee_errno, EHOSTUNREACH);
+    CHECK_EQ(report.error.ee_origin, SO_EE_ORIGIN_ICMP);
+    CHECK_EQ(report.error.ee_type, ICMP_DEST_UNREACH);
+    CHECK_EQ(report.error.ee_code, ICMP_HOST_UNREACH);
+    CHECK_EQ(report.offender.sin_addr.s_addr, ip_of("127.0.0.1"));
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ping_socket_without_ip_recverr_ignores_soft_error_and_keeps_hard_one)
+{
+    uint16_t identifier;
+    int fd = ping_socket_after_echo(api, &identifier);
+    struct sockaddr_in peer = address_of("198.18.0.77", 0);
+    CHECK_EQ(api->connect(fd, CSA(peer), sizeof(peer)), 0);
+    /* connect() fixed the local address, as for UDP. */
+    CHECK_EQ(local_address(api, fd).sin_addr.s_addr, ip_of("198.18.0.1"));
+    /* Host unreachable is soft: nothing pending. */
+    inject_icmp_error(api, "198.18.0.1", ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, identifier,
+                      "198.18.0.77");
+    expect_nothing(api, fd);
+    /* Host administratively prohibited is hard: pending on the connected socket. */
+    inject_icmp_error(api, "198.18.0.1", ICMP_DEST_UNREACH, ICMP_HOST_ANO, identifier,
+                      "198.18.0.77");
+    wait_error(api, fd);
+    char buffer[64];
+    CHECK_ERRNO(api->recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT), EHOSTUNREACH);
+    CHECK_EQ(api->close(fd), 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* IP_MTU_DISCOVER, IP_MTU, SO_RCVLOWAT                                */
 /* ------------------------------------------------------------------ */
@@ -743,6 +1000,11 @@ static const struct check_test tests[] = {
     API_ENTRIES(pktinfo_ttl_and_tos_cmsgs_on_interface_address),
     API_ENTRIES(small_control_buffer_sets_msg_ctrunc),
     API_ENTRIES(ip_recverr_queues_port_unreachable_on_unconnected_socket),
+    API_ENTRIES(raw_socket_ip_recverr_queues_port_unreachable_with_transport_header),
+    API_ENTRIES(raw_socket_with_ip_hdrincl_gets_the_whole_quoted_packet),
+    API_ENTRIES(connected_raw_socket_without_ip_recverr_gets_hard_error_on_recv),
+    API_ENTRIES(ping_socket_ip_recverr_queues_error_quoting_its_echo_request),
+    API_ENTRIES(ping_socket_without_ip_recverr_ignores_soft_error_and_keeps_hard_one),
     API_ENTRIES(ip_mtu_discover_default_and_set),
     API_ENTRIES(ip_mtu_of_unconnected_socket_is_enotconn),
     API_ENTRIES(so_rcvlowat_default_and_set),
