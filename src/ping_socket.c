@@ -263,6 +263,8 @@ static struct socket *ping_lookup(struct usock_stack *stack, uint32_t local_addr
              socket; socket = port_table_next_bound(socket, addresses[pass], identifier)) {
             if (peer && socket->connected && socket->peer_address != peer)
                 continue;
+            if (!socket_device_accepts(socket, local_address))
+                continue;
             return socket;
         }
     }

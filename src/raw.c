@@ -339,6 +339,8 @@ bool raw_deliver(struct usock_stack *stack, const struct ipv4_packet *packet)
             continue;
         if (socket->connected && socket->peer_address != header->source)
             continue;
+        if (!socket_device_accepts(socket, header->destination))
+            continue;
         if (!socket_multicast_allows(stack, socket, header->destination, header->source))
             continue;
         if (header->protocol == IPPROTO_ICMP && packet->payload_length >= 1 &&

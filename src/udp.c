@@ -351,10 +351,14 @@ static bool udp_queue(struct usock_stack *stack, struct socket *socket,
     return true;
 }
 
-/* How well socket matches a datagram from (source, source_port); -1 when it
- * must not receive it.  Connected sockets must match their peer. */
-static int udp_match_score(const struct socket *socket, uint32_t source, uint16_t source_port)
+/* How well socket matches a datagram from (source, source_port) to
+ * destination; -1 when it must not receive it.  Connected sockets must
+ * match their peer, device-bound ones the device it arrived on. */
+static int udp_match_score(const struct socket *socket, uint32_t source, uint16_t source_port,
+                           uint32_t destination)
 {
+    if (!socket_device_accepts(socket, destination))
+        return -1;
     if (!socket->connected)
         return 1;
     if (socket->peer_address != source || socket->peer_port != source_port)
@@ -373,7 +377,7 @@ static struct socket *udp_lookup_unicast(struct usock_stack *stack, uint32_t des
         unsigned reuseport_group = 0;
         for (struct socket *candidate = port_table_first_bound(stack, table, addresses[pass], port);
              candidate; candidate = port_table_next_bound(candidate, addresses[pass], port)) {
-            int score = udp_match_score(candidate, source, source_port);
+            int score = udp_match_score(candidate, source, source_port, destination);
             if (score < 0)
                 continue;
             if (score > best_score ||
@@ -415,7 +419,8 @@ static bool udp_deliver_broadcast_to(struct socket *socket, void *context)
     struct udp_broadcast_delivery *delivery = context;
     if (socket->local_address != 0 && socket->local_address != delivery->origin.destination)
         return true;
-    if (udp_match_score(socket, delivery->origin.source, delivery->origin.source_port) < 0)
+    if (udp_match_score(socket, delivery->origin.source, delivery->origin.source_port,
+                        delivery->origin.destination) < 0)
         return true;
     if (!socket_multicast_allows(delivery->stack, socket, delivery->origin.destination,
                                  delivery->origin.source))

@@ -600,6 +600,8 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
         socket->linger_seconds = linger.l_linger < 0 ? 0 : linger.l_linger;
         return 0;
     }
+    if (level == SOL_SOCKET && name == SO_BINDTODEVICE)
+        return socket_bind_to_device(stack, socket, value, length);
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO))
         return set_timeout(name == SO_RCVTIMEO ? &socket->receive_timeout_ns
                                                : &socket->send_timeout_ns,
@@ -736,6 +738,8 @@ static int socket_getsockopt(struct usock_stack *stack, struct socket *socket, i
         *length = (socklen_t)copy;
         return 0;
     }
+    if (level == SOL_SOCKET && name == SO_BINDTODEVICE)
+        return socket_bound_device_name(stack, socket, value, length);
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
         uint64_t ns = name == SO_RCVTIMEO ? socket->receive_timeout_ns : socket->send_timeout_ns;
         struct timeval tv = {.tv_sec = (time_t)(ns / NS_PER_SECOND),

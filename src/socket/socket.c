@@ -20,6 +20,7 @@
 #include <linux/errqueue.h>
 #include <netinet/in.h>
 
+#include "net/ipv4.h"
 #include "stack.h"
 #include "util/siphash.h"
 
@@ -271,6 +272,53 @@ void socket_wake(struct usock_stack *stack, struct socket *socket)
     pthread_cond_broadcast(&stack->poll_condition);
 }
 
+bool socket_device_accepts(const struct socket *socket, uint32_t destination)
+{
+    switch (socket->bound_device) {
+    case SOCKET_DEVICE_LINK: return !ipv4_is_loopback(destination);
+    case SOCKET_DEVICE_LOOPBACK: return ipv4_is_loopback(destination);
+    default: return true;
+    }
+}
+
+int socket_bind_to_device(struct usock_stack *stack, struct socket *socket, const void *value,
+                          socklen_t length)
+{
+    char name[INTERFACE_NAME_SIZE] = {0};
+    if (length > INTERFACE_NAME_SIZE - 1)
+        length = INTERFACE_NAME_SIZE - 1;
+    if (length > 0 && !value)
+        return -EFAULT;
+    if (length > 0)
+        memcpy(name, value, length);
+    if (name[0] == '\0')
+        socket->bound_device = SOCKET_DEVICE_ANY;
+    else if (strcmp(name, "lo") == 0)
+        socket->bound_device = SOCKET_DEVICE_LOOPBACK;
+    else if (stack->interface.link && strcmp(name, stack->interface.name) == 0)
+        socket->bound_device = SOCKET_DEVICE_LINK;
+    else
+        return -ENODEV;
+    return 0;
+}
+
+int socket_bound_device_name(const struct usock_stack *stack, const struct socket *socket,
+                             void *value, socklen_t *length)
+{
+    if (socket->bound_device == SOCKET_DEVICE_ANY) {
+        *length = 0;
+        return 0;
+    }
+    if (*length < INTERFACE_NAME_SIZE)
+        return -EINVAL;
+    const char *name = socket->bound_device == SOCKET_DEVICE_LOOPBACK ? "lo"
+                                                                       : stack->interface.name;
+    size_t size = strlen(name) + 1;
+    memcpy(value, name, size);
+    *length = (socklen_t)size;
+    return 0;
+}
+
 void socket_copy_address_out(uint32_t address, uint16_t port, struct sockaddr *out,
                              socklen_t *length)
 {
@@ -392,6 +440,11 @@ static bool check_conflict(struct socket *other, void *context)
     /* Linux inet_rcv_saddr_equal with wildcards matching everything. */
     bool overlap = other->local_address == 0 || search->address == 0 ||
                    other->local_address == search->address;
+    /* Sockets bound to different devices never conflict (Linux). */
+    if (other->bound_device != SOCKET_DEVICE_ANY &&
+        search->candidate->bound_device != SOCKET_DEVICE_ANY &&
+        other->bound_device != search->candidate->bound_device)
+        overlap = false;
     if (!overlap)
         return true;
     /* Linux: SO_REUSEADDR on both shares a port unless one listens. */

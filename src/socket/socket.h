@@ -73,6 +73,14 @@ struct socket_operations {
     bool (*is_listening)(struct socket *socket);
 };
 
+/* The devices a socket can be bound to (SO_BINDTODEVICE): the stack has
+ * loopback ("lo") and its one link (interface.name). */
+enum socket_device {
+    SOCKET_DEVICE_ANY,
+    SOCKET_DEVICE_LINK,
+    SOCKET_DEVICE_LOOPBACK,
+};
+
 #define SHUTDOWN_RECEIVE 1
 #define SHUTDOWN_SEND 2
 
@@ -125,6 +133,7 @@ struct socket {
     bool receive_packet_info; /* IP_PKTINFO */
     bool receive_ttl;         /* IP_RECVTTL */
     bool receive_tos;         /* IP_RECVTOS */
+    enum socket_device bound_device; /* SO_BINDTODEVICE */
     struct socket_membership *memberships; /* groups joined (socket/multicast.c) */
     unsigned membership_count;
 
@@ -243,6 +252,20 @@ void socket_report_icmp_error(struct usock_stack *stack, struct socket *socket, 
 ssize_t socket_receive_error(struct socket *socket, struct msghdr *message);
 /* Frees the error queue. */
 void socket_purge_errors(struct socket *socket);
+
+/* Whether socket, by its SO_BINDTODEVICE, takes a packet addressed to
+ * destination (network order).  As on Linux, packets to 127.0.0.0/8 arrive
+ * on lo and every other packet (also to our own address) on the link. */
+bool socket_device_accepts(const struct socket *socket, uint32_t destination);
+/* SO_BINDTODEVICE: binds socket to the device named in value (length
+ * bytes, borrowed; at most INTERFACE_NAME_SIZE - 1 are read, as Linux), or unbinds it
+ * for "" or length 0.  Returns 0, -EFAULT, or -ENODEV for an unknown name. */
+int socket_bind_to_device(struct usock_stack *stack, struct socket *socket, const void *value,
+                          socklen_t length);
+/* getsockopt(SO_BINDTODEVICE): the bound name with its NUL, or nothing
+ * (length 0) when unbound; -EINVAL when bound and *length < INTERFACE_NAME_SIZE. */
+int socket_bound_device_name(const struct usock_stack *stack, const struct socket *socket,
+                             void *value, socklen_t *length);
 
 /* Copies src into the caller's sockaddr of *length bytes, truncating as the
  * kernel does, and sets *length to the full size. */

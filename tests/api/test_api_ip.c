@@ -862,6 +862,85 @@ API_TEST(so_rcvlowat_default_and_set)
 }
 
 /* ------------------------------------------------------------------ */
+/* SO_BINDTODEVICE                                                     */
+/* ------------------------------------------------------------------ */
+
+/* getsockopt(SO_BINDTODEVICE) into name (64 bytes); returns the length. */
+static socklen_t bound_device(const struct api *api, int fd, char *name)
+{
+    memset(name, 'x', 64);
+    socklen_t length = 64;
+    CHECK_EQ(api->getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, &length), 0);
+    return length;
+}
+
+API_TEST(so_bindtodevice_names_unbinding_and_getsockopt)
+{
+    int fd = udp_socket(api);
+    char name[64];
+    CHECK_EQ(bound_device(api, fd, name), 0);
+    CHECK_ERRNO(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "nope", 4), ENODEV);
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0", 10), 0);
+    CHECK_EQ(bound_device(api, fd, name), 11);
+    CHECK_EQ(strcmp(name, "usock-api0"), 0);
+    /* Bound, a buffer shorter than IFNAMSIZ is EINVAL. */
+    socklen_t length = 4;
+    CHECK_ERRNO(api->getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, &length), EINVAL);
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3), 0);
+    CHECK_EQ(bound_device(api, fd, name), 3);
+    CHECK_EQ(strcmp(name, "lo"), 0);
+    /* "" unbinds, and so does a length of 0. */
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "", 1), 0);
+    CHECK_EQ(bound_device(api, fd, name), 0);
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 2), 0);
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, NULL, 0), 0);
+    CHECK_EQ(bound_device(api, fd, name), 0);
+    /* The name ends at a NUL or after IFNAMSIZ - 1 bytes. */
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo\0junk", 7), 0);
+    CHECK_ERRNO(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0-and-more", 19),
+                ENODEV);
+    CHECK_EQ(bound_device(api, fd, name), 3);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(so_bindtodevice_filters_by_arrival_device)
+{
+    int receiver = udp_bound(api, "0.0.0.0", 6000);
+    int sender = udp_socket(api);
+    CHECK_EQ(api->setsockopt(receiver, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0", 11), 0);
+    /* Traffic to our own interface address arrives on the interface ... */
+    CHECK_EQ(send_to(api, sender, "mc", 2, "198.18.0.1", 6000), 2);
+    expect_datagram(api, receiver);
+    /* ... traffic to 127.0.0.1 on lo. */
+    CHECK_EQ(send_to(api, sender, "mc", 2, "127.0.0.1", 6000), 2);
+    expect_nothing(api, receiver);
+    CHECK_EQ(api->setsockopt(receiver, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, "198.18.0.1", 6000), 2);
+    expect_nothing(api, receiver);
+    CHECK_EQ(send_to(api, sender, "mc", 2, "127.0.0.1", 6000), 2);
+    expect_datagram(api, receiver);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+API_TEST(so_bindtodevice_sockets_on_different_devices_share_a_port)
+{
+    int on_link = udp_socket(api);
+    int on_loopback = udp_socket(api);
+    int also_on_link = udp_socket(api);
+    CHECK_EQ(api->setsockopt(on_link, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0", 11), 0);
+    CHECK_EQ(api->setsockopt(on_loopback, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3), 0);
+    CHECK_EQ(api->setsockopt(also_on_link, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0", 11), 0);
+    struct sockaddr_in any = address_of("0.0.0.0", 7000);
+    CHECK_EQ(api->bind(on_link, CSA(any), sizeof(any)), 0);
+    CHECK_EQ(api->bind(on_loopback, CSA(any), sizeof(any)), 0);
+    CHECK_ERRNO(api->bind(also_on_link, CSA(any), sizeof(any)), EADDRINUSE);
+    CHECK_EQ(api->close(also_on_link), 0);
+    CHECK_EQ(api->close(on_loopback), 0);
+    CHECK_EQ(api->close(on_link), 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* Raw sockets                                                         */
 /* ------------------------------------------------------------------ */
 
@@ -1008,6 +1087,9 @@ static const struct check_test tests[] = {
     API_ENTRIES(ip_mtu_discover_default_and_set),
     API_ENTRIES(ip_mtu_of_unconnected_socket_is_enotconn),
     API_ENTRIES(so_rcvlowat_default_and_set),
+    API_ENTRIES(so_bindtodevice_names_unbinding_and_getsockopt),
+    API_ENTRIES(so_bindtodevice_filters_by_arrival_device),
+    API_ENTRIES(so_bindtodevice_sockets_on_different_devices_share_a_port),
     API_ENTRIES(raw_socket_with_protocol_zero_is_eprotonosupport),
     API_ENTRIES(raw_icmp_socket_name_port_is_the_protocol),
     API_ENTRIES(ip_hdrincl_default_by_protocol),
