@@ -149,6 +149,9 @@ struct usock_stack_config {
     void *clock_context;
     uint64_t seed;            /* 0: from getrandom(); fixed for reproducible tests */
     const char *name;         /* stack name, shown by tools; NULL: "usock" */
+    const char *interface_name; /* the link's interface name for SO_BINDTODEVICE
+                                 * (1..15 characters); NULL: the device of a
+                                 * tap:/tun:/packet: link, else "usock0" */
     uint64_t tcp_time_wait_ns; /* TCP TIME_WAIT (2MSL); 0: 60 s as Linux */
 };
 

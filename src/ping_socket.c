@@ -8,6 +8,10 @@
  * checksum.  Echo replies addressed to the stack with that identifier are
  * queued whole (ICMP header and payload, no IP header), with the sender's
  * address.  Sockets are found by identifier in their own port table.
+ * ICMP errors quoting one of our echo requests go to the socket of its
+ * identifier, with Linux's errno and IP_RECVERR semantics (ping_err: a
+ * source quench is reported as EREMOTEIO); the error queue keeps the quote
+ * from its ICMP header on.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/icmp.h"
 #include "net/ipv4.h"
 #include "socket/datagram_queue.h"
 #include "stack.h"
@@ -90,7 +95,14 @@ static int ping_connect(struct usock_stack *stack, struct socket *socket,
 {
     (void)now;
     if (!address) {
+        /* Linux __udp_disconnect: the address connect() chose goes too. */
         socket->connected = false;
+        if (!socket->address_locked && socket->hashed && socket->local_address != 0) {
+            port_table_remove(&stack->sockets.ping, socket);
+            socket->local_address = 0;
+            socket->source_address = 0;
+            port_table_insert(stack, &stack->sockets.ping, socket);
+        }
         return 0;
     }
     struct ipv4_route route;
@@ -99,6 +111,14 @@ static int ping_connect(struct usock_stack *stack, struct socket *socket,
         return error;
     if (!socket->hashed && (error = ping_hash(stack, socket, 0, 0)) != 0)
         return error;
+    /* Linux ip4_datagram_connect: an unbound socket takes the route's
+     * source as its local address (replies and errors must come to it). */
+    if (socket->local_address == 0) {
+        port_table_remove(&stack->sockets.ping, socket);
+        socket->local_address = route.source;
+        socket->source_address = route.source;
+        port_table_insert(stack, &stack->sockets.ping, socket);
+    }
     socket->peer_address = address->sin_addr.s_addr ? address->sin_addr.s_addr : route.next_hop;
     socket->peer_port = 0;
     socket->connected = true;
@@ -229,28 +249,72 @@ const struct socket_operations ping_operations = {
     .is_listening = datagram_socket_is_listening,
 };
 
-bool ping_socket_deliver_reply(struct usock_stack *stack, const struct ipv4_packet *packet,
-                               uint16_t identifier)
+/* The ping socket with identifier bound to local_address or the wildcard
+ * (the exact address first); with peer nonzero, a connected socket must be
+ * connected to it.  NULL when there is none. */
+static struct socket *ping_lookup(struct usock_stack *stack, uint32_t local_address,
+                                  uint16_t identifier, uint32_t peer)
 {
     struct port_table *table = &stack->sockets.ping;
-    uint32_t addresses[2] = {packet->header.destination, 0};
+    uint32_t addresses[2] = {local_address, 0};
     for (int pass = 0; pass < 2; pass++) {
         for (struct socket *socket = port_table_first_bound(stack, table, addresses[pass],
                                                            identifier);
              socket; socket = port_table_next_bound(socket, addresses[pass], identifier)) {
-            if (socket->connected && socket->peer_address != packet->header.source)
+            if (peer && socket->connected && socket->peer_address != peer)
                 continue;
-            const struct datagram_origin origin = {
-                .source = packet->header.source,
-                .destination = packet->header.destination,
-                .time_to_live = packet->header.time_to_live,
-                .type_of_service = packet->header.type_of_service,
-            };
-            if (datagram_queue_push(&ping_of(socket)->queue, (size_t)socket->receive_buffer,
-                                    &origin, packet->payload, packet->payload_length))
-                socket_wake(stack, socket);
-            return true;
+            if (!socket_device_accepts(socket, local_address))
+                continue;
+            return socket;
         }
     }
-    return false;
+    return NULL;
+}
+
+bool ping_socket_deliver_reply(struct usock_stack *stack, const struct ipv4_packet *packet,
+                               uint16_t identifier)
+{
+    struct socket *socket =
+        ping_lookup(stack, packet->header.destination, identifier, packet->header.source);
+    if (!socket)
+        return false;
+    const struct datagram_origin origin = {
+        .source = packet->header.source,
+        .destination = packet->header.destination,
+        .time_to_live = packet->header.time_to_live,
+        .type_of_service = packet->header.type_of_service,
+    };
+    if (datagram_queue_push(&ping_of(socket)->queue, (size_t)socket->receive_buffer, &origin,
+                            packet->payload, packet->payload_length))
+        socket_wake(stack, socket);
+    return true;
+}
+
+void ping_socket_error(struct usock_stack *stack, const struct ipv4_error *error, uint64_t now)
+{
+    (void)now;
+    const uint8_t *echo = error->quoted_payload;
+    /* icmp.c guarantees 8 quoted bytes: the echo header. */
+    if (echo[0] != ICMP_TYPE_ECHO_REQUEST) {
+        COUNT(stack, IcmpInErrorsNoSocket);
+        return;
+    }
+    struct socket *socket = ping_lookup(stack, error->quoted.source, load_be16(echo + 4), 0);
+    if (!socket) {
+        COUNT(stack, IcmpInErrorsNoSocket);
+        return;
+    }
+    bool hard;
+    int code = icmp_error_errno(error->type, error->code, &hard);
+    if (error->type == ICMP_TYPE_SOURCE_QUENCH || error->type == ICMP_TYPE_REDIRECT)
+        code = EREMOTEIO; /* "not a real error, but ping wants to see it" (Linux) */
+    if (error->type == ICMP_TYPE_DESTINATION_UNREACHABLE &&
+        error->code == ICMP_CODE_FRAGMENTATION_NEEDED) {
+        if (socket->path_mtu_discovery == IP_PMTUDISC_DONT)
+            return;
+        hard = true;
+    }
+    socket_report_icmp_error(stack, socket, code, hard, error->type, error->code, error->info,
+                             error->reporter, error->quoted.destination, 0, echo,
+                             error->quoted_payload_length);
 }

@@ -4,7 +4,8 @@
  * A raw socket of protocol P receives a copy of every IP datagram of
  * protocol P addressed to the stack (after reassembly, alongside normal
  * delivery to UDP/TCP/ICMP), with its IP header, as Linux does; bind()
- * filters by destination address and connect() by source.  ICMP raw
+ * filters by destination address, connect() by source, and a multicast
+ * membership's source filter by source.  ICMP raw
  * sockets may set ICMP_FILTER (SOL_RAW) to skip ICMP types.  Sockets are
  * kept on one list per protocol number (a table of 256 lists), so delivery
  * walks only the sockets that want that protocol.
@@ -16,6 +17,10 @@
  * header checksum always, the identification when zero and the source
  * address when zero, and sends it unfragmented (EMSGSIZE over the MTU).
  * Applications build their own ICMP checksums, as with Linux raw sockets.
+ *
+ * ICMP errors quoting a packet of protocol P reach the raw sockets of P
+ * that could have sent it (raw_error), with Linux's errno and IP_RECVERR
+ * semantics (the error queue of socket.c).
  */
 #include "raw.h"
 
@@ -27,11 +32,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/icmp.h"
 #include "net/ipv4.h"
 #include "socket/datagram_queue.h"
+#include "socket/multicast.h"
 #include "stack.h"
 #include "wire/bytes.h"
 #include "wire/checksum.h"
+#include "wire/icmp.h"
 
 struct raw_socket {
     struct raw_socket *next;   /* on by_protocol[protocol] */
@@ -331,6 +339,10 @@ bool raw_deliver(struct usock_stack *stack, const struct ipv4_packet *packet)
             continue;
         if (socket->connected && socket->peer_address != header->source)
             continue;
+        if (!socket_device_accepts(socket, header->destination))
+            continue;
+        if (!socket_multicast_allows(stack, socket, header->destination, header->source))
+            continue;
         if (header->protocol == IPPROTO_ICMP && packet->payload_length >= 1 &&
             packet->payload[0] < 32 && (raw->icmp_filter & (1u << packet->payload[0])))
             continue;
@@ -348,4 +360,34 @@ bool raw_deliver(struct usock_stack *stack, const struct ipv4_packet *packet)
             COUNT(stack, RawRcvbufErrors);
     }
     return delivered;
+}
+
+bool raw_error(struct usock_stack *stack, const struct ipv4_error *error)
+{
+    bool matched = false;
+    const struct ipv4_header *quoted = &error->quoted;
+    for (struct raw_socket *raw = stack->raw.by_protocol[quoted->protocol]; raw; raw = raw->next) {
+        struct socket *socket = raw->socket;
+        if (socket->local_address && socket->local_address != quoted->source)
+            continue;
+        if (socket->connected && socket->peer_address != quoted->destination)
+            continue;
+        matched = true;
+        bool hard;
+        int code = icmp_error_errno(error->type, error->code, &hard);
+        /* Linux raw_err: "fragmentation needed" is hard unless PMTUDISC_DONT. */
+        if (error->type == ICMP_TYPE_DESTINATION_UNREACHABLE &&
+            error->code == ICMP_CODE_FRAGMENTATION_NEEDED)
+            hard = socket->path_mtu_discovery != IP_PMTUDISC_DONT;
+        if (!code)
+            continue;
+        const uint8_t *payload = raw->header_included ? error->quoted_packet
+                                                      : error->quoted_payload;
+        size_t length = raw->header_included ? error->quoted_length
+                                             : error->quoted_payload_length;
+        socket_report_icmp_error(stack, socket, code, hard, error->type, error->code,
+                                 error->info, error->reporter, quoted->destination, 0, payload,
+                                 length);
+    }
+    return matched;
 }

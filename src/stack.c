@@ -167,10 +167,37 @@ static void random_local_mac(struct usock_stack *stack, uint8_t mac[6])
     mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02); /* unicast, locally administered */
 }
 
+/* The interface's name for SO_BINDTODEVICE: the configured one, else the
+ * device behind a tap:/tun:/packet: link (its name after the colon), else
+ * "usock0".  Returns 0, or -EINVAL for a configured name that is empty or
+ * longer than INTERFACE_NAME_SIZE - 1. */
+static int interface_name_choose(const struct usock_stack_config *config,
+                                 const struct usock_link *link, char name[INTERFACE_NAME_SIZE])
+{
+    static const char *const device_links[] = {"tap:", "tun:", "packet:"};
+    const char *chosen = "usock0";
+    if (config->interface_name) {
+        chosen = config->interface_name;
+        if (chosen[0] == '\0' || strlen(chosen) >= INTERFACE_NAME_SIZE)
+            return -EINVAL;
+    } else if (link) {
+        for (size_t i = 0; i < sizeof(device_links) / sizeof(device_links[0]); i++) {
+            size_t prefix = strlen(device_links[i]);
+            if (strncmp(link->name, device_links[i], prefix) == 0 && link->name[prefix] != '\0' &&
+                strlen(link->name + prefix) < INTERFACE_NAME_SIZE)
+                chosen = link->name + prefix;
+        }
+    }
+    snprintf(name, INTERFACE_NAME_SIZE, "%s", chosen);
+    return 0;
+}
+
 struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
 {
     struct usock_link *link = config ? config->link : NULL;
-    if (!config || config->prefix_length > 32) {
+    char interface_name[INTERFACE_NAME_SIZE];
+    if (!config || config->prefix_length > 32 ||
+        interface_name_choose(config, link, interface_name) != 0) {
         if (link)
             usock_link_close(link);
         errno = EINVAL;
@@ -210,6 +237,7 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
     icmp_rate_limit_init(&stack->icmp_limit);
 
     struct interface *interface = &stack->interface;
+    memcpy(interface->name, interface_name, sizeof(interface->name));
     interface->link = link;
     interface->ethernet = link ? link->layer == LINK_LAYER_ETHERNET : false;
     interface->address = config->address.s_addr;

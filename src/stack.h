@@ -29,6 +29,9 @@
 #include "util/random.h"
 #include "util/timer.h"
 
+/* Linux's IFNAMSIZ (net/if.h clashes with linux/if.h, which links use). */
+#define INTERFACE_NAME_SIZE 16
+
 #define NS_PER_MS 1000000ULL
 #define NS_PER_SECOND 1000000000ULL
 
@@ -43,6 +46,7 @@ struct interface {
     uint32_t gateway;           /* network order; 0 for none */
     unsigned prefix_length;
     unsigned mtu;
+    char name[INTERFACE_NAME_SIZE]; /* what SO_BINDTODEVICE names the link by */
 };
 
 struct usock_stack {

@@ -12,7 +12,8 @@
  * a connected socket must match the source, and the best match (connected
  * beats unconnected, the latest bind wins ties, SO_REUSEPORT groups spread by
  * a hash of the source) takes it.  Broadcast and multicast datagrams go to
- * every socket on the port bound to the wildcard or to that destination.
+ * every socket on the port bound to the wildcard or to that destination
+ * (multicast ones only where the socket's source filter lets them).
  *
  * Binding follows Linux: conflicts unless both sockets set SO_REUSEADDR, or
  * both SO_REUSEPORT; port 0 picks an ephemeral port; connect() binds an
@@ -30,6 +31,7 @@
 #include "net/icmp.h"
 #include "net/ipv4.h"
 #include "socket/datagram_queue.h"
+#include "socket/multicast.h"
 #include "stack.h"
 #include "util/siphash.h"
 #include "wire/icmp.h"
@@ -349,10 +351,14 @@ static bool udp_queue(struct usock_stack *stack, struct socket *socket,
     return true;
 }
 
-/* How well socket matches a datagram from (source, source_port); -1 when it
- * must not receive it.  Connected sockets must match their peer. */
-static int udp_match_score(const struct socket *socket, uint32_t source, uint16_t source_port)
+/* How well socket matches a datagram from (source, source_port) to
+ * destination; -1 when it must not receive it.  Connected sockets must
+ * match their peer, device-bound ones the device it arrived on. */
+static int udp_match_score(const struct socket *socket, uint32_t source, uint16_t source_port,
+                           uint32_t destination)
 {
+    if (!socket_device_accepts(socket, destination))
+        return -1;
     if (!socket->connected)
         return 1;
     if (socket->peer_address != source || socket->peer_port != source_port)
@@ -371,7 +377,7 @@ static struct socket *udp_lookup_unicast(struct usock_stack *stack, uint32_t des
         unsigned reuseport_group = 0;
         for (struct socket *candidate = port_table_first_bound(stack, table, addresses[pass], port);
              candidate; candidate = port_table_next_bound(candidate, addresses[pass], port)) {
-            int score = udp_match_score(candidate, source, source_port);
+            int score = udp_match_score(candidate, source, source_port, destination);
             if (score < 0)
                 continue;
             if (score > best_score ||
@@ -413,7 +419,11 @@ static bool udp_deliver_broadcast_to(struct socket *socket, void *context)
     struct udp_broadcast_delivery *delivery = context;
     if (socket->local_address != 0 && socket->local_address != delivery->origin.destination)
         return true;
-    if (udp_match_score(socket, delivery->origin.source, delivery->origin.source_port) < 0)
+    if (udp_match_score(socket, delivery->origin.source, delivery->origin.source_port,
+                        delivery->origin.destination) < 0)
+        return true;
+    if (!socket_multicast_allows(delivery->stack, socket, delivery->origin.destination,
+                                 delivery->origin.source))
         return true;
     udp_queue(delivery->stack, socket, &delivery->origin, delivery->payload, delivery->length);
     delivery->delivered++;
@@ -475,25 +485,6 @@ void udp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint
     udp_queue(stack, socket, &origin, payload, length);
 }
 
-/* RFC 1122 4.1.3.3 and Linux's icmp_err_convert: which errors are hard. */
-static int udp_error_from_icmp(const struct ipv4_error *error, bool *hard)
-{
-    *hard = false;
-    if (error->type == ICMP_TYPE_TIME_EXCEEDED)
-        return EHOSTUNREACH;
-    if (error->type != ICMP_TYPE_DESTINATION_UNREACHABLE)
-        return 0;
-    switch (error->code) {
-    case ICMP_CODE_NET_UNREACHABLE: return ENETUNREACH;
-    case ICMP_CODE_HOST_UNREACHABLE: return EHOSTUNREACH;
-    case ICMP_CODE_PROTOCOL_UNREACHABLE: *hard = true; return ENOPROTOOPT;
-    case ICMP_CODE_PORT_UNREACHABLE: *hard = true; return ECONNREFUSED;
-    case ICMP_CODE_FRAGMENTATION_NEEDED: return EMSGSIZE;
-    case 9: case 10: case 13: *hard = true; return EACCES; /* administratively prohibited */
-    default: return EHOSTUNREACH;
-    }
-}
-
 void udp_error(struct usock_stack *stack, const struct ipv4_error *error, uint64_t now)
 {
     (void)now;
@@ -511,19 +502,18 @@ void udp_error(struct usock_stack *stack, const struct ipv4_error *error, uint64
         return;
     }
     bool hard;
-    int code = udp_error_from_icmp(error, &hard);
-    if (socket->receive_errors && code) {
-        /* IP_RECVERR: every error is reported, with the quoted payload. */
-        const uint8_t *payload = error->quoted_payload + UDP_HEADER_LENGTH;
-        size_t length = error->quoted_payload_length - UDP_HEADER_LENGTH;
-        socket_queue_error(stack, socket, code, error->type, error->code, error->info,
-                           error->reporter, error->quoted.destination, header.destination_port,
-                           payload, length);
-        return;
+    int code = icmp_error_errno(error->type, error->code, &hard);
+    if (error->type == ICMP_TYPE_DESTINATION_UNREACHABLE &&
+        error->code == ICMP_CODE_FRAGMENTATION_NEEDED) {
+        /* Linux __udp4_lib_err: ignored under IP_PMTUDISC_DONT, else hard. */
+        if (socket->path_mtu_discovery == IP_PMTUDISC_DONT)
+            return;
+        hard = true;
     }
-    /* Linux without IP_RECVERR: only hard errors, only on connected sockets. */
-    if (!code || !hard || !socket->connected)
+    if (!code)
         return;
-    socket->error = code;
-    socket_wake(stack, socket);
+    socket_report_icmp_error(stack, socket, code, hard, error->type, error->code, error->info,
+                             error->reporter, error->quoted.destination, header.destination_port,
+                             error->quoted_payload + UDP_HEADER_LENGTH,
+                             error->quoted_payload_length - UDP_HEADER_LENGTH);
 }

@@ -5,8 +5,10 @@
  * sequence and payload (any size the packet carried).  Echo requests to
  * broadcast are ignored, as Linux does by default
  * (icmp_echo_ignore_broadcasts).  Error messages are checked to quote at
- * least an IP header and 8 bytes, then handed to the protocol whose packet
- * they quote through a table indexed by protocol number.
+ * least an IP header and 8 bytes, then handed to the raw sockets of the
+ * quoted protocol and to that protocol through a table indexed by protocol
+ * number (ICMP: the ping socket that sent the quoted echo request).  The
+ * errno each error becomes is Linux's (icmp_error_errno).
  *
  * icmp_send_error applies RFC 1122 3.2.2: never about an ICMP error, a
  * broadcast or multicast destination, a non-initial fragment, or a source
@@ -16,9 +18,11 @@
 #include "net/icmp.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <string.h>
 
 #include "net/ipv4.h"
+#include "raw.h"
 #include "stack.h"
 #include "tcp/tcp.h"
 #include "udp.h"
@@ -34,9 +38,53 @@ typedef void (*icmp_error_handler_fn)(struct usock_stack *stack, const struct ip
                                       uint64_t now);
 
 static const icmp_error_handler_fn icmp_error_handlers[256] = {
+    [IPPROTO_ICMP] = ping_socket_error,
     [IPPROTO_UDP] = udp_error,
     [IPPROTO_TCP] = tcp_error,
 };
+
+/* Destination unreachable codes 0-15 as Linux's icmp_err_convert. */
+static const struct {
+    int error;
+    bool hard;
+} icmp_unreachable_errors[16] = {
+    [0] = {ENETUNREACH, false},   /* net unreachable */
+    [1] = {EHOSTUNREACH, false},  /* host unreachable */
+    [2] = {ENOPROTOOPT, true},    /* protocol unreachable */
+    [3] = {ECONNREFUSED, true},   /* port unreachable */
+    [4] = {EMSGSIZE, false},      /* fragmentation needed */
+    [5] = {EOPNOTSUPP, false},    /* source route failed */
+    [6] = {ENETUNREACH, true},    /* destination network unknown */
+    [7] = {EHOSTDOWN, true},      /* destination host unknown */
+    [8] = {ENONET, true},         /* source host isolated */
+    [9] = {ENETUNREACH, true},    /* network administratively prohibited */
+    [10] = {EHOSTUNREACH, true},  /* host administratively prohibited */
+    [11] = {ENETUNREACH, false},  /* network unreachable for TOS */
+    [12] = {EHOSTUNREACH, false}, /* host unreachable for TOS */
+    [13] = {EHOSTUNREACH, true},  /* communication administratively prohibited */
+    [14] = {EHOSTUNREACH, true},  /* host precedence violation */
+    [15] = {EHOSTUNREACH, true},  /* precedence cutoff in effect */
+};
+
+int icmp_error_errno(uint8_t type, uint8_t code, bool *hard)
+{
+    *hard = false;
+    switch (type) {
+    case ICMP_TYPE_DESTINATION_UNREACHABLE:
+        if (code >= sizeof(icmp_unreachable_errors) / sizeof(icmp_unreachable_errors[0]))
+            return EHOSTUNREACH;
+        *hard = icmp_unreachable_errors[code].hard;
+        return icmp_unreachable_errors[code].error;
+    case ICMP_TYPE_PARAMETER_PROBLEM:
+        *hard = true;
+        return EPROTO;
+    case ICMP_TYPE_SOURCE_QUENCH:
+    case ICMP_TYPE_REDIRECT:
+        return 0;
+    default:
+        return EHOSTUNREACH; /* time exceeded */
+    }
+}
 
 void icmp_rate_limit_init(struct icmp_rate_limit *limit)
 {
@@ -136,12 +184,16 @@ static void icmp_deliver_error(struct usock_stack *stack, const uint8_t *quoted,
         memcpy(&error.quoted.source, quoted + 12, 4);
         memcpy(&error.quoted.destination, quoted + 16, 4);
     }
+    error.quoted_packet = quoted;
+    error.quoted_length = quoted_length;
     error.quoted_payload = quoted + header_length;
     error.quoted_payload_length = quoted_length - header_length;
+    /* Raw sockets of the quoted protocol hear of it too, as on Linux. */
+    bool raw_took_it = raw_error(stack, &error);
     icmp_error_handler_fn handler = icmp_error_handlers[error.quoted.protocol];
     if (handler)
         handler(stack, &error, now);
-    else
+    else if (!raw_took_it)
         COUNT(stack, IcmpInErrorsNoSocket);
 }
 

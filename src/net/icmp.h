@@ -50,4 +50,13 @@ void icmp_send_error(struct usock_stack *stack, const uint8_t *original, size_t 
 void icmp_report_local_error(struct usock_stack *stack, const uint8_t *packet, size_t length,
                              uint8_t type, uint8_t code, uint64_t now);
 
+/* The errno Linux's transports report for an ICMP error of type/code
+ * (icmp_err_convert for destination unreachable; EHOSTUNREACH for time
+ * exceeded; EPROTO for parameter problem), and in *hard whether it is a
+ * hard error (RFC 1122 4.1.3.3: reported to a connected socket even
+ * without IP_RECVERR).  "Fragmentation needed" is EMSGSIZE and soft here:
+ * each transport decides by its IP_MTU_DISCOVER.  Returns 0 for messages
+ * that are no error to report (source quench, redirect). */
+int icmp_error_errno(uint8_t type, uint8_t code, bool *hard);
+
 #endif

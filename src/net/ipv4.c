@@ -208,7 +208,7 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
     }
     bool multicast = ipv4_address_kind(stack, header.destination) == ADDRESS_MULTICAST;
     if ((route.broadcast || (multicast && send->multicast_loop &&
-                             igmp_is_member(stack, header.destination)))) {
+                             igmp_accepts(stack, header.destination, header.source)))) {
         struct packet_buffer *copy = packet_buffer_copy(buffer->data, buffer->length);
         if (copy)
             ipv4_loop_back(stack, copy);
@@ -308,7 +308,12 @@ void ipv4_input(struct usock_stack *stack, const uint8_t *packet, size_t length,
         COUNT(stack, IpInAddrErrors);
         return;
     }
-    if (in.destination_kind == ADDRESS_MULTICAST && !igmp_is_member(stack, in.header.destination)) {
+    /* The interface's multicast filter: IGMP about any group it is in,
+     * else only the sources its sockets want (RFC 3376 3.2). */
+    if (in.destination_kind == ADDRESS_MULTICAST &&
+        !(in.header.protocol == IPPROTO_IGMP ? igmp_is_member(stack, in.header.destination)
+                                             : igmp_accepts(stack, in.header.destination,
+                                                            in.header.source))) {
         COUNT(stack, IpInMulticastFiltered);
         return;
     }

@@ -85,6 +85,8 @@ struct ipv4_error {
     uint32_t info;                /* e.g. next-hop MTU */
     uint32_t reporter;            /* who sent the ICMP message (network order) */
     struct ipv4_header quoted;    /* the header of our packet */
+    const uint8_t *quoted_packet; /* the quote from its IP header on */
+    size_t quoted_length;
     const uint8_t *quoted_payload;/* at least 8 bytes of its transport header */
     size_t quoted_payload_length;
 };

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "net/ipv4.h"
+#include "socket/multicast.h"
 #include "socket/socket.h"
 #include "stack.h"
 
@@ -247,8 +248,7 @@ int usock_close(struct usock_stack *stack, int fd)
     if ((size_t)fd < stack->sockets.lowest_free)
         stack->sockets.lowest_free = (size_t)fd;
     socket->closed = true;
-    while (socket->membership_count > 0)
-        igmp_leave(stack, socket->memberships[--socket->membership_count], now);
+    socket_multicast_leave_all(stack, socket, now);
     socket->ops->release(stack, socket);
     socket_wake(stack, socket);
     /* SO_LINGER with a time: a blocking close waits until the data is
@@ -581,62 +581,6 @@ static int set_timeout(uint64_t *timeout_ns, const void *value, socklen_t length
     return 0;
 }
 
-/* IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP and IP_MULTICAST_IF, which take
- * structures; -ENOPROTOOPT for any other option. */
-static int socket_multicast_option(struct usock_stack *stack, struct socket *socket, int name,
-                                   const void *value, socklen_t length, uint64_t now)
-{
-    if (name != IP_ADD_MEMBERSHIP && name != IP_DROP_MEMBERSHIP && name != IP_MULTICAST_IF)
-        return -ENOPROTOOPT;
-    if (socket->type == SOCK_STREAM && name != IP_MULTICAST_IF)
-        return -EPROTO; /* as Linux for connection sockets */
-    struct ip_mreqn request = {0};
-    if (!value)
-        return -EFAULT;
-    if (length >= sizeof(struct ip_mreqn)) {
-        memcpy(&request, value, sizeof(request));
-    } else if (length >= sizeof(struct ip_mreq)) {
-        struct ip_mreq old;
-        memcpy(&old, value, sizeof(old));
-        request.imr_multiaddr = old.imr_multiaddr;
-        request.imr_address = old.imr_interface;
-    } else if (name == IP_MULTICAST_IF && length >= sizeof(struct in_addr)) {
-        memcpy(&request.imr_address, value, sizeof(struct in_addr));
-    } else {
-        return -EINVAL;
-    }
-    uint32_t interface = request.imr_address.s_addr;
-    if (interface != 0 && interface != stack->interface.address)
-        return name == IP_MULTICAST_IF ? -EADDRNOTAVAIL : -ENODEV;
-    if (name == IP_MULTICAST_IF) {
-        socket->multicast_interface = interface;
-        return 0;
-    }
-    uint32_t group = request.imr_multiaddr.s_addr;
-    if (ipv4_address_kind(stack, group) != ADDRESS_MULTICAST)
-        return -EINVAL;
-    unsigned index = 0;
-    while (index < socket->membership_count && socket->memberships[index] != group)
-        index++;
-    bool joined = index < socket->membership_count;
-    if (name == IP_ADD_MEMBERSHIP) {
-        if (joined)
-            return -EADDRINUSE;
-        if (socket->membership_count >= SOCKET_MEMBERSHIPS_MAX)
-            return -ENOBUFS;
-        int error = igmp_join(stack, group, now);
-        if (error)
-            return error;
-        socket->memberships[socket->membership_count++] = group;
-        return 0;
-    }
-    if (!joined)
-        return -EADDRNOTAVAIL;
-    igmp_leave(stack, group, now);
-    socket->memberships[index] = socket->memberships[--socket->membership_count];
-    return 0;
-}
-
 static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, int level,
                              int name, const void *value, socklen_t length, uint64_t now)
 {
@@ -656,12 +600,14 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
         socket->linger_seconds = linger.l_linger < 0 ? 0 : linger.l_linger;
         return 0;
     }
+    if (level == SOL_SOCKET && name == SO_BINDTODEVICE)
+        return socket_bind_to_device(stack, socket, value, length);
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO))
         return set_timeout(name == SO_RCVTIMEO ? &socket->receive_timeout_ns
                                                : &socket->send_timeout_ns,
                            value, length);
     if (level == IPPROTO_IP) {
-        int result = socket_multicast_option(stack, socket, name, value, length, now);
+        int result = socket_multicast_setsockopt(stack, socket, name, value, length, now);
         if (result != -ENOPROTOOPT)
             return result;
     }
@@ -793,6 +739,8 @@ static int socket_getsockopt(struct usock_stack *stack, struct socket *socket, i
         *length = (socklen_t)copy;
         return 0;
     }
+    if (level == SOL_SOCKET && name == SO_BINDTODEVICE)
+        return socket_bound_device_name(stack, socket, value, length);
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
         uint64_t ns = name == SO_RCVTIMEO ? socket->receive_timeout_ns : socket->send_timeout_ns;
         struct timeval tv = {.tv_sec = (time_t)(ns / NS_PER_SECOND),

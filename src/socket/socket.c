@@ -20,6 +20,7 @@
 #include <linux/errqueue.h>
 #include <netinet/in.h>
 
+#include "net/ipv4.h"
 #include "stack.h"
 #include "util/siphash.h"
 
@@ -146,6 +147,22 @@ void socket_queue_error(struct usock_stack *stack, struct socket *socket, int er
     socket_wake(stack, socket);
 }
 
+void socket_report_icmp_error(struct usock_stack *stack, struct socket *socket, int error,
+                              bool hard, uint8_t type, uint8_t code, uint32_t info,
+                              uint32_t reporter, uint32_t destination, uint16_t destination_port,
+                              const uint8_t *payload, size_t length)
+{
+    if (socket->receive_errors) {
+        socket_queue_error(stack, socket, error, type, code, info, reporter, destination,
+                           destination_port, payload, length);
+        return;
+    }
+    if (!hard || !socket->connected)
+        return;
+    socket->error = error;
+    socket_wake(stack, socket);
+}
+
 ssize_t socket_receive_error(struct socket *socket, struct msghdr *message)
 {
     struct socket_error_entry *entry = socket->error_queue;
@@ -220,6 +237,7 @@ void socket_put(struct socket *socket)
     if (--socket->references > 0)
         return;
     socket_purge_errors(socket);
+    free(socket->memberships); /* left already at close; freed here if never closed */
     pthread_cond_destroy(&socket->condition);
     free(socket);
 }
@@ -253,6 +271,53 @@ void socket_wake(struct usock_stack *stack, struct socket *socket)
 {
     pthread_cond_broadcast(&socket->condition);
     pthread_cond_broadcast(&stack->poll_condition);
+}
+
+bool socket_device_accepts(const struct socket *socket, uint32_t destination)
+{
+    switch (socket->bound_device) {
+    case SOCKET_DEVICE_LINK: return !ipv4_is_loopback(destination);
+    case SOCKET_DEVICE_LOOPBACK: return ipv4_is_loopback(destination);
+    default: return true;
+    }
+}
+
+int socket_bind_to_device(struct usock_stack *stack, struct socket *socket, const void *value,
+                          socklen_t length)
+{
+    char name[INTERFACE_NAME_SIZE] = {0};
+    if (length > INTERFACE_NAME_SIZE - 1)
+        length = INTERFACE_NAME_SIZE - 1;
+    if (length > 0 && !value)
+        return -EFAULT;
+    if (length > 0)
+        memcpy(name, value, length);
+    if (name[0] == '\0')
+        socket->bound_device = SOCKET_DEVICE_ANY;
+    else if (strcmp(name, "lo") == 0)
+        socket->bound_device = SOCKET_DEVICE_LOOPBACK;
+    else if (stack->interface.link && strcmp(name, stack->interface.name) == 0)
+        socket->bound_device = SOCKET_DEVICE_LINK;
+    else
+        return -ENODEV;
+    return 0;
+}
+
+int socket_bound_device_name(const struct usock_stack *stack, const struct socket *socket,
+                             void *value, socklen_t *length)
+{
+    if (socket->bound_device == SOCKET_DEVICE_ANY) {
+        *length = 0;
+        return 0;
+    }
+    if (*length < INTERFACE_NAME_SIZE)
+        return -EINVAL;
+    const char *name = socket->bound_device == SOCKET_DEVICE_LOOPBACK ? "lo"
+                                                                       : stack->interface.name;
+    size_t size = strlen(name) + 1;
+    memcpy(value, name, size);
+    *length = (socklen_t)size;
+    return 0;
 }
 
 void socket_copy_address_out(uint32_t address, uint16_t port, struct sockaddr *out,
@@ -376,6 +441,11 @@ static bool check_conflict(struct socket *other, void *context)
     /* Linux inet_rcv_saddr_equal with wildcards matching everything. */
     bool overlap = other->local_address == 0 || search->address == 0 ||
                    other->local_address == search->address;
+    /* Sockets bound to different devices never conflict (Linux). */
+    if (other->bound_device != SOCKET_DEVICE_ANY &&
+        search->candidate->bound_device != SOCKET_DEVICE_ANY &&
+        other->bound_device != search->candidate->bound_device)
+        overlap = false;
     if (!overlap)
         return true;
     /* Linux: SO_REUSEADDR on both shares a port unless one listens. */

@@ -23,6 +23,7 @@
 
 struct usock_stack;
 struct socket;
+struct socket_membership;
 
 /* Operations of one socket type, found by (type, protocol) in a table. */
 struct socket_operations {
@@ -72,10 +73,16 @@ struct socket_operations {
     bool (*is_listening)(struct socket *socket);
 };
 
+/* The devices a socket can be bound to (SO_BINDTODEVICE): the stack has
+ * loopback ("lo") and its one link (interface.name). */
+enum socket_device {
+    SOCKET_DEVICE_ANY,
+    SOCKET_DEVICE_LINK,
+    SOCKET_DEVICE_LOOPBACK,
+};
+
 #define SHUTDOWN_RECEIVE 1
 #define SHUTDOWN_SEND 2
-
-#define SOCKET_MEMBERSHIPS_MAX 20 /* Linux net.ipv4.igmp_max_memberships */
 
 struct socket {
     int fd;
@@ -127,7 +134,8 @@ struct socket {
     bool receive_packet_info; /* IP_PKTINFO */
     bool receive_ttl;         /* IP_RECVTTL */
     bool receive_tos;         /* IP_RECVTOS */
-    uint32_t memberships[SOCKET_MEMBERSHIPS_MAX]; /* groups joined, network order */
+    enum socket_device bound_device; /* SO_BINDTODEVICE */
+    struct socket_membership *memberships; /* groups joined (socket/multicast.c) */
     unsigned membership_count;
 
     struct hash_node address_port_node;
@@ -232,11 +240,33 @@ void socket_queue_error(struct usock_stack *stack, struct socket *socket, int er
                         uint8_t type, uint8_t code, uint32_t info, uint32_t reporter,
                         uint32_t destination, uint16_t destination_port,
                         const uint8_t *payload, size_t length);
+/* Reports an ICMP error (errno error, hard or not) to socket as Linux's
+ * UDP, raw and ping sockets do (RFC 1122 4.1.3.3): with IP_RECVERR it is
+ * queued with the quoted payload (borrowed) and becomes the pending error;
+ * without, only a hard error on a connected socket becomes pending. */
+void socket_report_icmp_error(struct usock_stack *stack, struct socket *socket, int error,
+                              bool hard, uint8_t type, uint8_t code, uint32_t info,
+                              uint32_t reporter, uint32_t destination, uint16_t destination_port,
+                              const uint8_t *payload, size_t length);
 /* recvmsg(MSG_ERRQUEUE): the oldest report with an IP_RECVERR control
  * message, or -EAGAIN. */
 ssize_t socket_receive_error(struct socket *socket, struct msghdr *message);
 /* Frees the error queue. */
 void socket_purge_errors(struct socket *socket);
+
+/* Whether socket, by its SO_BINDTODEVICE, takes a packet addressed to
+ * destination (network order).  As on Linux, packets to 127.0.0.0/8 arrive
+ * on lo and every other packet (also to our own address) on the link. */
+bool socket_device_accepts(const struct socket *socket, uint32_t destination);
+/* SO_BINDTODEVICE: binds socket to the device named in value (length
+ * bytes, borrowed; at most INTERFACE_NAME_SIZE - 1 are read, as Linux), or unbinds it
+ * for "" or length 0.  Returns 0, -EFAULT, or -ENODEV for an unknown name. */
+int socket_bind_to_device(struct usock_stack *stack, struct socket *socket, const void *value,
+                          socklen_t length);
+/* getsockopt(SO_BINDTODEVICE): the bound name with its NUL, or nothing
+ * (length 0) when unbound; -EINVAL when bound and *length < INTERFACE_NAME_SIZE. */
+int socket_bound_device_name(const struct usock_stack *stack, const struct socket *socket,
+                             void *value, socklen_t *length);
 
 /* Copies src into the caller's sockaddr of *length bytes, truncating as the
  * kernel does, and sets *length to the full size. */
@@ -249,9 +279,14 @@ extern const struct socket_operations raw_operations;
 extern const struct socket_operations ping_operations;
 
 struct ipv4_packet;
+struct ipv4_error;
 /* Queues an echo reply for the ping socket with that identifier; false
  * when there is none. */
 bool ping_socket_deliver_reply(struct usock_stack *stack, const struct ipv4_packet *packet,
                                uint16_t identifier);
+/* Reports an ICMP error quoting an echo request to the ping socket whose
+ * identifier it carries (Linux's ping_err).  Counts IcmpInErrorsNoSocket
+ * when there is none. */
+void ping_socket_error(struct usock_stack *stack, const struct ipv4_error *error, uint64_t now);
 
 #endif

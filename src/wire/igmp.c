@@ -18,12 +18,20 @@ enum igmp_parse_result igmp_parse(const uint8_t *message, size_t length, bool ve
     out->group = load_address(message + 4);
     out->is_v3_query = out->type == IGMP_TYPE_QUERY && length >= IGMP_V3_QUERY_MINIMUM;
     out->source_count = 0;
+    out->sources = NULL;
     if (out->is_v3_query) {
         out->source_count = load_be16(message + 10);
+        out->sources = message + IGMP_V3_QUERY_MINIMUM;
         if (IGMP_V3_QUERY_MINIMUM + (size_t)out->source_count * 4 > length)
             return IGMP_PARSE_TRUNCATED;
     }
     return IGMP_PARSE_OK;
+}
+
+uint32_t igmp_query_source(const struct igmp_message *query, unsigned index)
+{
+    /* igmp_parse checked that source_count addresses fit. */
+    return load_address(query->sources + (size_t)index * 4);
 }
 
 uint64_t igmp_max_response_ns(const struct igmp_message *query)
@@ -50,17 +58,31 @@ size_t igmp_emit_v2(uint8_t type, uint32_t group, uint8_t *out)
     return IGMP_V2_LENGTH;
 }
 
-size_t igmp_emit_v3_report(uint8_t record_type, uint32_t group, uint8_t *out)
+size_t igmp_v3_report_length(const struct igmp_record *records, unsigned count)
+{
+    size_t length = IGMP_V3_REPORT_HEADER_LENGTH;
+    for (unsigned i = 0; i < count; i++)
+        length += IGMP_V3_RECORD_HEADER_LENGTH + (size_t)records[i].source_count * 4;
+    return length;
+}
+
+size_t igmp_emit_v3_report(const struct igmp_record *records, unsigned count, uint8_t *out)
 {
     out[0] = IGMP_TYPE_V3_REPORT;
     out[1] = 0;
     store_be16(out + 2, 0);
     store_be16(out + 4, 0);
-    store_be16(out + 6, 1);      /* one group record */
-    out[8] = record_type;
-    out[9] = 0;                  /* no auxiliary data */
-    store_be16(out + 10, 0);     /* no sources */
-    store_address(out + 12, group);
-    store_be16(out + 2, checksum_finish(checksum_add(0, out, 16)));
-    return 16;
+    store_be16(out + 6, (uint16_t)count);
+    size_t offset = IGMP_V3_REPORT_HEADER_LENGTH;
+    for (unsigned i = 0; i < count; i++) {
+        out[offset] = records[i].type;
+        out[offset + 1] = 0;     /* no auxiliary data */
+        store_be16(out + offset + 2, (uint16_t)records[i].source_count);
+        store_address(out + offset + 4, records[i].group);
+        offset += IGMP_V3_RECORD_HEADER_LENGTH;
+        for (unsigned j = 0; j < records[i].source_count; j++, offset += 4)
+            store_address(out + offset, records[i].sources[j]);
+    }
+    store_be16(out + 2, checksum_finish(checksum_add(0, out, offset)));
+    return offset;
 }

@@ -275,6 +275,7 @@ void usock_setup(void)
     CHECK_EQ(inet_pton(AF_INET, "198.18.0.1", &config.address), 1);
     config.prefix_length = 24;
     config.name = "api";
+    config.interface_name = "usock-api0"; /* the kernel side's device */
     config.tcp_time_wait_ns = api_usock_time_wait_ns;
     usock_current = usock_stack_new(&config);
     CHECK(usock_current != NULL);

@@ -15,7 +15,7 @@
  *    driver: both are NOARP devices that drop what they transmit).  The
  *    namespace goes with the process.
  *  - usock: a threaded stack (usock_stack_start) at 198.18.0.1/24 on one end
- *    of an in-memory wire whose other end is kept open and never read; the
+ *    of an in-memory wire (its interface named usock-api0 like the kernel's) whose other end is kept open and never read; the
  *    stack must have no sockets left at the end of the test (connections
  *    still closing are given a few seconds to go); it is then freed (and,
  *    under AddressSanitizer, the leak checker runs).

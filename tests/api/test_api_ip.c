@@ -141,6 +141,222 @@ API_TEST(ip_add_membership_with_short_optlen_is_einval)
 }
 
 /* ------------------------------------------------------------------ */
+/* Source-specific multicast                                           */
+/* ------------------------------------------------------------------ */
+
+/* setsockopt of a source option on 198.18.0.1; returns 0 or errno. */
+static int source_option(const struct api *api, int fd, int name, const char *group,
+                         const char *source)
+{
+    struct ip_mreq_source request;
+    memset(&request, 0, sizeof(request));
+    request.imr_multiaddr.s_addr = ip_of(group);
+    request.imr_interface.s_addr = ip_of("198.18.0.1");
+    request.imr_sourceaddr.s_addr = ip_of(source);
+    return api->setsockopt(fd, IPPROTO_IP, name, &request, sizeof(request)) == 0 ? 0 : errno;
+}
+
+static int membership_option(const struct api *api, int fd, int name, const char *group)
+{
+    struct ip_mreq request = mreq_of(group, "198.18.0.1");
+    return api->setsockopt(fd, IPPROTO_IP, name, &request, sizeof(request)) == 0 ? 0 : errno;
+}
+
+API_TEST(source_membership_include_mode_errnos)
+{
+    int fd = udp_socket(api);
+    const char *group = "239.1.1.1";
+    /* Source options other than ADD_SOURCE need a prior join. */
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_UNBLOCK_SOURCE, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"),
+             EADDRNOTAVAIL);
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.6"),
+             EADDRNOTAVAIL);
+    /* EXCLUDE-mode options on an INCLUDE list, and an any-source join. */
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.6"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_UNBLOCK_SOURCE, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(membership_option(api, fd, IP_ADD_MEMBERSHIP, group), EADDRINUSE);
+    /* Dropping the last source leaves the group. */
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(membership_option(api, fd, IP_DROP_MEMBERSHIP, group), EADDRNOTAVAIL);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(source_membership_exclude_mode_errnos)
+{
+    int fd = udp_socket(api);
+    const char *group = "239.1.1.3";
+    CHECK_EQ(membership_option(api, fd, IP_ADD_MEMBERSHIP, group), 0);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.5"), EADDRNOTAVAIL);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.6"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(source_option(api, fd, IP_UNBLOCK_SOURCE, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_UNBLOCK_SOURCE, group, "198.18.0.5"), EADDRNOTAVAIL);
+    /* The emptied list still fixes the mode. */
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.6"), EINVAL);
+    CHECK_EQ(membership_option(api, fd, IP_DROP_MEMBERSHIP, group), 0);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(add_source_membership_after_any_source_join_narrows_it)
+{
+    int fd = udp_socket(api);
+    const char *group = "239.1.1.2";
+    CHECK_EQ(membership_option(api, fd, IP_ADD_MEMBERSHIP, group), 0);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, group, "198.18.0.5"), EINVAL);
+    CHECK_EQ(membership_option(api, fd, IP_DROP_MEMBERSHIP, group), 0);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(eleventh_source_is_enobufs)
+{
+    int fd = udp_socket(api);
+    char source[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(source, sizeof(source), "198.18.0.%d", 10 + i);
+        CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "239.1.1.4", source), 0);
+    }
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "239.1.1.4", "198.18.0.99"),
+             ENOBUFS);
+    CHECK_EQ(source_option(api, fd, IP_DROP_SOURCE_MEMBERSHIP, "239.1.1.4", "198.18.0.10"), 0);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "239.1.1.4", "198.18.0.99"), 0);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(source_option_bad_arguments)
+{
+    int fd = udp_socket(api);
+    struct ip_mreq_source request;
+    memset(&request, 0, sizeof(request));
+    request.imr_multiaddr.s_addr = ip_of("239.1.1.5");
+    request.imr_interface.s_addr = ip_of("198.18.0.1");
+    request.imr_sourceaddr.s_addr = ip_of("198.18.0.5");
+    /* The length must be exactly that of struct ip_mreq_source. */
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &request,
+                                sizeof(request) - 1), EINVAL);
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &request,
+                                sizeof(request) + 4), EINVAL);
+    request.imr_interface.s_addr = ip_of("10.9.9.9");
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &request,
+                                sizeof(request)), ENODEV);
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_IP, IP_BLOCK_SOURCE, &request, sizeof(request)),
+                ENODEV);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "10.1.1.1", "198.18.0.5"), EINVAL);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(source_options_on_tcp_socket_are_accepted)
+{
+    int fd = api->socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(source_option(api, fd, IP_ADD_SOURCE_MEMBERSHIP, "239.1.1.7", "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, fd, IP_BLOCK_SOURCE, "239.1.1.7", "198.18.0.5"), EINVAL);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+/* A sender on 198.18.0.1 whose multicast loops back to this host. */
+static int multicast_sender(const struct api *api)
+{
+    int fd = udp_bound(api, "198.18.0.1", 0);
+    struct in_addr interface = {.s_addr = ip_of("198.18.0.1")};
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &interface, sizeof(interface)),
+             0);
+    return fd;
+}
+
+static void expect_datagram(const struct api *api, int fd)
+{
+    wait_readable(api, fd);
+    char byte[8];
+    CHECK_EQ(api->recv(fd, byte, sizeof(byte), MSG_DONTWAIT), 2);
+}
+
+API_TEST(include_filter_passes_only_listed_sources)
+{
+    int receiver = udp_bound(api, "0.0.0.0", 6000);
+    int sender = multicast_sender(api);
+    const char *group = "239.1.1.8";
+    CHECK_EQ(source_option(api, receiver, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_datagram(api, receiver);
+    /* Listing another source instead: the sender is filtered out. */
+    CHECK_EQ(source_option(api, receiver, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(source_option(api, receiver, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_nothing(api, receiver);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+API_TEST(blocked_source_is_filtered_and_unblocked_passes)
+{
+    int receiver = udp_bound(api, "0.0.0.0", 6000);
+    int sender = multicast_sender(api);
+    const char *group = "239.1.1.9";
+    CHECK_EQ(membership_option(api, receiver, IP_ADD_MEMBERSHIP, group), 0);
+    CHECK_EQ(source_option(api, receiver, IP_BLOCK_SOURCE, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_nothing(api, receiver);
+    CHECK_EQ(source_option(api, receiver, IP_UNBLOCK_SOURCE, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_datagram(api, receiver);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+API_TEST(drop_source_on_any_source_join_is_eaddrnotavail_and_stops_reception)
+{
+    int receiver = udp_bound(api, "0.0.0.0", 6000);
+    int sender = multicast_sender(api);
+    const char *group = "239.1.1.10";
+    CHECK_EQ(membership_option(api, receiver, IP_ADD_MEMBERSHIP, group), 0);
+    CHECK_EQ(source_option(api, receiver, IP_DROP_SOURCE_MEMBERSHIP, group, "198.18.0.5"),
+             EADDRNOTAVAIL);
+    /* As Linux: the empty filter switched to INCLUDE{}, which takes nothing. */
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_nothing(api, receiver);
+    /* An empty list switches mode freely: block one, take the rest. */
+    CHECK_EQ(source_option(api, receiver, IP_BLOCK_SOURCE, group, "198.18.0.5"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_datagram(api, receiver);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+API_TEST(socket_without_membership_gets_what_the_interface_accepts)
+{
+    int member = udp_socket(api);
+    int on = 1;
+    CHECK_EQ(api->setsockopt(member, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+    struct sockaddr_in any = address_of("0.0.0.0", 6000);
+    CHECK_EQ(api->bind(member, CSA(any), sizeof(any)), 0);
+    int bystander = udp_socket(api);
+    CHECK_EQ(api->setsockopt(bystander, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+    CHECK_EQ(api->bind(bystander, CSA(any), sizeof(any)), 0);
+    int sender = multicast_sender(api);
+    const char *group = "239.1.1.11";
+    /* The interface takes only 198.18.0.5: neither socket hears us. */
+    CHECK_EQ(source_option(api, member, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.5"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_nothing(api, member);
+    expect_nothing(api, bystander);
+    /* Now it takes us too; the socket without a membership gets a copy
+     * (IP_MULTICAST_ALL), the member's own filter still says no. */
+    CHECK_EQ(source_option(api, sender, IP_ADD_SOURCE_MEMBERSHIP, group, "198.18.0.1"), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, group, 6000), 2);
+    expect_datagram(api, bystander);
+    expect_nothing(api, member);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(bystander), 0);
+    CHECK_EQ(api->close(member), 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* Multicast options                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -357,6 +573,263 @@ API_TEST(ip_recverr_queues_port_unreachable_on_unconnected_socket)
     CHECK_EQ(api->close(fd), 0);
 }
 
+/* IP_RECVERR on raw and ping sockets */
+
+/* Waits up to 2 s for fd to have an error pending (POLLERR). */
+static void wait_error(const struct api *api, int fd)
+{
+    struct pollfd entry = {.fd = fd, .events = 0};
+    CHECK_EQ(api->poll(&entry, 1, 2000), 1);
+    CHECK(entry.revents & POLLERR);
+}
+
+struct error_report {
+    ssize_t length;                 /* quoted bytes returned */
+    uint8_t data[256];
+    struct sockaddr_in name;        /* msg_name: where the quoted packet went */
+    struct sock_extended_err error;
+    struct sockaddr_in offender;    /* SO_EE_OFFENDER */
+};
+
+/* recvmsg(MSG_ERRQUEUE) into *out, checking the flags and that exactly one
+ * IP_RECVERR control message came with it. */
+static void receive_error_report(const struct api *api, int fd, struct error_report *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct iovec vector = {.iov_base = out->data, .iov_len = sizeof(out->data)};
+    union {
+        struct cmsghdr align;
+        char bytes[512];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_name = &out->name;
+    message.msg_namelen = sizeof(out->name);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof(control.bytes);
+    out->length = api->recvmsg(fd, &message, MSG_ERRQUEUE);
+    CHECK(out->length >= 0);
+    CHECK(message.msg_flags & MSG_ERRQUEUE);
+    CHECK_EQ(message.msg_namelen, sizeof(out->name));
+    unsigned reports = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c != NULL; c = CMSG_NXTHDR(&message, c)) {
+        CHECK_EQ(c->cmsg_level, SOL_IP);
+        CHECK_EQ(c->cmsg_type, IP_RECVERR);
+        CHECK(c->cmsg_len >= CMSG_LEN(sizeof(out->error) + sizeof(out->offender)));
+        memcpy(&out->error, CMSG_DATA(c), sizeof(out->error));
+        const struct sock_extended_err *in_place = (const void *)CMSG_DATA(c);
+        memcpy(&out->offender, SO_EE_OFFENDER(in_place), sizeof(out->offender));
+        reports++;
+    }
+    CHECK_EQ(reports, 1);
+}
+
+/* A UDP header (source port 4444, to port, checksum none) and "probe". */
+static size_t udp_probe(uint8_t *out, uint16_t port)
+{
+    struct udphdr_bytes {
+        uint16_t source, destination, length, checksum;
+    } header = {htons(4444), htons(port), htons(8 + 5), 0};
+    memcpy(out, &header, 8);
+    memcpy(out + 8, "probe", 5);
+    return 13;
+}
+
+API_TEST(raw_socket_ip_recverr_queues_port_unreachable_with_transport_header)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+    CHECK(fd >= 0);
+    set_int_option(api, fd, IPPROTO_IP, IP_RECVERR, 1);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_IP, IP_RECVERR), 1);
+    uint8_t probe[13];
+    CHECK_EQ(send_to(api, fd, probe, udp_probe(probe, 5001), "127.0.0.1", 0), 13);
+    wait_error(api, fd);
+    struct error_report report;
+    receive_error_report(api, fd, &report);
+    /* The quote from the UDP header on, as Linux's raw_err gives it. */
+    CHECK_EQ(report.length, 13);
+    CHECK(memcmp(report.data, probe, 13) == 0);
+    CHECK_EQ(report.name.sin_addr.s_addr, ip_of("127.0.0.1"));
+    CHECK_EQ(report.name.sin_port, 0);
+    CHECK_EQ(report.error.ee_errno, ECONNREFUSED);
+    CHECK_EQ(report.error.ee_origin, SO_EE_ORIGIN_ICMP);
+    CHECK_EQ(report.error.ee_type, ICMP_DEST_UNREACH);
+    CHECK_EQ(report.error.ee_code, ICMP_PORT_UNREACH);
+    CHECK_EQ(report.offender.sin_family, AF_INET);
+    CHECK_EQ(report.offender.sin_addr.s_addr, ip_of("127.0.0.1"));
+    struct msghdr empty;
+    memset(&empty, 0, sizeof(empty));
+    CHECK_ERRNO(api->recvmsg(fd, &empty, MSG_ERRQUEUE), EAGAIN);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(raw_socket_with_ip_hdrincl_gets_the_whole_quoted_packet)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+    CHECK(fd >= 0);
+    set_int_option(api, fd, IPPROTO_IP, IP_RECVERR, 1);
+    set_int_option(api, fd, IPPROTO_IP, IP_HDRINCL, 1);
+    uint8_t packet[20 + 13];
+    memset(packet, 0, sizeof(packet));
+    packet[0] = 0x45;
+    packet[8] = 64;
+    packet[9] = IPPROTO_UDP;
+    uint32_t loopback = ip_of("127.0.0.1");
+    memcpy(packet + 12, &loopback, 4);
+    memcpy(packet + 16, &loopback, 4);
+    udp_probe(packet + 20, 5001);
+    CHECK_EQ(send_to(api, fd, packet, sizeof(packet), "127.0.0.1", 0), (ssize_t)sizeof(packet));
+    wait_error(api, fd);
+    struct error_report report;
+    receive_error_report(api, fd, &report);
+    CHECK_EQ(report.length, (ssize_t)sizeof(packet));
+    CHECK_EQ(report.data[0], 0x45);
+    CHECK_EQ(report.data[9], IPPROTO_UDP);
+    CHECK(memcmp(report.data + 20, packet + 20, 13) == 0);
+    CHECK_EQ(report.error.ee_errno, ECONNREFUSED);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(connected_raw_socket_without_ip_recverr_gets_hard_error_on_recv)
+{
+    int fd = api->socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+    CHECK(fd >= 0);
+    struct sockaddr_in peer = address_of("127.0.0.1", 0);
+    CHECK_EQ(api->connect(fd, CSA(peer), sizeof(peer)), 0);
+    uint8_t probe[13];
+    CHECK_EQ(api->send(fd, probe, udp_probe(probe, 5001), 0), 13);
+    wait_error(api, fd);
+    char buffer[64];
+    CHECK_ERRNO(api->recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT), ECONNREFUSED);
+    /* Nothing was queued for MSG_ERRQUEUE. */
+    struct msghdr empty;
+    memset(&empty, 0, sizeof(empty));
+    CHECK_ERRNO(api->recvmsg(fd, &empty, MSG_ERRQUEUE), EAGAIN);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+/* Lets this namespace's root open ping sockets (a per-namespace sysctl the
+ * kernel defaults to off); usock always allows them. */
+static void allow_ping_sockets(const struct api *api)
+{
+    if (api != &kernel_api)
+        return;
+    FILE *file = fopen("/proc/sys/net/ipv4/ping_group_range", "w");
+    CHECK(file != NULL);
+    CHECK(fprintf(file, "0 2147483647\n") > 0);
+    CHECK_EQ(fclose(file), 0);
+}
+
+/* Sends, from a raw socket, an ICMP error of type/code from local to local
+ * quoting an echo request with identifier from local to quoted_destination. */
+static void inject_icmp_error(const struct api *api, const char *local, uint8_t type,
+                              uint8_t code, uint16_t identifier, const char *quoted_destination)
+{
+    int raw = api->socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+    CHECK(raw >= 0);
+    uint8_t packet[20 + 8 + 20 + 8];
+    memset(packet, 0, sizeof(packet));
+    uint32_t loopback = ip_of(local), destination = ip_of(quoted_destination);
+    /* outer IP header */
+    packet[0] = 0x45;
+    packet[8] = 64;
+    packet[9] = IPPROTO_ICMP;
+    memcpy(packet + 12, &loopback, 4);
+    memcpy(packet + 16, &loopback, 4);
+    /* the ICMP error */
+    uint8_t *icmp = packet + 20;
+    icmp[0] = type;
+    icmp[1] = code;
+    /* the quoted packet: our echo request */
+    uint8_t *quoted = icmp + 8;
+    quoted[0] = 0x45;
+    quoted[3] = 28;
+    quoted[8] = 64;
+    quoted[9] = IPPROTO_ICMP;
+    memcpy(quoted + 12, &loopback, 4);
+    memcpy(quoted + 16, &destination, 4);
+    uint16_t sum = internet_checksum(quoted, 20);
+    memcpy(quoted + 10, &sum, 2);
+    uint8_t *echo = quoted + 20;
+    echo[0] = ICMP_ECHO;
+    uint16_t id = htons(identifier), sequence = htons(1);
+    memcpy(echo + 4, &id, 2);
+    memcpy(echo + 6, &sequence, 2);
+    sum = internet_checksum(echo, 8);
+    memcpy(echo + 2, &sum, 2);
+    sum = internet_checksum(icmp, sizeof(packet) - 20);
+    memcpy(icmp + 2, &sum, 2);
+    CHECK_EQ(send_to(api, raw, packet, sizeof(packet), local, 0), (ssize_t)sizeof(packet));
+    CHECK_EQ(api->close(raw), 0);
+}
+
+/* A ping socket that has sent one echo request to 127.0.0.1 (and read the
+ * reply); returns it and its identifier. */
+static int ping_socket_after_echo(const struct api *api, uint16_t *identifier)
+{
+    allow_ping_sockets(api);
+    int fd = api->socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+    CHECK(fd >= 0);
+    struct icmphdr request;
+    memset(&request, 0, sizeof(request));
+    request.type = ICMP_ECHO;
+    request.un.echo.sequence = htons(1);
+    CHECK_EQ(send_to(api, fd, &request, sizeof(request), "127.0.0.1", 0),
+             (ssize_t)sizeof(request));
+    wait_readable(api, fd);
+    char reply[64];
+    CHECK_EQ(api->recv(fd, reply, sizeof(reply), MSG_DONTWAIT), (ssize_t)sizeof(request));
+    *identifier = ntohs(local_address(api, fd).sin_port);
+    return fd;
+}
+
+API_TEST(ping_socket_ip_recverr_queues_error_quoting_its_echo_request)
+{
+    uint16_t identifier;
+    int fd = ping_socket_after_echo(api, &identifier);
+    set_int_option(api, fd, IPPROTO_IP, IP_RECVERR, 1);
+    inject_icmp_error(api, "127.0.0.1", ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, identifier,
+                      "198.18.0.77");
+    wait_error(api, fd);
+    struct error_report report;
+    receive_error_report(api, fd, &report);
+    /* The quote from the ICMP header on, as Linux's ping_err gives it. */
+    CHECK_EQ(report.length, 8);
+    CHECK_EQ(report.data[0], ICMP_ECHO);
+    CHECK_EQ(report.name.sin_addr.s_addr, ip_of("198.18.0.77"));
+    CHECK_EQ(report.name.sin_port, 0);
+    CHECK_EQ(report.error.ee_errno, EHOSTUNREACH);
+    CHECK_EQ(report.error.ee_origin, SO_EE_ORIGIN_ICMP);
+    CHECK_EQ(report.error.ee_type, ICMP_DEST_UNREACH);
+    CHECK_EQ(report.error.ee_code, ICMP_HOST_UNREACH);
+    CHECK_EQ(report.offender.sin_addr.s_addr, ip_of("127.0.0.1"));
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(ping_socket_without_ip_recverr_ignores_soft_error_and_keeps_hard_one)
+{
+    uint16_t identifier;
+    int fd = ping_socket_after_echo(api, &identifier);
+    struct sockaddr_in peer = address_of("198.18.0.77", 0);
+    CHECK_EQ(api->connect(fd, CSA(peer), sizeof(peer)), 0);
+    /* connect() fixed the local address, as for UDP. */
+    CHECK_EQ(local_address(api, fd).sin_addr.s_addr, ip_of("198.18.0.1"));
+    /* Host unreachable is soft: nothing pending. */
+    inject_icmp_error(api, "198.18.0.1", ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, identifier,
+                      "198.18.0.77");
+    expect_nothing(api, fd);
+    /* Host administratively prohibited is hard: pending on the connected socket. */
+    inject_icmp_error(api, "198.18.0.1", ICMP_DEST_UNREACH, ICMP_HOST_ANO, identifier,
+                      "198.18.0.77");
+    wait_error(api, fd);
+    char buffer[64];
+    CHECK_ERRNO(api->recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT), EHOSTUNREACH);
+    CHECK_EQ(api->close(fd), 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* IP_MTU_DISCOVER, IP_MTU, SO_RCVLOWAT                                */
 /* ------------------------------------------------------------------ */
@@ -386,6 +859,85 @@ API_TEST(so_rcvlowat_default_and_set)
     set_int_option(api, fd, SOL_SOCKET, SO_RCVLOWAT, 10);
     CHECK_EQ(get_int_option(api, fd, SOL_SOCKET, SO_RCVLOWAT), 10);
     CHECK_EQ(api->close(fd), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* SO_BINDTODEVICE                                                     */
+/* ------------------------------------------------------------------ */
+
+/* getsockopt(SO_BINDTODEVICE) into name (64 bytes); returns the length. */
+static socklen_t bound_device(const struct api *api, int fd, char *name)
+{
+    memset(name, 'x', 64);
+    socklen_t length = 64;
+    CHECK_EQ(api->getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, &length), 0);
+    return length;
+}
+
+API_TEST(so_bindtodevice_names_unbinding_and_getsockopt)
+{
+    int fd = udp_socket(api);
+    char name[64];
+    CHECK_EQ(bound_device(api, fd, name), 0);
+    CHECK_ERRNO(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "nope", 4), ENODEV);
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0", 10), 0);
+    CHECK_EQ(bound_device(api, fd, name), 11);
+    CHECK_EQ(strcmp(name, "usock-api0"), 0);
+    /* Bound, a buffer shorter than IFNAMSIZ is EINVAL. */
+    socklen_t length = 4;
+    CHECK_ERRNO(api->getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, &length), EINVAL);
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3), 0);
+    CHECK_EQ(bound_device(api, fd, name), 3);
+    CHECK_EQ(strcmp(name, "lo"), 0);
+    /* "" unbinds, and so does a length of 0. */
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "", 1), 0);
+    CHECK_EQ(bound_device(api, fd, name), 0);
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 2), 0);
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, NULL, 0), 0);
+    CHECK_EQ(bound_device(api, fd, name), 0);
+    /* The name ends at a NUL or after IFNAMSIZ - 1 bytes. */
+    CHECK_EQ(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo\0junk", 7), 0);
+    CHECK_ERRNO(api->setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0-and-more", 19),
+                ENODEV);
+    CHECK_EQ(bound_device(api, fd, name), 3);
+    CHECK_EQ(api->close(fd), 0);
+}
+
+API_TEST(so_bindtodevice_filters_by_arrival_device)
+{
+    int receiver = udp_bound(api, "0.0.0.0", 6000);
+    int sender = udp_socket(api);
+    CHECK_EQ(api->setsockopt(receiver, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0", 11), 0);
+    /* Traffic to our own interface address arrives on the interface ... */
+    CHECK_EQ(send_to(api, sender, "mc", 2, "198.18.0.1", 6000), 2);
+    expect_datagram(api, receiver);
+    /* ... traffic to 127.0.0.1 on lo. */
+    CHECK_EQ(send_to(api, sender, "mc", 2, "127.0.0.1", 6000), 2);
+    expect_nothing(api, receiver);
+    CHECK_EQ(api->setsockopt(receiver, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3), 0);
+    CHECK_EQ(send_to(api, sender, "mc", 2, "198.18.0.1", 6000), 2);
+    expect_nothing(api, receiver);
+    CHECK_EQ(send_to(api, sender, "mc", 2, "127.0.0.1", 6000), 2);
+    expect_datagram(api, receiver);
+    CHECK_EQ(api->close(sender), 0);
+    CHECK_EQ(api->close(receiver), 0);
+}
+
+API_TEST(so_bindtodevice_sockets_on_different_devices_share_a_port)
+{
+    int on_link = udp_socket(api);
+    int on_loopback = udp_socket(api);
+    int also_on_link = udp_socket(api);
+    CHECK_EQ(api->setsockopt(on_link, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0", 11), 0);
+    CHECK_EQ(api->setsockopt(on_loopback, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3), 0);
+    CHECK_EQ(api->setsockopt(also_on_link, SOL_SOCKET, SO_BINDTODEVICE, "usock-api0", 11), 0);
+    struct sockaddr_in any = address_of("0.0.0.0", 7000);
+    CHECK_EQ(api->bind(on_link, CSA(any), sizeof(any)), 0);
+    CHECK_EQ(api->bind(on_loopback, CSA(any), sizeof(any)), 0);
+    CHECK_ERRNO(api->bind(also_on_link, CSA(any), sizeof(any)), EADDRINUSE);
+    CHECK_EQ(api->close(also_on_link), 0);
+    CHECK_EQ(api->close(on_loopback), 0);
+    CHECK_EQ(api->close(on_link), 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -509,6 +1061,16 @@ static const struct check_test tests[] = {
     API_ENTRIES(ip_drop_membership_of_group_not_joined_is_eaddrnotavail),
     API_ENTRIES(ip_add_membership_on_tcp_is_eproto),
     API_ENTRIES(ip_add_membership_with_short_optlen_is_einval),
+    API_ENTRIES(source_membership_include_mode_errnos),
+    API_ENTRIES(source_membership_exclude_mode_errnos),
+    API_ENTRIES(add_source_membership_after_any_source_join_narrows_it),
+    API_ENTRIES(eleventh_source_is_enobufs),
+    API_ENTRIES(source_option_bad_arguments),
+    API_ENTRIES(source_options_on_tcp_socket_are_accepted),
+    API_ENTRIES(include_filter_passes_only_listed_sources),
+    API_ENTRIES(blocked_source_is_filtered_and_unblocked_passes),
+    API_ENTRIES(drop_source_on_any_source_join_is_eaddrnotavail_and_stops_reception),
+    API_ENTRIES(socket_without_membership_gets_what_the_interface_accepts),
     API_ENTRIES(ip_multicast_ttl_default_set_and_limits),
     API_ENTRIES(ip_multicast_loop_defaults_to_one),
     API_ENTRIES(ip_ttl_default_zero_and_minus_one),
@@ -517,9 +1079,17 @@ static const struct check_test tests[] = {
     API_ENTRIES(pktinfo_ttl_and_tos_cmsgs_on_interface_address),
     API_ENTRIES(small_control_buffer_sets_msg_ctrunc),
     API_ENTRIES(ip_recverr_queues_port_unreachable_on_unconnected_socket),
+    API_ENTRIES(raw_socket_ip_recverr_queues_port_unreachable_with_transport_header),
+    API_ENTRIES(raw_socket_with_ip_hdrincl_gets_the_whole_quoted_packet),
+    API_ENTRIES(connected_raw_socket_without_ip_recverr_gets_hard_error_on_recv),
+    API_ENTRIES(ping_socket_ip_recverr_queues_error_quoting_its_echo_request),
+    API_ENTRIES(ping_socket_without_ip_recverr_ignores_soft_error_and_keeps_hard_one),
     API_ENTRIES(ip_mtu_discover_default_and_set),
     API_ENTRIES(ip_mtu_of_unconnected_socket_is_enotconn),
     API_ENTRIES(so_rcvlowat_default_and_set),
+    API_ENTRIES(so_bindtodevice_names_unbinding_and_getsockopt),
+    API_ENTRIES(so_bindtodevice_filters_by_arrival_device),
+    API_ENTRIES(so_bindtodevice_sockets_on_different_devices_share_a_port),
     API_ENTRIES(raw_socket_with_protocol_zero_is_eprotonosupport),
     API_ENTRIES(raw_icmp_socket_name_port_is_the_protocol),
     API_ENTRIES(ip_hdrincl_default_by_protocol),

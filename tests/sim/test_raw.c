@@ -4,11 +4,14 @@
  * read with the IP header, ICMP_FILTER, copies of UDP datagrams for raw
  * sockets of protocol 17 (filtered by bind and connect), IP_HDRINCL (implied
  * by IPPROTO_RAW, or set) with the stack filling in the header, a raw socket
- * silencing protocol unreachable, and the errors Linux gives.  Every test
+ * silencing protocol unreachable, the errors Linux gives, ICMP errors on
+ * the IP_RECVERR error queue and multicast source filters.  Every test
  * frees both stacks (LeakSanitizer checks under the sanitizer build).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <time.h> /* before linux/errqueue.h, which uses struct timespec */
+#include <linux/errqueue.h>
 #include <linux/icmp.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -547,6 +550,87 @@ static void test_ping_socket_sends_echo_and_gets_its_reply(void)
     world_free(&world);
 }
 
+/* A raw UDP socket on A with IP_RECVERR: B's port unreachable lands on its
+ * error queue with B as the offender and the quote from the UDP header. */
+static void test_raw_socket_error_queue_gets_remote_port_unreachable(void)
+{
+    struct world world;
+    world_init(&world);
+    int fd = raw_socket(world.a, IPPROTO_UDP);
+    int on = 1;
+    CHECK_EQ(usock_setsockopt(world.a, fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on)), 0);
+    uint8_t datagram[8 + 4] = {0x11, 0x5c, 0x13, 0x89, 0, 12, 0, 0, 'p', 'i', 'n', 'g'};
+    struct sockaddr_in to = address_of("198.18.0.2", 0);
+    CHECK_EQ(usock_sendto(world.a, fd, datagram, sizeof(datagram), 0, (struct sockaddr *)&to,
+                          sizeof(to)), (ssize_t)sizeof(datagram));
+    world_run(&world, 5);
+    uint8_t data[64];
+    struct iovec vector = {.iov_base = data, .iov_len = sizeof(data)};
+    union {
+        struct cmsghdr align;
+        uint8_t bytes[256];
+    } control;
+    struct sockaddr_in name;
+    struct msghdr message = {.msg_name = &name, .msg_namelen = sizeof(name), .msg_iov = &vector,
+                             .msg_iovlen = 1, .msg_control = control.bytes,
+                             .msg_controllen = sizeof(control.bytes)};
+    CHECK_EQ(usock_recvmsg(world.a, fd, &message, MSG_ERRQUEUE), (ssize_t)sizeof(datagram));
+    CHECK(memcmp(data, datagram, sizeof(datagram)) == 0);
+    CHECK_EQ(name.sin_addr.s_addr, ip_of("198.18.0.2"));
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    CHECK(header != NULL);
+    CHECK_EQ(header->cmsg_level, IPPROTO_IP);
+    CHECK_EQ(header->cmsg_type, IP_RECVERR);
+    struct sock_extended_err error;
+    memcpy(&error, CMSG_DATA(header), sizeof(error));
+    CHECK_EQ(error.ee_errno, ECONNREFUSED);
+    CHECK_EQ(error.ee_origin, SO_EE_ORIGIN_ICMP);
+    CHECK_EQ(error.ee_type, 3);
+    CHECK_EQ(error.ee_code, 3);
+    struct sockaddr_in offender;
+    memcpy(&offender, SO_EE_OFFENDER((struct sock_extended_err *)CMSG_DATA(header)),
+           sizeof(offender));
+    CHECK_EQ(offender.sin_addr.s_addr, ip_of("198.18.0.2"));
+    /* The pending error went with the report. */
+    int pending = -1;
+    socklen_t length = sizeof(pending);
+    CHECK_EQ(usock_getsockopt(world.a, fd, SOL_SOCKET, SO_ERROR, &pending, &length), 0);
+    CHECK_EQ(pending, 0);
+    world_free(&world);
+}
+
+/* A raw UDP socket's multicast membership filters by source like a UDP
+ * socket's: INCLUDE of another source keeps A's datagram away. */
+static void test_raw_socket_multicast_source_filter(void)
+{
+    struct world world;
+    world_init(&world);
+    int fd = raw_socket(world.b, IPPROTO_UDP);
+    struct ip_mreq_source request;
+    memset(&request, 0, sizeof(request));
+    request.imr_multiaddr.s_addr = ip_of("232.4.4.4");
+    request.imr_sourceaddr.s_addr = ip_of("198.18.0.1");
+    CHECK_EQ(usock_setsockopt(world.b, fd, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &request,
+                              sizeof(request)), 0);
+    /* A second raw socket only blocks A: the interface takes A (the first
+     * socket wants it), this one must not see it. */
+    int blocking = raw_socket(world.b, IPPROTO_UDP);
+    struct ip_mreq any = {.imr_multiaddr.s_addr = ip_of("232.4.4.4")};
+    CHECK_EQ(usock_setsockopt(world.b, blocking, IPPROTO_IP, IP_ADD_MEMBERSHIP, &any,
+                              sizeof(any)), 0);
+    CHECK_EQ(usock_setsockopt(world.b, blocking, IPPROTO_IP, IP_BLOCK_SOURCE, &request,
+                              sizeof(request)), 0);
+    int sender = udp_socket_bound(world.a, 0);
+    struct sockaddr_in group = address_of("232.4.4.4", 7000);
+    CHECK_EQ(usock_sendto(world.a, sender, "mc", 2, 0, (struct sockaddr *)&group,
+                          sizeof(group)), 2);
+    world_run(&world, 4);
+    uint8_t packet[128];
+    CHECK_EQ(usock_recv(world.b, fd, packet, sizeof(packet), MSG_DONTWAIT), 20 + 8 + 2);
+    CHECK_ERRNO(usock_recv(world.b, blocking, packet, sizeof(packet), MSG_DONTWAIT), EAGAIN);
+    world_free(&world);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_icmp_raw_socket_sends_echo_and_reads_reply_with_ip_header),
     CHECK_TEST(test_icmp_filter_bit_zero_drops_echo_replies),
@@ -557,6 +641,8 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_raw_socket_of_unknown_protocol_takes_it_without_unreachable),
     CHECK_TEST(test_raw_socket_errors_match_linux),
     CHECK_TEST(test_ping_socket_sends_echo_and_gets_its_reply),
+    CHECK_TEST(test_raw_socket_error_queue_gets_remote_port_unreachable),
+    CHECK_TEST(test_raw_socket_multicast_source_filter),
 };
 
 CHECK_MAIN(tests)
