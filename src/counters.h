@@ -54,7 +54,7 @@
     X(TcpRstsReceived) X(TcpInWindowRstsIgnored) X(TcpPawsEstabRejected)        \
     X(TcpSackRecoveries) X(TcpSackDiscard) X(TcpDsackReceived) X(TcpDsackSent)   \
     X(TcpSackBlocksSent) X(TcpSpuriousRecoveryUndo) X(TcpSpuriousRtoUndo)       \
-    X(TcpLostRetransmit)
+    X(TcpLostRetransmit) X(TcpLossProbes)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

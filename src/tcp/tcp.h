@@ -75,6 +75,8 @@ enum tcp_state {
 #define TCP_OUT_OF_ORDER_LIMIT 256           /* segments */
 #define TCP_SCOREBOARD_RANGES 32             /* SACKed ranges remembered */
 #define TCP_SACK_RECENT 4                    /* recent arrivals, for block order */
+#define TCP_PROBE_MIN_NS (10ULL * 1000 * 1000) /* tail loss probe floor (Linux: 2 jiffies) */
+#define TCP_PROBE_DELAYED_ACK_NS (200ULL * 1000 * 1000) /* RFC 8985 WCDelAckT */
 #define TCP_REORDERING_INITIAL 3             /* DupThresh, net.ipv4.tcp_reordering */
 #define TCP_REORDERING_MAX 300               /* net.ipv4.tcp_max_reordering */
 #define TCP_BACKLOG_MAX 4096                 /* SOMAXCONN */
@@ -177,6 +179,8 @@ struct tcp_connection {
     uint64_t rtt_started;
     uint32_t retransmitted_high; /* end of the highest retransmitted byte */
     unsigned retransmits;  /* consecutive timeouts (backoff) */
+    bool probe_armed;      /* the retransmit timer holds a tail loss probe */
+    bool probe_outstanding; /* a probe went and nothing new was acknowledged since */
     unsigned total_retransmits;
 
     /* congestion control (RFC 5681, NewReno RFC 6582) */
@@ -234,6 +238,10 @@ void tcp_retransmit_first(struct usock_stack *stack, struct tcp_connection *tcb,
  * sequence space sent. */
 uint32_t tcp_retransmit_at(struct usock_stack *stack, struct tcp_connection *tcb,
                            uint32_t sequence, uint32_t limit, uint64_t now);
+/* A tail loss probe's new data: one segment from snd_nxt if the peer's
+ * window takes it (cwnd aside).  Returns whether one went. */
+bool tcp_send_probe_new_data(struct usock_stack *stack, struct tcp_connection *tcb,
+                             uint64_t now);
 /* Sends a bare ACK now (window update, duplicate ACK, challenge ACK). */
 void tcp_send_ack(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
 /* Sends a RST for the connection (abort). */

@@ -316,6 +316,7 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
             ring_discard(&tcb->send_buffer, data);
         }
         tcp_sample_rtt(tcb, segment, tcb->snd_una, now);
+        tcb->probe_outstanding = false;
         uint32_t old_una = tcb->snd_una;
         tcb->snd_una = ack;
         if (seq_lt(tcb->snd_nxt, tcb->snd_una))
@@ -350,8 +351,8 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
             timer_cancel(&stack->timers, &tcb->retransmit_timer);
             tcp_sack_forget(tcb); /* nothing left to track: give the memory back */
         }
-        else if (!tcb->in_recovery)
-            tcp_arm_retransmit(stack, tcb, now);
+        else if (!tcb->in_recovery || sack_recovery)
+            tcp_arm_retransmit(stack, tcb, now); /* RFC 6298 5.3 (NewReno re-arms its own) */
         socket_wake(stack, tcb->socket);
     } else if (sack_recovery && ack == tcb->snd_una && tcb->snd_max != tcb->snd_una &&
                segment->data_length == 0 && newly_sacked > 0) {

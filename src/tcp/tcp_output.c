@@ -281,6 +281,12 @@ static uint32_t tcp_send_new(struct usock_stack *stack, struct tcp_connection *t
     return 0;
 }
 
+bool tcp_send_probe_new_data(struct usock_stack *stack, struct tcp_connection *tcb,
+                             uint64_t now)
+{
+    return tcp_send_new(stack, tcb, tcb->snd_una + tcb->snd_wnd, now) > 0;
+}
+
 /* SACK loss recovery (RFC 6675 5 step C): while the congestion window
  * (set by PRR on each ACK) exceeds pipe, send NextSeg: a lost hole, else
  * new data, else another hole. */

@@ -4,7 +4,8 @@
  * Each connection has three timers in the stack's heap:
  *  - retransmit: the RTO (RFC 6298) for data and FIN, SYN and SYN-ACK
  *    retries, and, while the peer's window is zero, the persist timer
- *    (zero-window probes, which never give up while answered);
+ *    (zero-window probes, which never give up while answered); on SACK
+ *    connections first a tail loss probe (RFC 8985 7) at 2 SRTT;
  *  - delayed ACK: at most TCP_DELAYED_ACK_NS after an unacknowledged
  *    segment (RFC 9293 3.8.6.3 allows up to 500 ms; Linux uses 40 ms);
  *  - keepalive: keepalive probes (RFC 9293 3.8.4), and the end of
@@ -35,8 +36,34 @@ void tcp_timers_cancel(struct usock_stack *stack, struct tcp_connection *tcb)
     tcb->delayed_ack_pending = false;
 }
 
+/* RFC 8985 7.2: whether the next expiry should be a tail loss probe: data
+ * in flight on a SACK connection, an RTT known, not in recovery, no
+ * timeout or probe since the last new acknowledgment. */
+static bool tcp_probe_eligible(const struct tcp_connection *tcb)
+{
+    return (tcb->state == TCPS_ESTABLISHED || tcb->state == TCPS_CLOSE_WAIT) &&
+           tcb->sack_permitted && !tcb->in_recovery && tcb->retransmits == 0 &&
+           !tcb->probe_outstanding && tcb->srtt_ns > 0 && tcb->snd_wnd > 0 &&
+           tcb->snd_max != tcb->snd_una;
+}
+
 void tcp_arm_retransmit(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
 {
+    tcb->probe_armed = false;
+    if (tcp_probe_eligible(tcb)) {
+        /* PTO = 2 SRTT, plus the peer's delayed ACK when one segment is
+         * out; never past the RTO. */
+        uint64_t probe = 2 * tcb->srtt_ns;
+        if (tcb->snd_max - tcb->snd_una <= tcb->mss)
+            probe += TCP_PROBE_DELAYED_ACK_NS;
+        if (probe < TCP_PROBE_MIN_NS)
+            probe = TCP_PROBE_MIN_NS;
+        if (probe < tcb->rto_ns) {
+            tcb->probe_armed = true;
+            stack_timer_arm(stack, &tcb->retransmit_timer, now + probe);
+            return;
+        }
+    }
     uint64_t timeout = tcb->rto_ns;
     for (unsigned i = 0; i < tcb->retransmits && timeout < TCP_RTO_MAX_NS; i++)
         timeout *= 2;
@@ -101,6 +128,21 @@ static void tcp_retransmit_fire(struct usock_stack *stack, struct timer *timer, 
     case TCPS_LAST_ACK:
         break;
     default:
+        return;
+    }
+    if (tcb->probe_armed) {
+        /* RFC 8985 7.3: a tail loss probe - new data if the peer's window
+         * takes it, else the last segment again - so a loss at the tail
+         * draws SACKs and fast recovery instead of waiting for the RTO. */
+        tcb->probe_armed = false;
+        tcb->probe_outstanding = true;
+        COUNT(stack, TcpLossProbes);
+        if (!tcp_send_probe_new_data(stack, tcb, now)) {
+            uint32_t flight = tcp_flight_size(tcb);
+            uint32_t length = flight < tcb->mss ? flight : tcb->mss;
+            tcp_retransmit_at(stack, tcb, tcb->snd_max - length, length, now);
+        }
+        tcp_arm_retransmit(stack, tcb, now);
         return;
     }
     if (tcb->snd_wnd == 0 && tcp_flight_size(tcb) > 0 &&
