@@ -206,6 +206,7 @@ struct usock_socket_info {
     size_t send_queue;        /* bytes waiting to be sent */
     struct sockaddr_in local;
     struct sockaddr_in peer;  /* sin_port 0 and INADDR_ANY when not connected */
+    char details[256];        /* TCP: what ss -i shows (wscale, rto, rtt, cwnd ...) */
 };
 
 /* Fills up to max rows; returns the number of sockets (which may exceed max). */

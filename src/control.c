@@ -6,7 +6,8 @@
  * with text and closes.  "stats" gives "Name value" per line.  "ss" gives
  * one line per socket, tab-separated: netid, state, listening (0/1),
  * Recv-Q, Send-Q, local address:port, peer address:port, already formatted
- * as ss prints them (an unconnected peer is "0.0.0.0:*").
+ * as ss prints them (an unconnected peer is "0.0.0.0:*"), and the details
+ * ss -i shows (TCP; empty otherwise).
  *
  * The server runs on its own thread, one client at a time, with a receive
  * timeout so a silent client cannot hold it.  It takes the stack lock only
@@ -101,8 +102,9 @@ static void control_answer(struct usock_stack *stack, const char *command, struc
             char local[64], peer[64];
             format_endpoint(local, sizeof(local), &rows[i].local, false);
             format_endpoint(peer, sizeof(peer), &rows[i].peer, true);
-            text_append(out, "%s\t%s\t%d\t%zu\t%zu\t%s\t%s\n", netid_of(&rows[i]), rows[i].state,
-                        rows[i].listening, rows[i].receive_queue, rows[i].send_queue, local, peer);
+            text_append(out, "%s\t%s\t%d\t%zu\t%zu\t%s\t%s\t%s\n", netid_of(&rows[i]),
+                        rows[i].state, rows[i].listening, rows[i].receive_queue,
+                        rows[i].send_queue, local, peer, rows[i].details);
         }
         free(rows);
         return;

@@ -413,6 +413,8 @@ static void stack_describe_socket(struct socket *socket, struct usock_socket_inf
     row->listening = socket->ops->is_listening(socket);
     row->receive_queue = socket->ops->receive_queue_bytes(socket);
     row->send_queue = socket->ops->send_queue_bytes(socket);
+    if (socket->ops->describe)
+        socket->ops->describe(socket, row->details, sizeof(row->details));
     row->local.sin_family = AF_INET;
     row->local.sin_addr.s_addr = socket->local_address;
     row->local.sin_port = htons(socket->local_port);

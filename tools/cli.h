@@ -171,6 +171,7 @@ struct socket_row {
     char local_port[8];
     char peer_address[48];
     char peer_port[8];
+    char details[256]; /* ss -i: protocol details, empty when none */
 };
 
 enum socket_kind {
@@ -193,8 +194,9 @@ void socket_row_from_info(const struct usock_socket_info *info, struct socket_ro
 /* Whether row passes the filter (kinds a mask of enum socket_kind). */
 bool socket_row_selected(const struct socket_row *row, unsigned kinds,
                          enum socket_listening_filter listening);
-/* Prints the header and rows in aligned columns, as ss does. */
-void socket_table_print(FILE *out, const struct socket_row *rows, size_t count);
+/* Prints the header and rows in aligned columns, as ss does; with
+ * details, each row with details is followed by a line of them (ss -i). */
+void socket_table_print(FILE *out, const struct socket_row *rows, size_t count, bool details);
 
 /* ---- built-in services (--serve) ---- */
 

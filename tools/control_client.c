@@ -28,7 +28,7 @@
 #define CONTROL_REPLY_MAX (64u << 20)
 
 static const char ss_usage[] =
-    "usage: usock ss [-t] [-u] [-w] [-l] [-a] [-n] [--name NAME]\n"
+    "usage: usock ss [-t] [-u] [-w] [-l] [-a] [-n] [-i] [--name NAME]\n"
     "\n"
     "Shows the sockets of the stack NAME (default \"" CLI_NAME_DEFAULT "\"), in the columns of ss(8).\n"
     "  -t, --tcp        TCP sockets\n"
@@ -37,6 +37,9 @@ static const char ss_usage[] =
     "  -l, --listening  only listening sockets (UDP sockets not connected count)\n"
     "  -a, --all        listening and other sockets (default: not listening)\n"
     "  -n, --numeric    accepted; output is always numeric\n"
+    "  -i, --info       TCP details under each connection: options, congestion\n"
+    "                   control, wscale, rto, rtt/rttvar (ms), mss, cwnd, ssthresh,\n"
+    "                   bytes acked and received, retransmissions, send rate\n"
     "  --name NAME      the stack's name, as given to `usock up --name`\n"
     "The control endpoint is $USOCK_RUNDIR/NAME.sock ($USOCK_RUNDIR defaults to " CLI_RUNDIR_DEFAULT ").\n";
 
@@ -165,9 +168,13 @@ static int take_name(int argc, char **argv, int *index, const char **name)
 
 /* Applies one short-option letter of ss.  Returns false for a letter ss
  * does not take here. */
-static bool ss_apply_letter(char letter, unsigned *kinds, enum socket_listening_filter *listening)
+static bool ss_apply_letter(char letter, unsigned *kinds, enum socket_listening_filter *listening,
+                            bool *details)
 {
     switch (letter) {
+    case 'i':
+        *details = true;
+        return true;
     case 't':
         *kinds |= SOCKET_KIND_TCP;
         return true;
@@ -199,11 +206,12 @@ int cmd_ss(int argc, char **argv)
         char letter;
     } long_flags[] = {
         {"--tcp", 't'}, {"--udp", 'u'}, {"--raw", 'w'},    {"--listening", 'l'},
-        {"--all", 'a'}, {"--numeric", 'n'}, {"--ipv4", '4'},
+        {"--all", 'a'}, {"--numeric", 'n'}, {"--ipv4", '4'}, {"--info", 'i'},
     };
     const char *name = CLI_NAME_DEFAULT;
     unsigned kinds = 0;
     enum socket_listening_filter listening = SOCKET_SHOW_CONNECTED;
+    bool details = false;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -220,12 +228,12 @@ int cmd_ss(int argc, char **argv)
         if (strncmp(arg, "--", 2) == 0) {
             for (size_t j = 0; j < sizeof(long_flags) / sizeof(long_flags[0]); j++) {
                 if (strcmp(arg, long_flags[j].name) == 0)
-                    known = ss_apply_letter(long_flags[j].letter, &kinds, &listening);
+                    known = ss_apply_letter(long_flags[j].letter, &kinds, &listening, &details);
             }
         } else if (arg[0] == '-' && arg[1] != '\0') {
             known = true;
             for (const char *letter = arg + 1; *letter; letter++) {
-                if (!ss_apply_letter(*letter, &kinds, &listening)) {
+                if (!ss_apply_letter(*letter, &kinds, &listening, &details)) {
                     cli_error("unknown option '-%c' in '%s' (try 'usock ss --help')", *letter,
                               arg);
                     return CLI_EXIT_USAGE;
@@ -269,7 +277,7 @@ int cmd_ss(int argc, char **argv)
         if (socket_row_selected(&row, kinds, listening))
             rows[count++] = row;
     }
-    socket_table_print(stdout, rows, count);
+    socket_table_print(stdout, rows, count, details);
 out:
     free(rows);
     free(reply);

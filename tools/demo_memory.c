@@ -119,7 +119,7 @@ static void demo_print_sockets(struct usock_stack *stack)
         if (socket_row_selected(&rows[shown], SOCKET_KIND_UDP, SOCKET_SHOW_ALL))
             shown++;
     }
-    socket_table_print(stdout, rows, shown);
+    socket_table_print(stdout, rows, shown, false);
 }
 
 /* Prints the counters of stack that are not zero, as `usock stats` lines. */

@@ -22,7 +22,7 @@ static const char usage_text[] =
     "  up --link LINK --addr A.B.C.D/N [--gateway IP] [--mac MAC] [--mtu N]\n"
     "     [--name NAME] [--pcap FILE] [--impair SPEC] [--serve SPEC]...\n"
     "        run a stack in the foreground until SIGINT or SIGTERM\n"
-    "  ss [-t] [-u] [-w] [-l] [-a] [-n] [--name NAME]\n"
+    "  ss [-t] [-u] [-w] [-l] [-a] [-n] [-i] [--name NAME]\n"
     "        show the sockets of a running stack, as ss(8) does\n"
     "  stats [--name NAME]\n"
     "        show the counters of a running stack\n"

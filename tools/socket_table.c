@@ -49,13 +49,14 @@ static bool split_endpoint(const char *text, size_t length, char *address, size_
 
 int socket_row_parse(const char *line, struct socket_row *row)
 {
-    const char *fields[7];
-    size_t lengths[7];
+    const char *fields[8];
+    size_t lengths[8];
     const char *cursor = line;
 
     memset(row, 0, sizeof(*row));
-    /* Fields past the seventh, if a later server sends them, are ignored. */
-    for (size_t i = 0; i < 7; i++) {
+    /* Seven fields, then the optional details; any after those, if a later
+     * server sends them, are ignored. */
+    for (size_t i = 0; i < 8; i++) {
         const char *tab = strchr(cursor, '\t');
         fields[i] = cursor;
         lengths[i] = tab ? (size_t)(tab - cursor) : strlen(cursor);
@@ -63,6 +64,8 @@ int socket_row_parse(const char *line, struct socket_row *row)
             return -EINVAL;
         cursor = tab ? tab + 1 : cursor + lengths[i];
     }
+    if (lengths[7] > 0 && !copy_field(row->details, sizeof(row->details), fields[7], lengths[7]))
+        return -EINVAL;
     if (lengths[2] != 1 || (fields[2][0] != '0' && fields[2][0] != '1'))
         return -EINVAL;
     row->listening = fields[2][0] == '1';
@@ -102,6 +105,7 @@ void socket_row_from_info(const struct usock_socket_info *info, struct socket_ro
     row->listening = info->listening != 0;
     snprintf(row->receive_queue, sizeof(row->receive_queue), "%zu", info->receive_queue);
     snprintf(row->send_queue, sizeof(row->send_queue), "%zu", info->send_queue);
+    snprintf(row->details, sizeof(row->details), "%s", info->details);
     format_endpoint(&info->local, row->local_address, sizeof(row->local_address),
                     row->local_port, sizeof(row->local_port));
     format_endpoint(&info->peer, row->peer_address, sizeof(row->peer_address), row->peer_port,
@@ -146,7 +150,7 @@ static void fit(int *width, const char *text)
         *width = length;
 }
 
-void socket_table_print(FILE *out, const struct socket_row *rows, size_t count)
+void socket_table_print(FILE *out, const struct socket_row *rows, size_t count, bool details)
 {
     struct column_widths w = {
         .netid = (int)strlen("Netid"),
@@ -177,5 +181,7 @@ void socket_table_print(FILE *out, const struct socket_row *rows, size_t count)
                 row->state, w.receive_queue, row->receive_queue, w.send_queue, row->send_queue,
                 w.local_address, row->local_address, w.local_port, row->local_port,
                 w.peer_address, row->peer_address, row->peer_port);
+        if (details && row->details[0])
+            fprintf(out, "\t %s\n", row->details);
     }
 }

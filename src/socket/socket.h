@@ -53,6 +53,9 @@ struct socket_operations {
     /* While a connect is in progress: -EALREADY; then 0 or -errno (which it
      * consumes, as Linux's SO_ERROR does).  NULL: connect never waits. */
     int (*connect_result)(struct usock_stack *stack, struct socket *socket);
+    /* Writes a line of protocol details for ss -i (empty when none).  May
+     * be NULL. */
+    void (*describe)(struct socket *socket, char *out, size_t size);
     /* Protocol-level options (level IPPROTO_TCP ...): 0, or -ENOPROTOOPT
      * when the option is not the protocol's.  May be NULL. */
     int (*setsockopt)(struct usock_stack *stack, struct socket *socket, int level, int name,

@@ -182,6 +182,8 @@ struct tcp_connection {
     bool probe_armed;      /* the retransmit timer holds a tail loss probe */
     bool probe_outstanding; /* a probe went and nothing new was acknowledged since */
     unsigned total_retransmits;
+    uint64_t bytes_acked;  /* data the peer acknowledged (tcpi_bytes_acked) */
+    uint64_t bytes_received; /* data taken in order (tcpi_bytes_received) */
 
     /* congestion control (RFC 5681, NewReno RFC 6582) */
     uint32_t cwnd, ssthresh;
@@ -344,6 +346,11 @@ void tcp_negotiate_options(struct tcp_connection *tcb, const struct tcp_header *
  * clamped by ours and TCP_MAXSEG, less the options each segment carries;
  * at least 64. */
 void tcp_set_send_mss(struct tcp_connection *tcb, uint32_t peer_mss);
+/* Fills Linux's struct tcp_info (netinet/tcp.h) for the connection. */
+struct tcp_info;
+void tcp_fill_info(const struct tcp_connection *tcb, struct tcp_info *info);
+/* One line of per-connection details as `ss -ti` prints them. */
+void tcp_describe(const struct tcp_connection *tcb, char *out, size_t size);
 /* RFC 6528 initial sequence number. */
 uint32_t tcp_initial_sequence(struct usock_stack *stack, uint32_t local_address,
                               uint16_t local_port, uint32_t remote_address,

@@ -50,6 +50,7 @@ static uint32_t tcp_take_in_order(struct tcp_connection *tcb, const uint8_t *dat
 {
     uint32_t taken = (uint32_t)ring_write(&tcb->receive_buffer, data, length);
     tcb->rcv_nxt += taken;
+    tcb->bytes_received += taken;
     return taken;
 }
 
@@ -313,7 +314,10 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         tcb->syn_acknowledged = true; /* anything new acknowledges the SYN first */
         if (seq_gt(ack, base)) {
             uint32_t data = ack - base;
+            if (data > tcb->send_buffer.length)
+                data = (uint32_t)tcb->send_buffer.length; /* the FIN's number is no byte */
             ring_discard(&tcb->send_buffer, data);
+            tcb->bytes_acked += data;
         }
         tcp_sample_rtt(tcb, segment, tcb->snd_una, now);
         tcb->probe_outstanding = false;

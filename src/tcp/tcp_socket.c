@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -961,6 +962,14 @@ static size_t tcp_send_queue_bytes(struct socket *socket)
     return tcb->state == TCPS_LISTEN ? (size_t)tcb->backlog : tcb->send_buffer.length;
 }
 
+static void tcp_describe_socket(struct socket *socket, char *out, size_t size)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    out[0] = '\0';
+    if (tcb && tcb->state != TCPS_LISTEN && tcb->state != TCPS_CLOSED)
+        tcp_describe(tcb, out, size);
+}
+
 static const char *tcp_state_name(struct socket *socket)
 {
     struct tcp_connection *tcb = tcp_of(socket);
@@ -1057,6 +1066,98 @@ static int tcp_setsockopt(struct usock_stack *stack, struct socket *socket, int 
     }
 }
 
+void tcp_fill_info(const struct tcp_connection *tcb, struct tcp_info *info)
+{
+    /* Linux's state numbers (include/net/tcp_states.h). */
+    static const uint8_t linux_states[TCPS_STATE_COUNT] = {
+        [TCPS_CLOSED] = 7,     [TCPS_LISTEN] = 10,    [TCPS_SYN_SENT] = 2,
+        [TCPS_SYN_RECEIVED] = 3, [TCPS_ESTABLISHED] = 1, [TCPS_CLOSE_WAIT] = 8,
+        [TCPS_FIN_WAIT_1] = 4, [TCPS_CLOSING] = 11,   [TCPS_LAST_ACK] = 9,
+        [TCPS_FIN_WAIT_2] = 5, [TCPS_TIME_WAIT] = 6,
+    };
+    memset(info, 0, sizeof(*info));
+    info->tcpi_state = linux_states[tcb->state];
+    /* TCP_CA_Open 0, TCP_CA_Recovery 3, TCP_CA_Loss 4 */
+    info->tcpi_ca_state = tcb->in_recovery ? 3 : tcb->retransmits > 0 ? 4 : 0;
+    info->tcpi_retransmits = (uint8_t)(tcb->retransmits > 255 ? 255 : tcb->retransmits);
+    info->tcpi_backoff = info->tcpi_retransmits;
+    if (tcb->timestamps)
+        info->tcpi_options |= TCPI_OPT_TIMESTAMPS;
+    if (tcb->sack_permitted)
+        info->tcpi_options |= TCPI_OPT_SACK;
+    if (tcb->window_scaling) {
+        info->tcpi_options |= TCPI_OPT_WSCALE;
+        info->tcpi_snd_wscale = tcb->send_window_shift & 0xf;
+        info->tcpi_rcv_wscale = tcb->receive_window_shift & 0xf;
+    }
+    info->tcpi_rto = (uint32_t)(tcb->rto_ns / 1000);
+    info->tcpi_ato = (uint32_t)(TCP_DELAYED_ACK_NS / 1000);
+    info->tcpi_snd_mss = tcb->mss;
+    info->tcpi_rcv_mss = tcb->advertised_mss - tcp_fixed_option_bytes(tcb);
+    uint32_t in_flight = tcb->snd_max - tcb->snd_una;
+    info->tcpi_unacked = tcb->state >= TCPS_ESTABLISHED && tcb->mss
+                             ? (in_flight + tcb->mss - 1) / tcb->mss
+                             : 0;
+    info->tcpi_sacked = tcb->mss ? tcp_sack_sacked_bytes(tcb) / tcb->mss : 0;
+    info->tcpi_retrans = tcb->in_recovery && seq_gt(tcb->high_rxt, tcb->snd_una) && tcb->mss
+                             ? (tcb->high_rxt - tcb->snd_una + tcb->mss - 1) / tcb->mss
+                             : 0;
+    info->tcpi_pmtu = (uint32_t)tcb->mss + 40 + tcp_fixed_option_bytes(tcb);
+    info->tcpi_rcv_ssthresh = tcp_receive_window(tcb);
+    info->tcpi_rtt = (uint32_t)(tcb->srtt_ns / 1000);
+    info->tcpi_rttvar = (uint32_t)(tcb->rttvar_ns / 1000);
+    info->tcpi_snd_ssthresh = tcb->ssthresh == UINT32_MAX || !tcb->mss
+                                  ? 0x7fffffff /* TCP_INFINITE_SSTHRESH */
+                                  : tcb->ssthresh / tcb->mss;
+    info->tcpi_snd_cwnd = tcb->mss ? tcb->cwnd / tcb->mss : 0;
+    info->tcpi_advmss = tcb->advertised_mss;
+    info->tcpi_reordering = tcb->reordering;
+    info->tcpi_rcv_space = (uint32_t)tcb->receive_buffer.capacity;
+    info->tcpi_total_retrans = tcb->total_retransmits;
+}
+
+void tcp_describe(const struct tcp_connection *tcb, char *out, size_t size)
+{
+    /* The fields of iproute2's ss -i that usock keeps, in its order and
+     * units: times in milliseconds, rtt as srtt/rttvar. */
+    size_t used = 0;
+#define DESCRIBE(...)                                                                    \
+    do {                                                                                 \
+        if (used < size)                                                                 \
+            used += (size_t)snprintf(out + used, size - used, __VA_ARGS__);              \
+    } while (0)
+    out[0] = '\0';
+    if (tcb->timestamps)
+        DESCRIBE("ts ");
+    if (tcb->sack_permitted)
+        DESCRIBE("sack ");
+    DESCRIBE("reno ");
+    if (tcb->window_scaling)
+        DESCRIBE("wscale:%u,%u ", tcb->send_window_shift, tcb->receive_window_shift);
+    DESCRIBE("rto:%llu ", (unsigned long long)(tcb->rto_ns / 1000000));
+    if (tcb->srtt_ns)
+        DESCRIBE("rtt:%.3f/%.3f ", (double)tcb->srtt_ns / 1e6, (double)tcb->rttvar_ns / 1e6);
+    DESCRIBE("mss:%u ", tcb->mss);
+    DESCRIBE("cwnd:%u ", tcb->mss ? tcb->cwnd / tcb->mss : 0);
+    if (tcb->ssthresh != UINT32_MAX && tcb->mss)
+        DESCRIBE("ssthresh:%u ", tcb->ssthresh / tcb->mss);
+    DESCRIBE("bytes_acked:%llu bytes_received:%llu ", (unsigned long long)tcb->bytes_acked,
+             (unsigned long long)tcb->bytes_received);
+    if (tcb->total_retransmits || tcb->retransmits)
+        DESCRIBE("retrans:%u/%u ", tcb->retransmits, tcb->total_retransmits);
+    if (tcb->reordering != TCP_REORDERING_INITIAL)
+        DESCRIBE("reordering:%u ", tcb->reordering);
+    if (tcb->srtt_ns && tcb->mss)
+        DESCRIBE("send %.0fbps ", (double)tcb->cwnd * 8 * 1e9 / (double)tcb->srtt_ns);
+    if (tcb->state >= TCPS_ESTABLISHED)
+        DESCRIBE("rcv_space:%zu", tcb->receive_buffer.capacity);
+#undef DESCRIBE
+    /* No trailing space. */
+    size_t length = strlen(out);
+    while (length > 0 && out[length - 1] == ' ')
+        out[--length] = '\0';
+}
+
 static int tcp_getsockopt(struct usock_stack *stack, struct socket *socket, int level, int name,
                           void *value, socklen_t *length)
 {
@@ -1085,6 +1186,15 @@ static int tcp_getsockopt(struct usock_stack *stack, struct socket *socket, int 
         return copy_int_option((int)tcb->keepalive_count, value, length);
     case TCP_QUICKACK:
         return copy_int_option(tcb->quickack > 0, value, length);
+    case TCP_INFO: {
+        /* Linux copies min(optlen, sizeof info) and says how much. */
+        struct tcp_info info;
+        tcp_fill_info(tcb, &info);
+        size_t copied = *length < sizeof(info) ? *length : sizeof(info);
+        memcpy(value, &info, copied);
+        *length = (socklen_t)copied;
+        return 0;
+    }
     default:
         return -ENOPROTOOPT;
     }
@@ -1113,5 +1223,6 @@ const struct socket_operations tcp_operations = {
     .receive_queue_bytes = tcp_receive_queue_bytes,
     .send_queue_bytes = tcp_send_queue_bytes,
     .state_name = tcp_state_name,
+    .describe = tcp_describe_socket,
     .is_listening = tcp_is_listening,
 };

@@ -209,6 +209,20 @@ awk -v peer="198.18.0.1:$hold_port" '$1 == "tcp" && $2 == "ESTAB" && $5 == "198.
     $6 == peer { found = 1 } END { exit !found }' "$WORK/ss.estab" ||
     fail "usock ss -t: no 'tcp ESTAB 198.18.0.2:7 198.18.0.1:$hold_port' row"
 listen_row "$WORK/ss.estab" 7 && fail "usock ss -t (without -a) listed the listening socket"
+say "usock ss -ti shows the connection's details, and they agree with the kernel's ss -ti"
+step usock ss -ti --name tcpecho | tee "$WORK/ss.info"
+details=$(awk -v peer="198.18.0.1:$hold_port" 'found { print; exit } $6 == peer { found = 1 }' \
+    "$WORK/ss.info")
+for field in ts sack reno 'wscale:[0-9]*,7' 'rto:[0-9]*' 'rtt:[0-9.]*/[0-9.]*' 'mss:1448' \
+    'cwnd:[0-9]*' 'bytes_acked:[0-9]*' 'bytes_received:11'; do
+    echo "$details" | grep -qw -- "$field" || fail "usock ss -ti: no '$field' in '$details'"
+done
+step ip netns exec "$NS" ss -tin dst 198.18.0.2 | tee "$WORK/ss.kernel"
+kernel_scales=$(grep -o 'wscale:[0-9]*,[0-9]*' "$WORK/ss.kernel" | head -1)
+our_scales=$(echo "$details" | grep -o 'wscale:[0-9]*,[0-9]*')
+[ "wscale:${our_scales#*,},$(echo "$our_scales" | sed 's/wscale:\([0-9]*\),.*/\1/')" = \
+    "$kernel_scales" ] || fail "window scales: usock says $our_scales, the kernel $kernel_scales"
+say "usock's $our_scales is the kernel's $kernel_scales seen from the other end"
 touch "$WORK/release"
 wait "$HOLD_PID" || fail "the holding client exited $?"
 forget "$HOLD_PID"

@@ -2761,6 +2761,57 @@ static void test_sack_storm_of_tiny_ranges_stays_bounded(void)
     script_free(&s);
 }
 
+
+static void test_tcp_info_reports_the_connection_as_linux_lays_it_out(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_options(&s, 2, PEER_WINDOW, true);
+    struct tcp_info info;
+    memset(&info, 0xee, sizeof(info));
+    socklen_t length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK_EQ(length, sizeof(info));
+    CHECK_EQ(info.tcpi_state, TCP_ESTABLISHED);
+    CHECK_EQ(info.tcpi_ca_state, 0);
+    CHECK_EQ(info.tcpi_options, TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+    CHECK_EQ(info.tcpi_snd_wscale, 2);
+    CHECK_EQ(info.tcpi_rcv_wscale, 7);
+    CHECK_EQ(info.tcpi_snd_mss, 1448);
+    CHECK_EQ(info.tcpi_advmss, 1460);
+    CHECK_EQ(info.tcpi_snd_cwnd, 10);
+    CHECK_EQ(info.tcpi_snd_ssthresh, 0x7fffffff);
+    CHECK_EQ(info.tcpi_unacked, 0);
+    CHECK_EQ(info.tcpi_total_retrans, 0);
+    CHECK(info.tcpi_rto >= 200000);
+    /* A shorter optlen gets that many bytes, as Linux copies min(len,
+     * sizeof): here the first eight (state ... wscale). */
+    struct tcp_info part;
+    memset(&part, 0, sizeof(part));
+    length = 8;
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &part, &length), 0);
+    CHECK_EQ(length, 8);
+    CHECK(memcmp(&part, &info, 8) == 0);
+    CHECK_EQ(part.tcpi_rto, 0);
+    /* Data in flight and a timeout show up. */
+    uint8_t data[3000];
+    fill_pattern(data, sizeof(data), 2);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+    while (s.head)
+        EXPECT_SACK(&s, TCP_FLAG_ACK | MAYBE_PSH, ANY, PEER_ISS + 1, ANY);
+    length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK_EQ(info.tcpi_unacked, 2); /* two full segments; Nagle holds the tail */
+    advance(&s, 2 * NS_PER_S);
+    while (s.head)
+        EXPECT_SACK(&s, TCP_FLAG_ACK | MAYBE_PSH, ANY, PEER_ISS + 1, ANY);
+    length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK(info.tcpi_total_retrans >= 1);
+    CHECK_EQ(info.tcpi_ca_state, 4); /* TCP_CA_Loss */
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -2844,6 +2895,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_sack_recovery_resends_only_the_holes),
     CHECK_TEST(test_sack_blocks_out_of_range_are_ignored_and_counted),
     CHECK_TEST(test_sack_storm_of_tiny_ranges_stays_bounded),
+    CHECK_TEST(test_tcp_info_reports_the_connection_as_linux_lays_it_out),
 };
 
 CHECK_MAIN(tests)
