@@ -2518,7 +2518,7 @@ static void test_scaled_window_right_edge_never_moves_left_nor_beyond_the_buffer
     script_init(&s);
     int fd = open_passive_with_rfc7323(&s, 0, PEER_WINDOW);
     uint32_t p = PEER_ISS + 1, l = s.iss + 1;
-    uint8_t data[1000];
+    uint8_t data[1001];
     fill_pattern(data, sizeof(data), 9);
     const uint32_t capacity = 2 * OUR_WINDOW + 2; /* the 128 KiB ring */
     uint32_t right_edge = p + OUR_WINDOW;         /* from the SYN-ACK */
@@ -2528,7 +2528,7 @@ static void test_scaled_window_right_edge_never_moves_left_nor_beyond_the_buffer
      * more, and never promises more than one unit beyond free space. */
     unsigned segments = 0;
     for (;;) {
-        uint32_t size = 997 + segments % 5;
+        uint32_t size = 997 + segments % 5; /* 997..1001 */
         uint32_t edge_room = right_edge - (p + received);
         if (edge_room == 0)
             break;
