@@ -54,7 +54,7 @@
     X(TcpRstsReceived) X(TcpInWindowRstsIgnored) X(TcpPawsEstabRejected)        \
     X(TcpSackRecoveries) X(TcpSackDiscard) X(TcpDsackReceived) X(TcpDsackSent)   \
     X(TcpSackBlocksSent) X(TcpSpuriousRecoveryUndo) X(TcpSpuriousRtoUndo)       \
-    X(TcpLostRetransmit) X(TcpLossProbes)
+    X(TcpLostRetransmit) X(TcpLossProbes) X(TcpTimeWaitRstsIgnored)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

@@ -209,6 +209,8 @@ struct tcp_connection {
     bool keepalive;
     uint64_t keepalive_idle_ns, keepalive_interval_ns;
     unsigned keepalive_count;
+    uint64_t user_timeout_ns;       /* TCP_USER_TIMEOUT; 0 = none */
+    uint64_t first_retransmit_time; /* when the current run of timeouts began */
     int soft_error;                 /* reported on timeout, as Linux does */
     bool reset_received;
     bool connect_unreported;        /* connect() has not yet said success */

@@ -621,6 +621,12 @@ static void tcp_input_reset(struct usock_stack *stack, struct tcp_connection *tc
         tcp_send_ack(stack, tcb, now);
         return;
     }
+    if (tcb->state == TCPS_TIME_WAIT) {
+        /* RFC 1337: a RST must not cut TIME_WAIT short (old duplicates
+         * could then reach a new incarnation); it is dropped. */
+        COUNT(stack, TcpTimeWaitRstsIgnored);
+        return;
+    }
     COUNT(stack, TcpRstsReceived);
     tcb->reset_received = true;
     switch (tcb->state) {

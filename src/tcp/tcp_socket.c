@@ -397,6 +397,7 @@ struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_co
     tcb->keepalive_idle_ns = parent->keepalive_idle_ns;
     tcb->keepalive_interval_ns = parent->keepalive_interval_ns;
     tcb->keepalive_count = parent->keepalive_count;
+    tcb->user_timeout_ns = parent->user_timeout_ns;
     socket->keepalive = listener->socket->keepalive;
     socket->local_address = packet->header.destination;
     socket->source_address = packet->header.destination;
@@ -1058,6 +1059,11 @@ static int tcp_setsockopt(struct usock_stack *stack, struct socket *socket, int 
             return -EINVAL;
         tcb->keepalive_count = (unsigned)integer;
         return 0;
+    case TCP_USER_TIMEOUT:
+        if (integer < 0)
+            return -EINVAL;
+        tcb->user_timeout_ns = (uint64_t)integer * 1000000;
+        return 0;
     case TCP_QUICKACK:
         tcb->quickack = integer ? TCP_QUICKACK_SEGMENTS : 0;
         return 0;
@@ -1186,6 +1192,8 @@ static int tcp_getsockopt(struct usock_stack *stack, struct socket *socket, int 
         return copy_int_option((int)tcb->keepalive_count, value, length);
     case TCP_QUICKACK:
         return copy_int_option(tcb->quickack > 0, value, length);
+    case TCP_USER_TIMEOUT:
+        return copy_int_option((int)(tcb->user_timeout_ns / 1000000), value, length);
     case TCP_INFO: {
         /* Linux copies min(optlen, sizeof info) and says how much. */
         struct tcp_info info;

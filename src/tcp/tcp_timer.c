@@ -69,6 +69,14 @@ void tcp_arm_retransmit(struct usock_stack *stack, struct tcp_connection *tcb, u
         timeout *= 2;
     if (timeout > TCP_RTO_MAX_NS)
         timeout = TCP_RTO_MAX_NS;
+    if (tcb->user_timeout_ns && tcb->retransmits > 0) {
+        /* Wake when TCP_USER_TIMEOUT runs out, not a backoff later
+         * (Linux's tcp_clamp_rto_to_user_timeout). */
+        uint64_t deadline = tcb->first_retransmit_time + tcb->user_timeout_ns;
+        uint64_t left = deadline > now ? deadline - now : 1;
+        if (left < timeout)
+            timeout = left;
+    }
     stack_timer_arm(stack, &tcb->retransmit_timer, now + timeout);
 }
 
@@ -171,7 +179,11 @@ static void tcp_retransmit_fire(struct usock_stack *stack, struct timer *timer, 
         tcp_arm_retransmit(stack, tcb, now);
         return;
     }
-    if (tcb->retransmits >= TCP_RETRIES) {
+    if (tcb->retransmits == 0)
+        tcb->first_retransmit_time = now;
+    bool user_timeout_over = tcb->user_timeout_ns && tcb->retransmits > 0 &&
+                             now - tcb->first_retransmit_time >= tcb->user_timeout_ns;
+    if (tcb->retransmits >= TCP_RETRIES || user_timeout_over) {
         COUNT(stack, TcpAbortOnTimeout);
         tcp_send_reset(stack, tcb, now);
         tcp_done(stack, tcb, tcb->soft_error ? tcb->soft_error : ETIMEDOUT);
@@ -260,7 +272,12 @@ static void tcp_keepalive_fire(struct usock_stack *stack, struct timer *timer, u
                         tcb->last_received + tcb->keepalive_idle_ns);
         return;
     }
-    if (tcb->keepalive_probes_sent >= tcb->keepalive_count) {
+    /* TCP_USER_TIMEOUT, when set, replaces the probe count (as Linux):
+     * give up once a probe went and the peer was silent that long. */
+    bool given_up = tcb->user_timeout_ns
+                        ? tcb->keepalive_probes_sent > 0 && idle >= tcb->user_timeout_ns
+                        : tcb->keepalive_probes_sent >= tcb->keepalive_count;
+    if (given_up) {
         COUNT(stack, TcpAbortOnTimeout);
         tcp_send_reset(stack, tcb, now);
         tcp_done(stack, tcb, ETIMEDOUT);

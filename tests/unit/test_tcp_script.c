@@ -1774,7 +1774,7 @@ static void test_rst_in_last_ack_ends_it_silently(void)
     script_free(&s);
 }
 
-static void test_rst_in_time_wait_ends_it_silently(void)
+static void test_rst_in_time_wait_is_ignored_rfc1337(void)
 {
     struct script s;
     script_init(&s);
@@ -1787,9 +1787,13 @@ static void test_rst_in_time_wait_ends_it_silently(void)
     EXPECT(&s, TCP_FLAG_ACK, l + 1, p + 1, ANY, 0);
     CHECK_STATE(&s, "TIME-WAIT");
     advance(&s, NS_PER_S);
-    /* RFC 9293 3.10.7.4 (as Linux with tcp_rfc1337 0): CLOSED at once. */
+    /* RFC 1337 (Linux with tcp_rfc1337 1): no assassination; the RST is
+     * dropped and counted, TIME-WAIT runs its course. */
     inject(&s, TCP_FLAG_RST, p + 1, 0, 0, NULL, NULL, 0);
     EXPECT_NOTHING(&s);
+    CHECK_STATE(&s, "TIME-WAIT");
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpTimeWaitRstsIgnored"), 1);
+    advance(&s, 60 * NS_PER_S);
     CHECK_GONE(&s);
     script_free(&s);
 }
@@ -2812,6 +2816,62 @@ static void test_tcp_info_reports_the_connection_as_linux_lays_it_out(void)
     script_free(&s);
 }
 
+
+/* The flags of the oldest segment the stack sent, without taking it. */
+static unsigned next_flags(struct script *s)
+{
+    struct ipv4_header ip;
+    struct tcp_header tcp;
+    CHECK(s->head != NULL);
+    CHECK_EQ(ipv4_parse(s->head->data, s->head->length, true, &ip), IPV4_PARSE_OK);
+    CHECK_EQ(tcp_parse(s->head->data + ip.header_length, ip.total_length - ip.header_length,
+                       ip.source, ip.destination, true, &tcp),
+             TCP_PARSE_OK);
+    return tcp.flags;
+}
+
+static void test_user_timeout_aborts_unacknowledged_data(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    int timeout_ms = 3000;
+    CHECK_EQ(usock_setsockopt(s.stack, fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms,
+                              sizeof(timeout_ms)), 0);
+    int value = 0;
+    socklen_t length = sizeof(value);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &value, &length), 0);
+    CHECK_EQ(value, 3000);
+    int negative = -1;
+    CHECK_ERRNO(usock_setsockopt(s.stack, fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &negative,
+                                 sizeof(negative)), EINVAL);
+    CHECK_EQ(usock_send(s.stack, fd, "data", 4, 0), 4);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, ANY, 4);
+    /* The peer never answers: retransmissions back off (RTO from the
+     * handshake's 100 ms: 300 ms, then 600 ms, 1.2 s ...), and 3 s after
+     * the first of them the connection gives up with ETIMEDOUT instead of
+     * 15 retries later. */
+    uint64_t started = s.now;
+    unsigned resends = 0;
+    while (connection_state(&s) && strcmp(connection_state(&s), "ESTAB") == 0) {
+        advance(&s, 10 * NS_PER_MS);
+        while (s.head) {
+            unsigned flags = next_flags(&s);
+            EXPECT(&s, flags, ANY, ANY, ANY, ANY);
+            if (!(flags & TCP_FLAG_RST))
+                resends++;
+        }
+        CHECK(s.now - started < 10 * NS_PER_S);
+    }
+    CHECK(resends >= 3 && resends <= 5);
+    CHECK(s.now - started >= 3 * NS_PER_S);
+    CHECK(s.now - started < 4 * NS_PER_S);
+    CHECK_EQ(socket_error(&s, fd), ETIMEDOUT);
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -2866,7 +2926,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_rst_in_close_wait_gives_epipe),
     CHECK_TEST(test_rst_in_closing_ends_it_silently),
     CHECK_TEST(test_rst_in_last_ack_ends_it_silently),
-    CHECK_TEST(test_rst_in_time_wait_ends_it_silently),
+    CHECK_TEST(test_rst_in_time_wait_is_ignored_rfc1337),
     CHECK_TEST(test_new_syn_in_time_wait_opens_a_new_connection),
     CHECK_TEST(test_new_syn_in_time_wait_without_listener_is_challenged),
     CHECK_TEST(test_orphaned_fin_wait_2_times_out_with_rst),
@@ -2896,6 +2956,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_sack_blocks_out_of_range_are_ignored_and_counted),
     CHECK_TEST(test_sack_storm_of_tiny_ranges_stays_bounded),
     CHECK_TEST(test_tcp_info_reports_the_connection_as_linux_lays_it_out),
+    CHECK_TEST(test_user_timeout_aborts_unacknowledged_data),
 };
 
 CHECK_MAIN(tests)
