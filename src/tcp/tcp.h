@@ -77,6 +77,7 @@ enum tcp_state {
 #define TCP_SACK_RECENT 4                    /* recent arrivals, for block order */
 #define TCP_PROBE_MIN_NS (10ULL * 1000 * 1000) /* tail loss probe floor (Linux: 2 jiffies) */
 #define TCP_PROBE_DELAYED_ACK_NS (200ULL * 1000 * 1000) /* RFC 8985 WCDelAckT */
+#define TCP_CONGESTION_NAME_MAX 16           /* TCP_CA_NAME_MAX */
 #define TCP_REORDERING_INITIAL 3             /* DupThresh, net.ipv4.tcp_reordering */
 #define TCP_REORDERING_MAX 300               /* net.ipv4.tcp_max_reordering */
 #define TCP_BACKLOG_MAX 4096                 /* SOMAXCONN */
@@ -90,6 +91,17 @@ struct tcp_out_of_order {
     uint32_t length;
     bool fin;
     uint8_t data[];
+};
+
+struct tcp_connection;
+
+/* A congestion control algorithm (tcp_congestion.c).  Slow start, fast
+ * recovery and timeouts are common code; an algorithm says how cwnd grows
+ * at or above ssthresh and what ssthresh becomes on a congestion event. */
+struct tcp_congestion_ops {
+    const char *name;  /* as TCP_CONGESTION takes it */
+    void (*avoid_congestion)(struct tcp_connection *tcb, uint32_t acknowledged, uint64_t now);
+    uint32_t (*loss)(struct tcp_connection *tcb, uint64_t now);
 };
 
 /* What the peer has SACKed above snd_una: disjoint ranges in order. */
@@ -186,7 +198,12 @@ struct tcp_connection {
     uint64_t bytes_received; /* data taken in order (tcpi_bytes_received) */
 
     /* congestion control (RFC 5681, NewReno RFC 6582) */
+    const struct tcp_congestion_ops *congestion;
     uint32_t cwnd, ssthresh;
+    /* CUBIC (RFC 9438), in segments and seconds */
+    uint64_t cubic_epoch_start;  /* 0: a new epoch starts with the next growth */
+    double cubic_w_max, cubic_k, cubic_origin, cubic_reno_estimate;
+    double prior_cubic_w_max;
     unsigned duplicate_acks;
     bool in_recovery;
     uint32_t recover;
@@ -270,6 +287,15 @@ static inline uint32_t tcp_fixed_option_bytes(const struct tcp_connection *tcb)
 {
     return tcb->timestamps ? TCP_TIMESTAMPS_LENGTH : 0;
 }
+
+/* tcp_congestion.c */
+const struct tcp_congestion_ops *tcp_congestion_default(void);
+/* The algorithm called name, or NULL. */
+const struct tcp_congestion_ops *tcp_congestion_find(const char *name);
+/* A congestion event (fast retransmit or timeout): sets ssthresh. */
+void tcp_congestion_on_loss(struct tcp_connection *tcb, uint64_t now);
+/* Grows cwnd for acknowledged new bytes outside recovery. */
+void tcp_congestion_grow(struct tcp_connection *tcb, uint32_t acknowledged, uint64_t now);
 
 /* tcp_sack.c */
 /* Receiver: remembers the latest out-of-order arrival (its run is the

@@ -187,8 +187,7 @@ static void tcp_enter_fast_recovery(struct usock_stack *stack, struct tcp_connec
                                     uint64_t now)
 {
     tcp_undo_arm(tcb, false, now);
-    uint32_t half = tcp_flight_size(tcb) / 2;
-    tcb->ssthresh = half > 2u * tcb->mss ? half : 2u * tcb->mss;
+    tcp_congestion_on_loss(tcb, now);
     tcb->recover = tcb->snd_max;
     tcb->in_recovery = true;
     tcb->cwnd = tcb->ssthresh + 3u * tcb->mss;
@@ -220,16 +219,7 @@ static void tcp_congestion_on_ack(struct usock_stack *stack, struct tcp_connecti
         }
         return;
     }
-    if (tcb->cwnd < tcb->ssthresh) {
-        /* Slow start with appropriate byte counting, L = 1 SMSS. */
-        tcb->cwnd += acknowledged < tcb->mss ? acknowledged : tcb->mss;
-    } else {
-        /* Congestion avoidance: about one segment per window. */
-        uint32_t increment = (uint32_t)((uint64_t)tcb->mss * tcb->mss / tcb->cwnd);
-        tcb->cwnd += increment ? increment : 1;
-    }
-    if (tcb->cwnd > (1u << 30))
-        tcb->cwnd = 1u << 30;
+    tcp_congestion_grow(tcb, acknowledged, now);
 }
 
 /* Eifel detection (RFC 3522): the first ACK to cover the retransmitted
@@ -253,6 +243,8 @@ static void tcp_check_spurious(struct usock_stack *stack, struct tcp_connection 
         tcb->cwnd = tcb->prior_cwnd;
     if (tcb->ssthresh < tcb->prior_ssthresh)
         tcb->ssthresh = tcb->prior_ssthresh;
+    tcb->cubic_w_max = tcb->prior_cubic_w_max;
+    tcb->cubic_epoch_start = 0;
     tcb->in_recovery = false;
     tcb->recover = tcb->snd_una;
     tcb->high_rxt = tcb->snd_una;

@@ -347,6 +347,7 @@ void tcp_undo_arm(struct tcp_connection *tcb, bool after_timeout, uint64_t now)
     tcb->undo_timestamp = tcp_timestamp_now(tcb, now);
     tcb->prior_cwnd = tcb->cwnd;
     tcb->prior_ssthresh = tcb->ssthresh;
+    tcb->prior_cubic_w_max = tcb->cubic_w_max;
 }
 
 void tcp_sack_enter_recovery(struct usock_stack *stack, struct tcp_connection *tcb,
@@ -356,8 +357,7 @@ void tcp_sack_enter_recovery(struct usock_stack *stack, struct tcp_connection *t
     /* RFC 6675 5 step 4 with RFC 6937: ssthresh from the flight, PRR from
      * here on. */
     uint32_t flight = tcb->snd_max - tcb->snd_una;
-    uint32_t half = flight / 2;
-    tcb->ssthresh = half > 2u * tcb->mss ? half : 2u * tcb->mss;
+    tcp_congestion_on_loss(tcb, now);
     tcb->recover = tcb->snd_max;
     tcb->in_recovery = true;
     tcb->high_rxt = tcb->snd_una;

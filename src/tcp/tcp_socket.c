@@ -217,6 +217,7 @@ static struct tcp_connection *tcp_connection_new(struct usock_stack *stack, stru
     tcb->mss = TCP_DEFAULT_MSS;
     tcb->ssthresh = UINT32_MAX;
     tcb->reordering = TCP_REORDERING_INITIAL;
+    tcb->congestion = tcp_congestion_default();
     tcb->quickack = TCP_QUICKACK_SEGMENTS;
     tcb->keepalive_idle_ns = TCP_KEEPALIVE_IDLE_NS;
     tcb->keepalive_interval_ns = TCP_KEEPALIVE_INTERVAL_NS;
@@ -398,6 +399,7 @@ struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_co
     tcb->keepalive_interval_ns = parent->keepalive_interval_ns;
     tcb->keepalive_count = parent->keepalive_count;
     tcb->user_timeout_ns = parent->user_timeout_ns;
+    tcb->congestion = parent->congestion;
     socket->keepalive = listener->socket->keepalive;
     socket->local_address = packet->header.destination;
     socket->source_address = packet->header.destination;
@@ -1025,6 +1027,20 @@ static int tcp_setsockopt(struct usock_stack *stack, struct socket *socket, int 
     }
     if (level != IPPROTO_TCP)
         return -ENOPROTOOPT;
+    if (name == TCP_CONGESTION) {
+        /* A name of at most 15 bytes, not necessarily terminated (Linux:
+         * EINVAL below one byte, ENOENT for an unknown algorithm). */
+        char wanted[TCP_CONGESTION_NAME_MAX] = {0};
+        if (!value || length < 1)
+            return -EINVAL;
+        memcpy(wanted, value, length < sizeof(wanted) - 1 ? length : sizeof(wanted) - 1);
+        const struct tcp_congestion_ops *ops = tcp_congestion_find(wanted);
+        if (!ops)
+            return -ENOENT;
+        tcb->congestion = ops;
+        tcb->cubic_epoch_start = 0;
+        return 0;
+    }
     int integer;
     if (!value || length < sizeof(int))
         return -EINVAL;
@@ -1137,7 +1153,7 @@ void tcp_describe(const struct tcp_connection *tcb, char *out, size_t size)
         DESCRIBE("ts ");
     if (tcb->sack_permitted)
         DESCRIBE("sack ");
-    DESCRIBE("reno ");
+    DESCRIBE("%s ", tcb->congestion->name);
     if (tcb->window_scaling)
         DESCRIBE("wscale:%u,%u ", tcb->send_window_shift, tcb->receive_window_shift);
     DESCRIBE("rto:%llu ", (unsigned long long)(tcb->rto_ns / 1000000));
@@ -1194,6 +1210,15 @@ static int tcp_getsockopt(struct usock_stack *stack, struct socket *socket, int 
         return copy_int_option(tcb->quickack > 0, value, length);
     case TCP_USER_TIMEOUT:
         return copy_int_option((int)(tcb->user_timeout_ns / 1000000), value, length);
+    case TCP_CONGESTION: {
+        /* Linux copies min(optlen, 16) bytes of the zero-padded name. */
+        char name_field[TCP_CONGESTION_NAME_MAX] = {0};
+        strncpy(name_field, tcb->congestion->name, sizeof(name_field) - 1);
+        size_t copied = *length < sizeof(name_field) ? *length : sizeof(name_field);
+        memcpy(value, name_field, copied);
+        *length = (socklen_t)copied;
+        return 0;
+    }
     case TCP_INFO: {
         /* Linux copies min(optlen, sizeof info) and says how much. */
         struct tcp_info info;

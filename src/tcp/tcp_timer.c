@@ -193,9 +193,7 @@ static void tcp_retransmit_fire(struct usock_stack *stack, struct timer *timer, 
      * back off, go back to the first unacknowledged byte. */
     COUNT(stack, TcpTimeouts);
     tcp_undo_arm(tcb, true, now);
-    uint32_t flight = tcp_flight_size(tcb);
-    uint32_t half = flight / 2;
-    tcb->ssthresh = half > 2u * tcb->mss ? half : 2u * tcb->mss;
+    tcp_congestion_on_loss(tcb, now);
     tcb->cwnd = tcb->mss;
     tcb->in_recovery = false;
     tcb->duplicate_acks = 0;

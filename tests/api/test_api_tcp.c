@@ -1680,6 +1680,73 @@ API_TEST(large_transfer_through_loopback_is_intact)
     close_pair(api, pair);
 }
 
+API_TEST(tcp_congestion_selects_by_name)
+{
+    int fd = api->socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    /* The default differs between kernels (cubic, bbr ...); the calls do
+     * not.  reno and cubic exist on both. */
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "reno", 4), 0);
+    char name[32];
+    memset(name, 'x', sizeof(name));
+    socklen_t length = sizeof(name);
+    CHECK_EQ(api->getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &length), 0);
+    CHECK_EQ(length, 16); /* TCP_CA_NAME_MAX, zero-padded */
+    CHECK(strcmp(name, "reno") == 0);
+    /* A short buffer gets that many bytes. */
+    memset(name, 'x', sizeof(name));
+    length = 2;
+    CHECK_EQ(api->getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &length), 0);
+    CHECK_EQ(length, 2);
+    CHECK(memcmp(name, "rex", 3) == 0);
+    CHECK_EQ(api->setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "cubic", 6), 0);
+    length = sizeof(name);
+    CHECK_EQ(api->getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &length), 0);
+    CHECK(strcmp(name, "cubic") == 0);
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "no-such-algorithm", 17),
+                ENOENT);
+    CHECK_ERRNO(api->setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "reno", 0), EINVAL);
+    length = sizeof(name);
+    CHECK_EQ(api->getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &length), 0);
+    CHECK(strcmp(name, "cubic") == 0);
+    /* An accepted connection keeps its listener's algorithm. */
+    int listener = tcp_listener(api, "127.0.0.1", 5002, 4);
+    CHECK_EQ(api->setsockopt(listener, IPPROTO_TCP, TCP_CONGESTION, "reno", 4), 0);
+    int client = tcp_connected(api, "127.0.0.1", 5002);
+    int server = api->accept(listener, NULL, NULL);
+    CHECK(server >= 0);
+    length = sizeof(name);
+    CHECK_EQ(api->getsockopt(server, IPPROTO_TCP, TCP_CONGESTION, name, &length), 0);
+    CHECK(strcmp(name, "reno") == 0);
+    api->close(server);
+    api->close(client);
+    api->close(listener);
+    api->close(fd);
+}
+
+API_TEST(tcp_info_of_an_established_connection)
+{
+    struct pair pair = open_pair(api);
+    struct tcp_info info;
+    socklen_t length = sizeof(info);
+    CHECK_EQ(api->getsockopt(pair.client, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK(length > 0 && length <= sizeof(info));
+    CHECK_EQ(info.tcpi_state, TCP_ESTABLISHED);
+    /* Loopback offers and accepts timestamps, SACK and window scaling. */
+    CHECK_EQ(info.tcpi_options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE),
+             TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+    CHECK_EQ(info.tcpi_snd_wscale, info.tcpi_rcv_wscale);
+    CHECK(info.tcpi_rto >= 200000);
+    CHECK_EQ(info.tcpi_unacked, 0);
+    /* A short optlen: that many bytes (the state first). */
+    unsigned char first[1] = {0};
+    length = 1;
+    CHECK_EQ(api->getsockopt(pair.client, IPPROTO_TCP, TCP_INFO, first, &length), 0);
+    CHECK_EQ(length, 1);
+    CHECK_EQ(first[0], TCP_ESTABLISHED);
+    close_pair(api, pair);
+}
+
 #define MANY_CONNECTIONS 200
 
 API_TEST(many_connections_to_one_listener)
@@ -1776,6 +1843,8 @@ static const struct check_test tests[] = {
     API_ENTRIES(close_with_unread_data_resets_the_peer),
     API_ENTRIES(send_after_peer_reset_reports_econnreset_then_epipe),
     API_ENTRIES(so_error_takes_the_reset),
+    API_ENTRIES(tcp_congestion_selects_by_name),
+    API_ENTRIES(tcp_info_of_an_established_connection),
     API_ENTRIES(orderly_close_gives_end_of_stream_then_epipe),
     API_ENTRIES(so_linger_zero_close_resets_the_peer),
     API_ENTRIES(so_linger_option_values),

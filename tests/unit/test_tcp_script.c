@@ -2872,6 +2872,42 @@ static void test_user_timeout_aborts_unacknowledged_data(void)
     script_free(&s);
 }
 
+
+/* ssthresh, in segments, after a fast retransmit of a full 10-segment
+ * flight under the named algorithm. */
+static unsigned ssthresh_after_fast_retransmit(const char *algorithm)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_options(&s, 0, PEER_WINDOW, true);
+    if (algorithm)
+        CHECK_EQ(usock_setsockopt(s.stack, fd, IPPROTO_TCP, TCP_CONGESTION, algorithm,
+                                  (socklen_t)strlen(algorithm)), 0);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    const uint32_t m = send_segments(&s, fd, 10, l);
+    struct tcp_options sack = {.sack_block_count = 1};
+    for (unsigned i = 1; i <= 3; i++) {
+        sack.sack_blocks[0].left = l + m;
+        sack.sack_blocks[0].right = l + (i + 1) * m;
+        inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, &sack, NULL, 0);
+    }
+    EXPECT_SACK(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, m);
+    struct tcp_info info;
+    socklen_t length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK_EQ(info.tcpi_ca_state, 3); /* TCP_CA_Recovery */
+    script_free(&s);
+    return info.tcpi_snd_ssthresh;
+}
+
+static void test_congestion_control_is_cubic_by_default_and_reno_on_request(void)
+{
+    /* CUBIC's beta 0.7 (RFC 9438 4.6), Reno's half (RFC 5681 eq. 4). */
+    CHECK_EQ(ssthresh_after_fast_retransmit(NULL), 7);
+    CHECK_EQ(ssthresh_after_fast_retransmit("cubic"), 7);
+    CHECK_EQ(ssthresh_after_fast_retransmit("reno"), 5);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -2957,6 +2993,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_sack_storm_of_tiny_ranges_stays_bounded),
     CHECK_TEST(test_tcp_info_reports_the_connection_as_linux_lays_it_out),
     CHECK_TEST(test_user_timeout_aborts_unacknowledged_data),
+    CHECK_TEST(test_congestion_control_is_cubic_by_default_and_reno_on_request),
 };
 
 CHECK_MAIN(tests)
