@@ -54,7 +54,8 @@
     X(TcpRstsReceived) X(TcpInWindowRstsIgnored) X(TcpPawsEstabRejected)        \
     X(TcpSackRecoveries) X(TcpSackDiscard) X(TcpDsackReceived) X(TcpDsackSent)   \
     X(TcpSackBlocksSent) X(TcpSpuriousRecoveryUndo) X(TcpSpuriousRtoUndo)       \
-    X(TcpLostRetransmit) X(TcpLossProbes) X(TcpTimeWaitRstsIgnored)
+    X(TcpLostRetransmit) X(TcpLossProbes) X(TcpTimeWaitRstsIgnored)  \
+    X(TcpUrgentPointersIgnored)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

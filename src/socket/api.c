@@ -138,7 +138,9 @@ static ssize_t api_transfer_once(struct usock_stack *stack, struct socket *socke
 static ssize_t api_transfer(struct usock_stack *stack, struct socket *socket,
                             struct msghdr *message, int flags, uint64_t *now, bool receiving)
 {
-    bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT);
+    /* Urgent data never waits (Linux tcp_recv_urg answers EAGAIN). */
+    bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT) &&
+                    !(receiving && (flags & MSG_OOB));
     bool whole = socket->type == SOCK_STREAM && blocking &&
                  (!receiving || ((flags & MSG_WAITALL) && !(flags & MSG_PEEK)));
     if (!whole)
@@ -166,7 +168,8 @@ static ssize_t api_transfer(struct usock_stack *stack, struct socket *socket,
 static ssize_t api_transfer_once(struct usock_stack *stack, struct socket *socket,
                                  struct msghdr *message, int flags, uint64_t *now, bool receiving)
 {
-    bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT);
+    bool blocking = !socket->nonblocking && !(flags & MSG_DONTWAIT) &&
+                    !(receiving && (flags & MSG_OOB));
     uint64_t deadline =
         api_deadline(receiving ? socket->receive_timeout_ns : socket->send_timeout_ns);
     for (;;) {
@@ -424,8 +427,8 @@ ssize_t usock_sendmsg(struct usock_stack *stack, int fd, const struct msghdr *me
     ssize_t result;
     if (!message || (message->msg_iovlen > 0 && !message->msg_iov)) {
         result = -EFAULT;
-    } else if (flags & MSG_OOB) {
-        result = -EOPNOTSUPP;
+    } else if ((flags & MSG_OOB) && socket->type != SOCK_STREAM) {
+        result = -EOPNOTSUPP; /* urgent data is TCP's alone */
     } else {
         result = api_transfer(stack, socket, (void *)message, flags, &now, false);
     }
@@ -645,8 +648,10 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
             if (socket->ops->setsockopt)
                 socket->ops->setsockopt(stack, socket, level, name, value, length, now);
             return 0;
-        case SO_DONTROUTE:
         case SO_OOBINLINE:
+            socket->urgent_inline = integer != 0;
+            return 0;
+        case SO_DONTROUTE:
         case SO_PRIORITY:
             return 0;
         case SO_TYPE:
@@ -763,6 +768,7 @@ static int socket_getsockopt(struct usock_stack *stack, struct socket *socket, i
         case SO_SNDBUF: integer = socket->send_buffer; break;
         case SO_ACCEPTCONN: integer = socket->listening; break;
         case SO_KEEPALIVE: integer = socket->keepalive; break;
+        case SO_OOBINLINE: integer = socket->urgent_inline; break;
         case SO_RCVLOWAT: integer = socket->receive_low_water; break;
         default: return -ENOPROTOOPT;
         }
@@ -853,6 +859,12 @@ int usock_ioctl(struct usock_stack *stack, int fd, unsigned long request, void *
             error = readable;
         else
             *(int *)argument = readable;
+    } else if (request == SIOCATMARK) {
+        int mark = socket->ops->at_urgent_mark ? socket->ops->at_urgent_mark(socket) : -ENOTTY;
+        if (mark < 0)
+            error = mark;
+        else
+            *(int *)argument = mark;
     } else if (request == FIONBIO) {
         socket->nonblocking = *(const int *)argument != 0;
     } else {

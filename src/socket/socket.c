@@ -77,6 +77,7 @@ struct socket *socket_new_child(struct usock_stack *stack, const struct socket *
     child->send_buffer = parent->send_buffer;
     child->send_buffer_locked = parent->send_buffer_locked;
     child->receive_buffer_locked = parent->receive_buffer_locked;
+    child->urgent_inline = parent->urgent_inline;
     child->time_to_live = parent->time_to_live;
     child->type_of_service = parent->type_of_service;
     child->linger = parent->linger;

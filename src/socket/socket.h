@@ -70,6 +70,9 @@ struct socket_operations {
     short (*poll)(struct usock_stack *stack, struct socket *socket);
     /* FIONREAD's answer. */
     int (*readable_bytes)(struct socket *socket);
+    /* SIOCATMARK: 1 when the next byte to read is the urgent mark, 0 when
+     * not, -errno.  NULL: not a stream socket (ENOTTY). */
+    int (*at_urgent_mark)(struct socket *socket);
     size_t (*receive_queue_bytes)(struct socket *socket);
     size_t (*send_queue_bytes)(struct socket *socket);
     const char *(*state_name)(struct socket *socket);
@@ -116,6 +119,7 @@ struct socket {
     bool broadcast;
     bool listening;           /* a TCP listener: SO_REUSEADDR cannot share its port */
     bool keepalive;           /* SO_KEEPALIVE */
+    bool urgent_inline;       /* SO_OOBINLINE: urgent data stays in the stream */
     bool linger;              /* SO_LINGER on */
     int linger_seconds;
     int receive_buffer;       /* SO_RCVBUF as Linux reports it (doubled) */

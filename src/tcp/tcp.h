@@ -95,6 +95,14 @@ struct tcp_out_of_order {
 
 struct tcp_connection;
 
+/* The peer's urgent byte (Linux's tp->urg_data states). */
+enum tcp_urgent_state {
+    TCP_URGENT_NONE,    /* no urgent pointer, or the reader passed it */
+    TCP_URGENT_PENDING, /* pointer seen, byte not yet arrived */
+    TCP_URGENT_VALID,   /* byte held, not yet read with MSG_OOB */
+    TCP_URGENT_READ,    /* read with MSG_OOB; the mark stays until passed */
+};
+
 /* A congestion control algorithm (tcp_congestion.c).  Slow start, fast
  * recovery and timeouts are common code; an algorithm says how cwnd grows
  * at or above ssthresh and what ssthresh becomes on a congestion event. */
@@ -183,6 +191,13 @@ struct tcp_connection {
     bool undo_after_timeout;
     uint32_t undo_timestamp;     /* our TSval on the first retransmission */
     uint32_t prior_cwnd, prior_ssthresh;
+
+    /* urgent data (RFC 9293 3.8.5 with RFC 6093: one byte, as Linux) */
+    bool send_urgent;            /* urgent mode: snd_una has not reached snd_up */
+    uint32_t snd_up;             /* one past our urgent byte */
+    enum tcp_urgent_state urgent_state;
+    uint32_t urgent_sequence;    /* sequence number of the peer's urgent byte */
+    uint8_t urgent_byte;
 
     /* round-trip time (RFC 6298) */
     uint64_t srtt_ns, rttvar_ns, rto_ns;
@@ -287,6 +302,15 @@ static inline uint32_t tcp_fixed_option_bytes(const struct tcp_connection *tcb)
 {
     return tcb->timestamps ? TCP_TIMESTAMPS_LENGTH : 0;
 }
+
+/* Sequence number of the receive ring's first byte (the next to read). */
+static inline uint32_t tcp_read_sequence(const struct tcp_connection *tcb)
+{
+    return tcb->rcv_nxt - (uint32_t)tcb->receive_buffer.length - (tcb->fin_received ? 1 : 0);
+}
+
+/* tcp_input.c: takes the urgent byte out of the ring once it arrived. */
+void tcp_urgent_arrived(struct usock_stack *stack, struct tcp_connection *tcb);
 
 /* tcp_congestion.c */
 const struct tcp_congestion_ops *tcp_congestion_default(void);

@@ -315,6 +315,8 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         tcb->probe_outstanding = false;
         uint32_t old_una = tcb->snd_una;
         tcb->snd_una = ack;
+        if (tcb->send_urgent && seq_geq(ack, tcb->snd_up))
+            tcb->send_urgent = false; /* urgent mode ends */
         if (seq_lt(tcb->snd_nxt, tcb->snd_una))
             tcb->snd_nxt = tcb->snd_una;
         tcb->retransmits = 0;
@@ -657,6 +659,43 @@ static void tcp_acknowledge_data(struct usock_stack *stack, struct tcp_connectio
     }
 }
 
+void tcp_urgent_arrived(struct usock_stack *stack, struct tcp_connection *tcb)
+{
+    if (tcb->urgent_state != TCP_URGENT_PENDING)
+        return;
+    uint32_t offset = tcb->urgent_sequence - tcp_read_sequence(tcb);
+    if (offset >= tcb->receive_buffer.length)
+        return; /* not here yet */
+    ring_peek(&tcb->receive_buffer, offset, &tcb->urgent_byte, 1);
+    tcb->urgent_state = TCP_URGENT_VALID;
+    socket_wake(stack, tcb->socket); /* POLLPRI */
+}
+
+/* RFC 9293 3.10.7.4 sixth, the URG bit, read as RFC 6093 and Linux do: the
+ * pointer points one past the urgent byte (0 is taken as the first byte).
+ * A pointer that is not beyond the current one, points at data already
+ * read, or lies beyond what the window could ever bring is ignored and
+ * counted; nothing is read through it until the byte is in the ring. */
+static void tcp_input_urgent(struct usock_stack *stack, struct tcp_connection *tcb,
+                             const struct tcp_segment *segment)
+{
+    if (!has_flag(segment, TCP_FLAG_URG) || tcb->fin_received)
+        return;
+    uint16_t pointer = segment->header.urgent_pointer;
+    uint32_t urgent = segment->header.sequence + (pointer ? pointer - 1u : 0);
+    uint32_t read = tcp_read_sequence(tcb);
+    uint32_t window_end = tcb->rcv_nxt + ((uint32_t)65535 << tcb->receive_window_shift);
+    if (seq_lt(urgent, read) || !seq_lt(urgent, window_end) ||
+        (tcb->urgent_state != TCP_URGENT_NONE && !seq_gt(urgent, tcb->urgent_sequence))) {
+        if (tcb->urgent_state == TCP_URGENT_NONE || urgent != tcb->urgent_sequence)
+            COUNT(stack, TcpUrgentPointersIgnored);
+        return;
+    }
+    tcb->urgent_sequence = urgent;
+    tcb->urgent_state = TCP_URGENT_PENDING;
+    tcp_urgent_arrived(stack, tcb);
+}
+
 /* Returns false when the connection was freed (TIME_WAIT refused). */
 static bool tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb,
                            struct tcp_segment *segment, uint64_t now)
@@ -671,8 +710,10 @@ static bool tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb
         bool filled_hole = tcb->out_of_order != NULL;
         if (filled_hole && tcp_drain_out_of_order(stack, tcb))
             fin = true;
-        if (taken)
+        if (taken) {
+            tcp_urgent_arrived(stack, tcb);
             socket_wake(stack, tcb->socket);
+        }
         if (filled_hole || fin)
             tcb->ack_now = true;
         else if (taken)
@@ -783,6 +824,7 @@ static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connect
             tcp_done(stack, tcb, 0);
             return;
         }
+        tcp_input_urgent(stack, tcb, segment);
         if (!tcp_input_text(stack, tcb, segment, now))
             return;
         if (tcb->state == TCPS_CLOSED || tcb->state == TCPS_TIME_WAIT)

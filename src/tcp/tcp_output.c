@@ -109,6 +109,13 @@ static int tcp_send_segment(struct usock_stack *stack, struct tcp_connection *tc
         /* RFC 7323 3.2: TSecr is zero unless ACK is set. */
         header.options.timestamp_echo = (flags & TCP_FLAG_ACK) ? tcb->timestamp_recent : 0;
     }
+    if (tcb->send_urgent && !(flags & TCP_FLAG_SYN) && seq_lt(sequence, tcb->snd_up)) {
+        /* Urgent mode: point one past the urgent byte, or as far as 16
+         * bits reach (Linux's 0xffff) when it lies further. */
+        uint32_t distance = tcb->snd_up - sequence;
+        header.flags |= TCP_FLAG_URG;
+        header.urgent_pointer = (uint16_t)(distance < 0x10000 ? distance : 0xffff);
+    }
     if (flags & TCP_FLAG_ACK) {
         header.acknowledgment = tcb->rcv_nxt;
         header.window = tcp_window_to_advertise(tcb, (flags & TCP_FLAG_SYN) != 0);
@@ -263,7 +270,9 @@ static uint32_t tcp_send_new(struct usock_stack *stack, struct tcp_connection *t
         bool last = length == available;
         /* Nagle: a small segment waits while data is unacknowledged,
          * unless TCP_NODELAY, or it carries the FIN along. */
-        if (length < segment_size && in_flight && !tcb->nodelay && !(last && tcb->fin_queued))
+        bool urgent = tcb->send_urgent && seq_lt(tcb->snd_nxt, tcb->snd_up);
+        if (length < segment_size && in_flight && !tcb->nodelay && !urgent &&
+            !(last && tcb->fin_queued))
             return 0;
         bool with_fin = last && tcb->fin_queued;
         uint8_t flags = TCP_FLAG_ACK | (last ? TCP_FLAG_PSH : 0) | (with_fin ? TCP_FLAG_FIN : 0);

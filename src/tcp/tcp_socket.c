@@ -772,6 +772,49 @@ static ssize_t tcp_receive_empty(struct socket *socket, struct tcp_connection *t
     return -EAGAIN;
 }
 
+/* recv(MSG_OOB), Linux's tcp_recv_urg: the one urgent byte, once. */
+static ssize_t tcp_receive_urgent(struct socket *socket, struct tcp_connection *tcb,
+                                  struct msghdr *message, int flags)
+{
+    if (tcb->state == TCPS_LISTEN)
+        return -ENOTCONN;
+    if (socket->urgent_inline || tcb->urgent_state == TCP_URGENT_NONE ||
+        tcb->urgent_state == TCP_URGENT_READ)
+        return -EINVAL;
+    message->msg_namelen = 0;
+    if (tcb->urgent_state == TCP_URGENT_VALID) {
+        size_t room = 0;
+        for (size_t i = 0; i < message->msg_iovlen; i++)
+            room += message->msg_iov[i].iov_len;
+        message->msg_flags |= MSG_OOB;
+        if (room == 0) {
+            message->msg_flags |= MSG_TRUNC;
+            return 0;
+        }
+        for (size_t i = 0; i < message->msg_iovlen; i++) {
+            if (message->msg_iov[i].iov_len) {
+                *(uint8_t *)message->msg_iov[i].iov_base = tcb->urgent_byte;
+                break;
+            }
+        }
+        if (!(flags & MSG_PEEK))
+            tcb->urgent_state = TCP_URGENT_READ;
+        return 1;
+    }
+    if (tcb->state == TCPS_CLOSED || tcb->fin_received || (socket->shutdown & SHUTDOWN_RECEIVE))
+        return 0;
+    return -EAGAIN; /* the pointer came, the byte has not */
+}
+
+static int tcp_at_urgent_mark(struct socket *socket)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb || tcb->state == TCPS_LISTEN)
+        return -EINVAL; /* Linux tcp_ioctl */
+    return tcb->urgent_state != TCP_URGENT_NONE &&
+           tcb->urgent_sequence == tcp_read_sequence(tcb);
+}
+
 static ssize_t tcp_receive(struct usock_stack *stack, struct socket *socket,
                            struct msghdr *message, int flags, uint64_t now)
 {
@@ -781,13 +824,26 @@ static ssize_t tcp_receive(struct usock_stack *stack, struct socket *socket,
     if (!tcb)
         return -ENOTCONN;
     if (flags & MSG_OOB)
-        return -EINVAL; /* no urgent data kept yet (Linux: EINVAL when none) */
-    if (tcb->receive_buffer.length == 0)
+        return tcp_receive_urgent(socket, tcb, message, flags);
+    /* Out-of-line urgent data: a read stops at the mark, and one that
+     * starts there steps over the urgent byte (Linux tcp_recvmsg). */
+    size_t skip = 0, limit = tcb->receive_buffer.length;
+    if (tcb->urgent_state != TCP_URGENT_NONE) {
+        uint32_t offset = tcb->urgent_sequence - tcp_read_sequence(tcb);
+        if (offset == 0 && !socket->urgent_inline && tcb->urgent_state != TCP_URGENT_PENDING)
+            skip = 1;
+        else if (offset > 0 && offset < limit)
+            limit = offset;
+    }
+    if (limit <= skip)
         return tcp_receive_empty(socket, tcb);
     size_t copied = 0;
-    for (size_t i = 0; i < message->msg_iovlen; i++) {
-        size_t got = ring_peek(&tcb->receive_buffer, copied, message->msg_iov[i].iov_base,
-                               message->msg_iov[i].iov_len);
+    for (size_t i = 0; i < message->msg_iovlen && skip + copied < limit; i++) {
+        size_t wanted = message->msg_iov[i].iov_len;
+        if (wanted > limit - skip - copied)
+            wanted = limit - skip - copied;
+        size_t got = ring_peek(&tcb->receive_buffer, skip + copied, message->msg_iov[i].iov_base,
+                               wanted);
         copied += got;
         if (got < message->msg_iov[i].iov_len)
             break;
@@ -795,7 +851,10 @@ static ssize_t tcp_receive(struct usock_stack *stack, struct socket *socket,
     message->msg_namelen = 0; /* stream sockets give no source address */
     if (flags & MSG_PEEK)
         return (ssize_t)copied;
-    ring_discard(&tcb->receive_buffer, copied);
+    ring_discard(&tcb->receive_buffer, skip + copied);
+    if (tcb->urgent_state != TCP_URGENT_PENDING && tcb->urgent_state != TCP_URGENT_NONE &&
+        seq_gt(tcp_read_sequence(tcb), tcb->urgent_sequence))
+        tcb->urgent_state = TCP_URGENT_NONE; /* the reader passed the mark */
     /* RFC 9293 3.8.6.2.2 and Linux's tcp_cleanup_rbuf: when the window the
      * peer last heard of is at most half the buffer and reading at least
      * doubled it (by a segment or half the buffer at least: receiver SWS
@@ -818,8 +877,6 @@ static ssize_t tcp_send(struct usock_stack *stack, struct socket *socket,
     struct tcp_connection *tcb = tcp_of(socket);
     if (!tcb)
         return -EPIPE;
-    if (flags & MSG_OOB)
-        return -EOPNOTSUPP; /* urgent data comes with the next issue */
     if (socket->error) {
         int error = socket->error;
         socket->error = 0;
@@ -855,6 +912,12 @@ static ssize_t tcp_send(struct usock_stack *stack, struct socket *socket,
         return 0;
     if (written == 0)
         return -EAGAIN;
+    if (flags & MSG_OOB) {
+        /* The last byte written is urgent; segments before it say so until
+         * it is acknowledged (urgent mode, RFC 9293 3.8.5). */
+        tcb->snd_up = tcp_send_base(tcb) + (uint32_t)tcb->send_buffer.length;
+        tcb->send_urgent = true;
+    }
     tcp_output(stack, tcb, now);
     return (ssize_t)written;
 }
@@ -935,6 +998,8 @@ static short tcp_poll(struct usock_stack *stack, struct socket *socket)
             events |= POLLOUT | POLLWRNORM;
         }
     }
+    if (tcb->urgent_state == TCP_URGENT_VALID && !socket->urgent_inline)
+        events |= POLLPRI;
     if (socket->error)
         events |= POLLERR;
     return events;
@@ -1257,5 +1322,6 @@ const struct socket_operations tcp_operations = {
     .send_queue_bytes = tcp_send_queue_bytes,
     .state_name = tcp_state_name,
     .describe = tcp_describe_socket,
+    .at_urgent_mark = tcp_at_urgent_mark,
     .is_listening = tcp_is_listening,
 };

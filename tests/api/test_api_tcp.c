@@ -1747,6 +1747,102 @@ API_TEST(tcp_info_of_an_established_connection)
     close_pair(api, pair);
 }
 
+/* Waits until fd reports events (POLLPRI ...) or 5 s pass. */
+static short wait_for_events(const struct api *api, int fd, short events)
+{
+    struct pollfd entry = {.fd = fd, .events = events};
+    CHECK_EQ(api->poll(&entry, 1, 5000), 1);
+    return entry.revents;
+}
+
+API_TEST(urgent_byte_out_of_line_stops_reads_at_the_mark)
+{
+    struct pair pair = open_pair(api);
+    char buffer[16];
+    int mark = -1;
+    /* Nothing urgent yet: MSG_OOB is EINVAL, and we are not at a mark. */
+    CHECK_ERRNO(api->recv(pair.server, buffer, sizeof(buffer), MSG_OOB | MSG_DONTWAIT), EINVAL);
+    CHECK_EQ(api->ioctl(pair.server, SIOCATMARK, &mark), 0);
+    CHECK_EQ(mark, 0);
+    CHECK_EQ(api->send(pair.client, "ab", 2, 0), 2);
+    CHECK_EQ(api->send(pair.client, "c", 1, MSG_OOB), 1);
+    CHECK_EQ(api->send(pair.client, "de", 2, 0), 2);
+    CHECK(wait_for_events(api, pair.server, POLLPRI) & POLLPRI);
+    /* The read stops at the mark. */
+    CHECK_EQ(api->recv(pair.server, buffer, sizeof(buffer), 0), 2);
+    CHECK(memcmp(buffer, "ab", 2) == 0);
+    CHECK_EQ(api->ioctl(pair.server, SIOCATMARK, &mark), 0);
+    CHECK_EQ(mark, 1);
+    /* The urgent byte, once (a peek leaves it). */
+    CHECK_EQ(api->recv(pair.server, buffer, sizeof(buffer), MSG_OOB | MSG_PEEK), 1);
+    CHECK_EQ(buffer[0], 'c');
+    CHECK_EQ(api->recv(pair.server, buffer, sizeof(buffer), MSG_OOB), 1);
+    CHECK_EQ(buffer[0], 'c');
+    CHECK_ERRNO(api->recv(pair.server, buffer, sizeof(buffer), MSG_OOB), EINVAL);
+    /* The stream goes on without it. */
+    size_t got = 0;
+    while (got < 2) {
+        ssize_t n = api->recv(pair.server, buffer + got, sizeof(buffer) - got, 0);
+        CHECK(n > 0);
+        got += (size_t)n;
+    }
+    CHECK_EQ(got, 2);
+    CHECK(memcmp(buffer, "de", 2) == 0);
+    CHECK_EQ(api->ioctl(pair.server, SIOCATMARK, &mark), 0);
+    CHECK_EQ(mark, 0);
+    close_pair(api, pair);
+}
+
+API_TEST(urgent_byte_inline_stays_in_the_stream)
+{
+    struct pair pair = open_pair(api);
+    int on = 1;
+    CHECK_EQ(api->setsockopt(pair.server, SOL_SOCKET, SO_OOBINLINE, &on, sizeof(on)), 0);
+    int value = 0;
+    socklen_t length = sizeof(value);
+    CHECK_EQ(api->getsockopt(pair.server, SOL_SOCKET, SO_OOBINLINE, &value, &length), 0);
+    CHECK_EQ(value, 1);
+    CHECK_EQ(api->send(pair.client, "ab", 2, 0), 2);
+    CHECK_EQ(api->send(pair.client, "c", 1, MSG_OOB), 1);
+    CHECK_EQ(api->send(pair.client, "de", 2, 0), 2);
+    char buffer[16];
+    /* Readable; inline, the stream still pauses at the mark. */
+    wait_for_events(api, pair.server, POLLIN);
+    size_t got = 0;
+    while (got < 2) {
+        ssize_t n = api->recv(pair.server, buffer + got, sizeof(buffer) - got, 0);
+        CHECK(n > 0);
+        got += (size_t)n;
+    }
+    CHECK_EQ(got, 2);
+    CHECK(memcmp(buffer, "ab", 2) == 0);
+    int mark = 0;
+    CHECK_EQ(api->ioctl(pair.server, SIOCATMARK, &mark), 0);
+    CHECK_EQ(mark, 1);
+    CHECK_ERRNO(api->recv(pair.server, buffer, sizeof(buffer), MSG_OOB), EINVAL);
+    got = 0;
+    while (got < 3) {
+        ssize_t n = api->recv(pair.server, buffer + got, sizeof(buffer) - got, 0);
+        CHECK(n > 0);
+        got += (size_t)n;
+    }
+    CHECK_EQ(got, 3);
+    CHECK(memcmp(buffer, "cde", 3) == 0);
+    close_pair(api, pair);
+}
+
+API_TEST(msg_oob_is_for_tcp_only)
+{
+    int fd = api->socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_ERRNO(api->sendto(fd, "x", 1, MSG_OOB, SA(to), sizeof(to)), EOPNOTSUPP);
+    int mark = 0;
+    CHECK_ERRNO(api->ioctl(fd, SIOCATMARK, &mark), ENOTTY);
+    api->close(fd);
+}
+
 #define MANY_CONNECTIONS 200
 
 API_TEST(many_connections_to_one_listener)
@@ -1844,6 +1940,9 @@ static const struct check_test tests[] = {
     API_ENTRIES(send_after_peer_reset_reports_econnreset_then_epipe),
     API_ENTRIES(so_error_takes_the_reset),
     API_ENTRIES(tcp_congestion_selects_by_name),
+    API_ENTRIES(urgent_byte_out_of_line_stops_reads_at_the_mark),
+    API_ENTRIES(urgent_byte_inline_stays_in_the_stream),
+    API_ENTRIES(msg_oob_is_for_tcp_only),
     API_ENTRIES(tcp_info_of_an_established_connection),
     API_ENTRIES(orderly_close_gives_end_of_stream_then_epipe),
     API_ENTRIES(so_linger_zero_close_resets_the_peer),

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "check.h"
 #include "usock.h"
@@ -2908,6 +2909,155 @@ static void test_congestion_control_is_cubic_by_default_and_reno_on_request(void
     CHECK_EQ(ssthresh_after_fast_retransmit("reno"), 5);
 }
 
+
+/* Sends one data segment from the peer with URG and the given pointer. */
+static void inject_urgent(struct script *s, uint32_t sequence, uint32_t acknowledgment,
+                          uint16_t pointer, const char *data)
+{
+    uint8_t segment[1600];
+    struct tcp_header header = {
+        .source_port = s->peer_port,
+        .destination_port = s->local_port,
+        .sequence = sequence,
+        .acknowledgment = acknowledgment,
+        .flags = TCP_FLAG_ACK | TCP_FLAG_URG | TCP_FLAG_PSH,
+        .window = PEER_WINDOW,
+        .urgent_pointer = pointer,
+    };
+    size_t length = strlen(data);
+    memcpy(segment + TCP_HEADER_LENGTH, data, length);
+    tcp_emit(&header, s->peer_address, s->local_address, segment, length);
+    inject_raw(s, segment, TCP_HEADER_LENGTH + length);
+}
+
+static ssize_t receive_text(struct script *s, int fd, char *buffer, size_t size, int flags)
+{
+    memset(buffer, 0, size);
+    return usock_recv(s->stack, fd, buffer, size - 1, flags | MSG_DONTWAIT);
+}
+
+static void test_hostile_urgent_pointers_are_bounded(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    char buffer[64];
+    /* Pointer 0 with URG: taken as the segment's first byte (Linux). */
+    inject_urgent(&s, p, l, 0, "abc");
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 3, ANY, 0);
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), MSG_OOB), 1);
+    CHECK(strcmp(buffer, "a") == 0);
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), 0), 2);
+    CHECK(strcmp(buffer, "bc") == 0);
+    /* Reading past the mark ends it, read or not (Linux). */
+    CHECK_ERRNO(receive_text(&s, fd, buffer, sizeof(buffer), MSG_OOB), EINVAL);
+    p += 3;
+    /* Beyond the segment: the byte is awaited (EAGAIN), then arrives. */
+    inject_urgent(&s, p, l, 10, "xy");
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 2, ANY, 0);
+    CHECK_ERRNO(receive_text(&s, fd, buffer, sizeof(buffer), MSG_OOB), EAGAIN);
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), 0), 2);
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p + 2, l, PEER_WINDOW, NULL, "0123456789", 10);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 12, ANY, 0);
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), 0), 7); /* up to the mark */
+    CHECK(strcmp(buffer, "0123456") == 0);
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), MSG_OOB), 1);
+    CHECK(strcmp(buffer, "7") == 0);
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), 0), 2);
+    CHECK(strcmp(buffer, "89") == 0);
+    p += 12;
+    /* Beyond anything the window could bring: ignored and counted; the
+     * data is delivered as plain data. */
+    inject_urgent(&s, p + 1000, l, 65535, "zz");
+    EXPECT(&s, TCP_FLAG_ACK, l, p, ANY, 0); /* out of order: duplicate ACK */
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpUrgentPointersIgnored"), 1);
+    CHECK_ERRNO(receive_text(&s, fd, buffer, sizeof(buffer), MSG_OOB), EINVAL);
+    /* A pointer back into data already read (a retransmission that
+     * overlaps it): ignored too; its new data is plain data. */
+    inject_urgent(&s, p - 2, l, 1, "89hello");
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpUrgentPointersIgnored"), 2);
+    while (s.head)
+        EXPECT(&s, TCP_FLAG_ACK, l, ANY, ANY, 0);
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), 0), 5);
+    CHECK(strcmp(buffer, "hello") == 0);
+    CHECK_STATE(&s, "ESTAB");
+    script_free(&s);
+}
+
+static void test_urgent_pointer_across_sequence_wrap_and_on_syn(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    s.local_port = SERVER_PORT;
+    /* URG on the SYN means nothing (RFC 9293 3.10.7.2 processes no text
+     * or URG on a SYN to a listener). */
+    const uint32_t iss = 0xfffffff8u;
+    uint8_t segment[64];
+    struct tcp_header syn = {
+        .source_port = s.peer_port, .destination_port = s.local_port, .sequence = iss,
+        .flags = TCP_FLAG_SYN | TCP_FLAG_URG, .window = PEER_WINDOW, .urgent_pointer = 5,
+        .options = mss_1460,
+    };
+    size_t length = tcp_emit(&syn, s.peer_address, s.local_address, segment, 0);
+    inject_raw(&s, segment, length);
+    s.iss = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, iss + 1, ANY, 0).tcp.sequence;
+    uint32_t l = s.iss + 1;
+    inject(&s, TCP_FLAG_ACK, iss + 1, l, PEER_WINDOW, NULL, NULL, 0);
+    int fd = usock_accept(s.stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    int mark = -1;
+    CHECK_EQ(usock_ioctl(s.stack, fd, SIOCATMARK, &mark), 0);
+    CHECK_EQ(mark, 0);
+    /* Ten bytes from 0xfffffff9: the urgent byte '8' is at sequence 1,
+     * past the wrap. */
+    inject_urgent(&s, iss + 1, l, 9, "0123456789");
+    EXPECT(&s, TCP_FLAG_ACK, l, iss + 11, ANY, 0);
+    char buffer[32];
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), 0), 8);
+    CHECK(strcmp(buffer, "01234567") == 0);
+    CHECK_EQ(usock_ioctl(s.stack, fd, SIOCATMARK, &mark), 0);
+    CHECK_EQ(mark, 1);
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), MSG_OOB), 1);
+    CHECK(strcmp(buffer, "8") == 0);
+    CHECK_EQ(receive_text(&s, fd, buffer, sizeof(buffer), 0), 1);
+    CHECK(strcmp(buffer, "9") == 0);
+    script_free(&s);
+}
+
+static void test_send_msg_oob_sets_urg_until_acknowledged(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    CHECK_EQ(usock_send(s.stack, fd, "abc", 3, MSG_OOB), 3);
+    /* One segment: URG, pointer one past the last byte (RFC 6093). */
+    CHECK(s.head != NULL);
+    struct ipv4_header ip;
+    struct tcp_header tcp;
+    CHECK_EQ(ipv4_parse(s.head->data, s.head->length, true, &ip), IPV4_PARSE_OK);
+    CHECK_EQ(tcp_parse(s.head->data + ip.header_length, ip.total_length - ip.header_length,
+                       ip.source, ip.destination, true, &tcp),
+             TCP_PARSE_OK);
+    CHECK(tcp.flags & TCP_FLAG_URG);
+    CHECK_EQ(tcp.urgent_pointer, 3);
+    CHECK_EQ(tcp.sequence, l);
+    struct captured *first = s.head;
+    s.head = first->next;
+    if (!s.head)
+        s.tail = &s.head;
+    free(first);
+    inject(&s, TCP_FLAG_ACK, p, l + 3, PEER_WINDOW, NULL, NULL, 0);
+    /* Acknowledged: urgent mode is over, the next segment is plain. */
+    CHECK_EQ(usock_send(s.stack, fd, "d", 1, 0), 1);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 3, p, ANY, 1);
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -2994,6 +3144,9 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_tcp_info_reports_the_connection_as_linux_lays_it_out),
     CHECK_TEST(test_user_timeout_aborts_unacknowledged_data),
     CHECK_TEST(test_congestion_control_is_cubic_by_default_and_reno_on_request),
+    CHECK_TEST(test_hostile_urgent_pointers_are_bounded),
+    CHECK_TEST(test_urgent_pointer_across_sequence_wrap_and_on_syn),
+    CHECK_TEST(test_send_msg_oob_sets_urg_until_acknowledged),
 };
 
 CHECK_MAIN(tests)
