@@ -55,7 +55,8 @@
     X(TcpSackRecoveries) X(TcpSackDiscard) X(TcpDsackReceived) X(TcpDsackSent)   \
     X(TcpSackBlocksSent) X(TcpSpuriousRecoveryUndo) X(TcpSpuriousRtoUndo)       \
     X(TcpLostRetransmit) X(TcpLossProbes) X(TcpTimeWaitRstsIgnored)  \
-    X(TcpUrgentPointersIgnored)
+    X(TcpUrgentPointersIgnored) X(TcpSynCookiesSent) X(TcpSynCookiesRecv)       \
+    X(TcpSynCookiesFailed)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

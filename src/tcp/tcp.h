@@ -253,6 +253,8 @@ struct tcp_layer {
     struct tcp_connection *all;     /* list of every connection */
     unsigned time_wait_count;
     unsigned established_count;
+    bool cookies_sent;              /* SYN cookies went out ... */
+    uint32_t last_cookie_period;    /* ... last in this one-minute period */
 };
 
 int tcp_layer_init(struct tcp_layer *layer);
@@ -282,6 +284,10 @@ bool tcp_send_probe_new_data(struct usock_stack *stack, struct tcp_connection *t
 void tcp_send_ack(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
 /* Sends a RST for the connection (abort). */
 void tcp_send_reset(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
+/* Sends a segment that belongs to no connection (a reset, a cookie
+ * SYN-ACK) from source to destination (network order). */
+void tcp_send_stateless(struct usock_stack *stack, uint32_t source, uint32_t destination,
+                        const struct tcp_header *header, uint64_t now);
 /* Answers a segment that has no connection with a RST (RFC 9293 3.10.7.1). */
 void tcp_reply_reset(struct usock_stack *stack, const struct ipv4_packet *packet,
                      const struct tcp_header *header, uint64_t now);
@@ -311,6 +317,38 @@ static inline uint32_t tcp_read_sequence(const struct tcp_connection *tcb)
 
 /* tcp_input.c: takes the urgent byte out of the ring once it arrived. */
 void tcp_urgent_arrived(struct usock_stack *stack, struct tcp_connection *tcb);
+
+/* tcp_syncookie.c */
+/* The ISN of a cookie SYN-ACK for this 4-tuple (addresses network order,
+ * ports host order), the peer's ISN and MSS; notes that cookies are out. */
+uint32_t tcp_syncookie_make(struct usock_stack *stack, uint32_t local_address, uint16_t local_port,
+                            uint32_t peer_address, uint16_t peer_port, uint32_t peer_isn,
+                            uint16_t peer_mss, uint64_t now);
+/* Whether cookie (SEG.ACK - 1 of an ACK to a listener) is one we made
+ * recently for this 4-tuple and peer ISN (SEG.SEQ - 1); stores the MSS it
+ * encodes. */
+bool tcp_syncookie_check(const struct usock_stack *stack, uint32_t local_address,
+                         uint16_t local_port, uint32_t peer_address, uint16_t peer_port,
+                         uint32_t peer_isn, uint32_t cookie, uint64_t now, uint16_t *peer_mss);
+/* Our TSval for a cookie SYN-ACK: clock_value with the SYN's window scale
+ * and SACK-permitted in its low 6 bits (never ahead of clock_value). */
+uint32_t tcp_syncookie_timestamp(uint32_t clock_value, const struct tcp_options *syn_options);
+/* Reads those bits back from the TSecr of the answering ACK. */
+void tcp_syncookie_options(uint32_t echoed, bool *window_scaling, uint8_t *window_shift,
+                           bool *sack_permitted);
+/* tcp_socket.c: answers a SYN to a listener whose SYN queue is full with a
+ * cookie SYN-ACK, keeping nothing. */
+void tcp_send_syn_cookie(struct usock_stack *stack, struct tcp_connection *listener,
+                         const struct ipv4_packet *packet, const struct tcp_header *syn,
+                         uint64_t now);
+/* tcp_socket.c: makes an ESTABLISHED child on the accept queue from the
+ * ACK that returned a valid cookie; NULL when the accept queue is full or
+ * memory is short. */
+struct tcp_connection *tcp_create_child_from_cookie(struct usock_stack *stack,
+                                                    struct tcp_connection *listener,
+                                                    const struct ipv4_packet *packet,
+                                                    const struct tcp_header *ack,
+                                                    uint16_t peer_mss, uint64_t now);
 
 /* tcp_congestion.c */
 const struct tcp_congestion_ops *tcp_congestion_default(void);

@@ -422,13 +422,33 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
 
 /* ---- states ---- */
 
+static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connection *tcb,
+                                   const struct ipv4_packet *packet,
+                                   struct tcp_segment *segment, uint64_t now);
+
 static void tcp_input_listen(struct usock_stack *stack, struct tcp_connection *listener,
-                             const struct ipv4_packet *packet, const struct tcp_segment *segment,
+                             const struct ipv4_packet *packet, struct tcp_segment *segment,
                              uint64_t now)
 {
     if (has_flag(segment, TCP_FLAG_RST))
         return;
     if (has_flag(segment, TCP_FLAG_ACK)) {
+        /* The answer to a SYN cookie?  Then the connection starts here. */
+        uint16_t peer_mss;
+        if (!has_flag(segment, TCP_FLAG_SYN) && stack->tcp.cookies_sent) {
+            if (tcp_syncookie_check(stack, packet->header.destination,
+                                    segment->header.destination_port, packet->header.source,
+                                    segment->header.source_port, segment->sequence - 1,
+                                    segment->header.acknowledgment - 1, now, &peer_mss)) {
+                COUNT(stack, TcpSynCookiesRecv);
+                struct tcp_connection *child = tcp_create_child_from_cookie(
+                    stack, listener, packet, &segment->header, peer_mss, now);
+                if (child)
+                    tcp_input_synchronized(stack, child, packet, segment, now);
+                return;
+            }
+            COUNT(stack, TcpSynCookiesFailed);
+        }
         tcp_reply_reset(stack, packet, &segment->header, now);
         return;
     }

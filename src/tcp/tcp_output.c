@@ -210,20 +210,27 @@ void tcp_reply_reset(struct usock_stack *stack, const struct ipv4_packet *packet
                                ((header->flags & TCP_FLAG_FIN) ? 1 : 0);
         reply.flags = TCP_FLAG_RST | TCP_FLAG_ACK;
     }
-    struct packet_buffer *buffer = packet_buffer_new(PACKET_HEADROOM + TCP_HEADER_LENGTH, 0);
+    COUNT(stack, TcpOutRsts);
+    tcp_send_stateless(stack, packet->header.destination, packet->header.source, &reply, now);
+}
+
+void tcp_send_stateless(struct usock_stack *stack, uint32_t source, uint32_t destination,
+                        const struct tcp_header *header, uint64_t now)
+{
+    size_t header_length = TCP_HEADER_LENGTH + tcp_options_length(&header->options);
+    struct packet_buffer *buffer = packet_buffer_new(PACKET_HEADROOM + header_length, 0);
     if (!buffer)
         return;
-    uint8_t *segment = packet_buffer_push(buffer, TCP_HEADER_LENGTH);
-    tcp_emit(&reply, packet->header.destination, packet->header.source, segment, 0);
+    uint8_t *segment = packet_buffer_push(buffer, header_length);
+    tcp_emit(header, source, destination, segment, 0);
     struct ipv4_send send = {
-        .source = packet->header.destination,
-        .destination = packet->header.source,
+        .source = source,
+        .destination = destination,
         .protocol = IPPROTO_TCP,
         .time_to_live = IPV4_DEFAULT_TTL,
         .dont_fragment = true,
     };
     COUNT(stack, TcpOutSegs);
-    COUNT(stack, TcpOutRsts);
     ipv4_output(stack, buffer, &send, now);
 }
 

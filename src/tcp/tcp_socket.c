@@ -120,14 +120,21 @@ uint32_t tcp_initial_sequence(struct usock_stack *stack, uint32_t local_address,
 /* RFC 7323 5.4: each connection's timestamp clock starts at an offset
  * drawn from its 4-tuple and the stack's secret, so TSval reveals neither
  * uptime nor other connections' clocks. */
-static uint32_t tcp_timestamp_offset(struct usock_stack *stack, const struct socket *socket)
+static uint32_t tcp_timestamp_offset_for(struct usock_stack *stack, uint32_t local_address,
+                                         uint16_t local_port, uint32_t peer_address,
+                                         uint16_t peer_port)
 {
-    struct tcp_four_tuple key = {socket->local_address, socket->peer_address,
-                                 socket->local_port, socket->peer_port};
+    struct tcp_four_tuple key = {local_address, peer_address, local_port, peer_port};
     uint8_t secret[16];
     memcpy(secret, stack->secret, sizeof(secret));
     secret[0] ^= 0x5a; /* a key of its own, unrelated to the ISN's */
     return (uint32_t)siphash24(secret, &key, sizeof(key));
+}
+
+static uint32_t tcp_timestamp_offset(struct usock_stack *stack, const struct socket *socket)
+{
+    return tcp_timestamp_offset_for(stack, socket->local_address, socket->local_port,
+                                    socket->peer_address, socket->peer_port);
 }
 
 /* The window scale we announce: the smallest shift that lets the largest
@@ -366,20 +373,14 @@ static void tcp_abort(struct usock_stack *stack, struct tcp_connection *tcb, uin
 
 /* ---- passive open ---- */
 
-struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_connection *listener,
-                                        const struct ipv4_packet *packet,
-                                        const struct tcp_header *header, uint64_t now)
+/* A new connection block for a listener's child, addressed from packet
+ * and counted on the SYN queue (tcp_child_established moves it on); NULL
+ * when memory is short (counted). */
+static struct tcp_connection *tcp_child_new(struct usock_stack *stack,
+                                            struct tcp_connection *listener,
+                                            const struct ipv4_packet *packet,
+                                            const struct tcp_header *header)
 {
-    if (listener->accept_queue_length > (unsigned)listener->backlog) {
-        COUNT(stack, TcpListenOverflows);
-        COUNT(stack, TcpListenDrops);
-        return NULL;
-    }
-    unsigned syn_limit = listener->backlog < 128 ? 128 : (unsigned)listener->backlog;
-    if (listener->syn_queue_length >= syn_limit) {
-        COUNT(stack, TcpListenDrops);
-        return NULL;
-    }
     struct socket *socket = socket_new_child(stack, listener->socket);
     if (!socket) {
         COUNT(stack, TcpListenDrops);
@@ -409,24 +410,138 @@ struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_co
     socket->connected = true;
     tcb->listener = listener;
     listener->syn_queue_length++;
-
-    tcb->irs = header->sequence;
-    tcb->rcv_nxt = header->sequence + 1;
-    tcb->rcv_adv = tcb->rcv_nxt;
-    tcb->iss = tcp_initial_sequence(stack, socket->local_address, socket->local_port,
-                                    socket->peer_address, socket->peer_port, now);
-    tcb->snd_una = tcb->snd_nxt = tcb->snd_max = tcb->iss;
-    tcb->recover = tcb->iss;
-    tcb->snd_wl2 = tcb->iss;
     tcb->advertised_mss = tcp_advertised_mss(stack, tcb, socket->peer_address);
     tcb->receive_window_shift = tcp_receive_shift_for(socket);
     tcb->timestamp_offset = tcp_timestamp_offset(stack, socket);
+    return tcb;
+}
+
+struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_connection *listener,
+                                        const struct ipv4_packet *packet,
+                                        const struct tcp_header *header, uint64_t now)
+{
+    if (listener->accept_queue_length > (unsigned)listener->backlog) {
+        COUNT(stack, TcpListenOverflows);
+        COUNT(stack, TcpListenDrops);
+        return NULL;
+    }
+    unsigned syn_limit = listener->backlog < 128 ? 128 : (unsigned)listener->backlog;
+    if (listener->syn_queue_length >= syn_limit) {
+        /* A full SYN queue (a flood, or a storm of real clients): answer
+         * with a cookie and keep nothing (RFC 4987 3.6). */
+        tcp_send_syn_cookie(stack, listener, packet, header, now);
+        return NULL;
+    }
+    struct tcp_connection *tcb = tcp_child_new(stack, listener, packet, header);
+    if (!tcb)
+        return NULL;
+    tcb->irs = header->sequence;
+    tcb->rcv_nxt = header->sequence + 1;
+    tcb->rcv_adv = tcb->rcv_nxt;
+    tcb->iss = tcp_initial_sequence(stack, tcb->socket->local_address, tcb->socket->local_port,
+                                    tcb->socket->peer_address, tcb->socket->peer_port, now);
+    tcb->snd_una = tcb->snd_nxt = tcb->snd_max = tcb->iss;
+    tcb->recover = tcb->iss;
+    tcb->snd_wl2 = tcb->iss;
     tcp_negotiate_options(tcb, header, now);
     tcp_set_state(stack, tcb, TCPS_SYN_RECEIVED);
     tcp_hash_connection(stack, tcb);
     COUNT(stack, TcpPassiveOpens);
     tcb->last_received = now;
     tcp_output(stack, tcb, now);
+    return tcb;
+}
+
+void tcp_send_syn_cookie(struct usock_stack *stack, struct tcp_connection *listener,
+                         const struct ipv4_packet *packet, const struct tcp_header *syn,
+                         uint64_t now)
+{
+    const struct tcp_options *options = &syn->options;
+    uint16_t peer_mss = options->has_mss && options->mss ? options->mss : TCP_DEFAULT_MSS;
+    struct tcp_header reply = {
+        .source_port = syn->destination_port,
+        .destination_port = syn->source_port,
+        .acknowledgment = syn->sequence + 1,
+        .flags = TCP_FLAG_SYN | TCP_FLAG_ACK,
+        .sequence = tcp_syncookie_make(stack, packet->header.destination, syn->destination_port,
+                                       packet->header.source, syn->source_port, syn->sequence,
+                                       peer_mss, now),
+    };
+    /* What a SYN-RECEIVED child would have said (tcp_child_new): a child
+     * copies the listener's socket options. */
+    struct tcp_connection shape = {.user_mss = listener->user_mss};
+    reply.options.has_mss = true;
+    reply.options.mss = tcp_advertised_mss(stack, &shape, packet->header.source);
+    size_t window = (size_t)listener->socket->receive_buffer;
+    reply.window = (uint16_t)(window > 65535 ? 65535 : window);
+    if (options->has_window_scale) {
+        reply.options.has_window_scale = true;
+        reply.options.window_scale = tcp_receive_shift_for(listener->socket);
+    }
+    if (options->has_timestamps) {
+        /* Without timestamps there is nowhere to keep window scaling and
+         * SACK: the connection goes without them (Linux does the same). */
+        reply.options.has_timestamps = true;
+        reply.options.sack_permitted = options->sack_permitted;
+        uint32_t clock_value =
+            (uint32_t)(now / 1000000) +
+            tcp_timestamp_offset_for(stack, packet->header.destination, syn->destination_port,
+                                     packet->header.source, syn->source_port);
+        reply.options.timestamp_value = tcp_syncookie_timestamp(clock_value, options);
+        reply.options.timestamp_echo = options->timestamp_value;
+    } else {
+        reply.options.has_window_scale = false;
+    }
+    COUNT(stack, TcpSynCookiesSent);
+    tcp_send_stateless(stack, packet->header.destination, packet->header.source, &reply, now);
+}
+
+struct tcp_connection *tcp_create_child_from_cookie(struct usock_stack *stack,
+                                                    struct tcp_connection *listener,
+                                                    const struct ipv4_packet *packet,
+                                                    const struct tcp_header *ack,
+                                                    uint16_t peer_mss, uint64_t now)
+{
+    if (listener->accept_queue_length > (unsigned)listener->backlog) {
+        COUNT(stack, TcpListenOverflows);
+        COUNT(stack, TcpListenDrops);
+        return NULL;
+    }
+    struct tcp_connection *tcb = tcp_child_new(stack, listener, packet, ack);
+    if (!tcb)
+        return NULL;
+    const struct tcp_options *options = &ack->options;
+    tcb->irs = ack->sequence - 1;
+    tcb->rcv_nxt = ack->sequence;
+    size_t window = (size_t)tcb->socket->receive_buffer;
+    tcb->rcv_adv = tcb->rcv_nxt + (uint32_t)(window > 65535 ? 65535 : window);
+    tcb->iss = ack->acknowledgment - 1;
+    tcb->snd_una = tcb->snd_nxt = tcb->snd_max = ack->acknowledgment;
+    tcb->syn_acknowledged = true;
+    tcb->recover = tcb->iss;
+    tcb->timestamps = options->has_timestamps;
+    tcb->window_scaling = false;
+    tcb->sack_permitted = false;
+    if (tcb->timestamps) {
+        tcp_syncookie_options(options->timestamp_echo, &tcb->window_scaling,
+                              &tcb->send_window_shift, &tcb->sack_permitted);
+        tcb->timestamp_recent = options->timestamp_value;
+        tcb->timestamp_recent_time = now;
+    }
+    if (!tcb->window_scaling)
+        tcb->receive_window_shift = 0;
+    tcp_set_send_mss(tcb, peer_mss);
+    tcb->cwnd = TCP_INITIAL_WINDOW_SEGMENTS * tcb->mss;
+    tcb->snd_wnd = (uint32_t)ack->window << tcb->send_window_shift;
+    tcb->max_snd_wnd = tcb->snd_wnd;
+    tcb->snd_wl1 = ack->sequence;
+    tcb->snd_wl2 = ack->acknowledgment;
+    tcb->last_received = now;
+    tcp_set_state(stack, tcb, TCPS_ESTABLISHED);
+    tcp_hash_connection(stack, tcb);
+    COUNT(stack, TcpPassiveOpens);
+    tcp_keepalive_reset(stack, tcb, now);
+    tcp_child_established(stack, tcb);
     return tcb;
 }
 

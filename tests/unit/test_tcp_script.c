@@ -378,9 +378,9 @@ static void expect_nothing_at(struct script *s, int line)
  * none (orphans and unaccepted children included). */
 static const char *connection_state(struct script *s)
 {
-    struct usock_socket_info rows[16];
-    size_t count = usock_stack_sockets(s->stack, rows, 16);
-    CHECK(count <= 16);
+    static struct usock_socket_info rows[256];
+    size_t count = usock_stack_sockets(s->stack, rows, 256);
+    CHECK(count <= 256);
     for (size_t i = 0; i < count; i++)
         if (rows[i].type == SOCK_STREAM && rows[i].peer.sin_addr.s_addr == s->peer_address &&
             ntohs(rows[i].peer.sin_port) == s->peer_port &&
@@ -3058,6 +3058,76 @@ static void test_send_msg_oob_sets_urg_until_acknowledged(void)
     script_free(&s);
 }
 
+
+static void test_syn_cookies_when_the_syn_queue_is_full(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener = listen_on(&s, SERVER_PORT);
+    s.local_port = SERVER_PORT;
+    /* 128 half-open connections fill the SYN queue (max(backlog, 128)). */
+    for (uint16_t i = 0; i < 128; i++) {
+        s.peer_port = (uint16_t)(10000 + i);
+        inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+        EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, ANY, 0);
+    }
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpSynCookiesSent"), 0);
+    /* The next SYN gets a cookie: a SYN-ACK, and nothing kept. */
+    s.peer_port = 20000;
+    struct tcp_options syn_options = {
+        .has_mss = true, .mss = 1460, .has_window_scale = true, .window_scale = 3,
+        .sack_permitted = true, .has_timestamps = true, .timestamp_value = 777,
+    };
+    inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &syn_options, NULL, 0);
+    struct segment cookie = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, ANY, 0);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpSynCookiesSent"), 1);
+    CHECK_GONE(&s);
+    CHECK_EQ(cookie.tcp.options.mss, 1460);
+    CHECK(cookie.tcp.options.has_window_scale);
+    CHECK_EQ(cookie.tcp.options.window_scale, 7);
+    CHECK(cookie.tcp.options.sack_permitted);
+    CHECK_EQ(cookie.tcp.options.timestamp_echo, 777);
+    CHECK_EQ(cookie.tcp.options.timestamp_value & 0x3f, 0x10 | 3); /* SACK, shift 3 */
+    s.iss = cookie.tcp.sequence;
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    s.timestamps = true;
+    s.peer_timestamp = 778;
+    s.stack_timestamp = cookie.tcp.options.timestamp_value;
+    /* A forged answer: wrong cookie, a RST, counted. */
+    inject(&s, TCP_FLAG_ACK, p, l + 1, PEER_WINDOW, NULL, NULL, 0);
+    s.timestamps = false;
+    EXPECT(&s, TCP_FLAG_RST, l + 1, 0, 0, 0);
+    s.timestamps = true;
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpSynCookiesFailed"), 1);
+    CHECK_GONE(&s);
+    /* The real answer, with data: the connection exists, established,
+     * with what the SYN offered. */
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, 1000, NULL, "hi", 2);
+    EXPECT(&s, TCP_FLAG_ACK, l, p + 2, ANY, 0);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpSynCookiesRecv"), 1);
+    CHECK_STATE(&s, "ESTAB");
+    int fd = usock_accept(s.stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    char buffer[8] = {0};
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 2);
+    CHECK(strcmp(buffer, "hi") == 0);
+    struct tcp_info info;
+    socklen_t length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK_EQ(info.tcpi_options, TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+    CHECK_EQ(info.tcpi_snd_wscale, 3);
+    CHECK_EQ(info.tcpi_rcv_wscale, 7);
+    CHECK_EQ(info.tcpi_snd_mss, 1448);
+    /* The peer's window was scaled by its shift: 1000 << 3 = 8000 bytes
+     * let five full segments go. */
+    static uint8_t data[8000];
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+    for (int i = 0; i < 5; i++)
+        EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + (uint32_t)i * 1448, p + 2, ANY, 1448);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -3147,6 +3217,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_hostile_urgent_pointers_are_bounded),
     CHECK_TEST(test_urgent_pointer_across_sequence_wrap_and_on_syn),
     CHECK_TEST(test_send_msg_oob_sets_urg_until_acknowledged),
+    CHECK_TEST(test_syn_cookies_when_the_syn_queue_is_full),
 };
 
 CHECK_MAIN(tests)
