@@ -71,7 +71,8 @@ enum tcp_state {
 #define TCP_TIMESTAMPS_LENGTH 12             /* NOP, NOP, kind 8 option */
 #define TCP_PAWS_IDLE_NS (24ULL * 24 * 3600 * 1000 * 1000 * 1000) /* RFC 7323 5.5 */
 #define TCP_SEND_BUFFER_DEFAULT 16384        /* tcp_wmem[1], as reported */
-#define TCP_SEND_BUFFER_AUTO (256 * 1024)    /* used until SO_SNDBUF is set */
+#define TCP_SEND_BUFFER_AUTO (256 * 1024)    /* the least used until SO_SNDBUF is set */
+#define TCP_SEND_BUFFER_MAX (4 * 1024 * 1024) /* tcp_wmem[2] */
 #define TCP_OUT_OF_ORDER_LIMIT 256           /* segments */
 #define TCP_SCOREBOARD_RANGES 32             /* SACKed ranges remembered */
 #define TCP_SACK_RECENT 4                    /* recent arrivals, for block order */
@@ -212,6 +213,11 @@ struct tcp_connection {
     uint64_t bytes_acked;  /* data the peer acknowledged (tcpi_bytes_acked) */
     uint64_t bytes_received; /* data taken in order (tcpi_bytes_received) */
 
+    /* receive buffer auto-tuning (Linux's tcp_rcv_space_adjust) */
+    uint64_t autotune_time;      /* start of the current measurement */
+    size_t autotune_copied;      /* bytes the program read since then */
+    size_t autotune_space;       /* the most read in one round trip */
+
     /* congestion control (RFC 5681, NewReno RFC 6582) */
     const struct tcp_congestion_ops *congestion;
     uint32_t cwnd, ssthresh;
@@ -314,6 +320,13 @@ static inline uint32_t tcp_read_sequence(const struct tcp_connection *tcb)
 {
     return tcb->rcv_nxt - (uint32_t)tcb->receive_buffer.length - (tcb->fin_received ? 1 : 0);
 }
+
+/* Buffer auto-tuning (tcp_socket.c): after a read of copied bytes, grows
+ * the receive buffer to twice what the program reads per round trip; after
+ * the congestion window grew, the send buffer to twice the window.  Never
+ * past tcp_rmem[2]/tcp_wmem[2], never when SO_RCVBUF/SO_SNDBUF was set. */
+void tcp_autotune_receive(struct tcp_connection *tcb, size_t copied, uint64_t now);
+void tcp_autotune_send(struct tcp_connection *tcb);
 
 /* tcp_input.c: takes the urgent byte out of the ring once it arrived. */
 void tcp_urgent_arrived(struct usock_stack *stack, struct tcp_connection *tcb);

@@ -345,6 +345,8 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         } else {
             tcp_congestion_on_ack(stack, tcb, acknowledged, ack, now);
         }
+        if (tcb->cwnd > tcb->send_buffer.capacity / 2)
+            tcp_autotune_send(tcb);
         if (tcb->snd_una == tcb->snd_max) {
             timer_cancel(&stack->timers, &tcb->retransmit_timer);
             tcp_sack_forget(tcb); /* nothing left to track: give the memory back */

@@ -921,6 +921,44 @@ static ssize_t tcp_receive_urgent(struct socket *socket, struct tcp_connection *
     return -EAGAIN; /* the pointer came, the byte has not */
 }
 
+void tcp_autotune_receive(struct tcp_connection *tcb, size_t copied, uint64_t now)
+{
+    /* Dynamic right-sizing: measure what the program reads per round
+     * trip; when a round trip's reading beat the best so far, make room
+     * for twice it, so the window never limits a sender the reader can
+     * keep up with.  The round trip: srtt, or 1 ms when none is known. */
+    uint64_t round_trip = tcb->srtt_ns > 1000000 ? tcb->srtt_ns : 1000000;
+    tcb->autotune_copied += copied;
+    if (tcb->autotune_time == 0) {
+        tcb->autotune_time = now;
+        return;
+    }
+    if (now - tcb->autotune_time < round_trip)
+        return;
+    size_t measured = tcb->autotune_copied;
+    tcb->autotune_copied = 0;
+    tcb->autotune_time = now;
+    if (measured <= tcb->autotune_space)
+        return;
+    tcb->autotune_space = measured;
+    size_t wanted = 2 * measured + 16 * (size_t)tcb->advertised_mss;
+    if (wanted > TCP_RECEIVE_BUFFER_MAX)
+        wanted = TCP_RECEIVE_BUFFER_MAX;
+    if (wanted > tcb->receive_buffer.capacity)
+        ring_set_capacity(&tcb->receive_buffer, wanted); /* on failure, stays */
+}
+
+void tcp_autotune_send(struct tcp_connection *tcb)
+{
+    if (tcb->socket->send_buffer_locked)
+        return;
+    size_t wanted = 2 * (size_t)tcb->cwnd;
+    if (wanted > TCP_SEND_BUFFER_MAX)
+        wanted = TCP_SEND_BUFFER_MAX;
+    if (wanted > tcb->send_buffer.capacity)
+        ring_set_capacity(&tcb->send_buffer, wanted);
+}
+
 static int tcp_at_urgent_mark(struct socket *socket)
 {
     struct tcp_connection *tcb = tcp_of(socket);
@@ -970,6 +1008,8 @@ static ssize_t tcp_receive(struct usock_stack *stack, struct socket *socket,
     if (tcb->urgent_state != TCP_URGENT_PENDING && tcb->urgent_state != TCP_URGENT_NONE &&
         seq_gt(tcp_read_sequence(tcb), tcb->urgent_sequence))
         tcb->urgent_state = TCP_URGENT_NONE; /* the reader passed the mark */
+    if (!socket->receive_buffer_locked)
+        tcp_autotune_receive(tcb, copied, now);
     /* RFC 9293 3.8.6.2.2 and Linux's tcp_cleanup_rbuf: when the window the
      * peer last heard of is at most half the buffer and reading at least
      * doubled it (by a segment or half the buffer at least: receiver SWS

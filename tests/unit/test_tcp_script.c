@@ -3128,6 +3128,46 @@ static void test_syn_cookies_when_the_syn_queue_is_full(void)
     script_free(&s);
 }
 
+
+static void test_receive_buffer_grows_with_what_the_reader_takes(void)
+{
+    struct script s;
+    script_init(&s);
+    int fd = open_passive_with_rfc7323(&s, 0, PEER_WINDOW);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    static uint8_t data[1448], buffer[8 << 20];
+    fill_pattern(data, sizeof(data), 4);
+    uint32_t offered = OUR_WINDOW; /* the SYN-ACK's, unscaled */
+    struct tcp_info info;
+    socklen_t length;
+    /* Each round trip (1 ms here) the peer fills what was offered and the
+     * program reads it all: the buffer grows to twice that. */
+    for (int round = 0; round < 5; round++) {
+        uint32_t segments = offered / 1448;
+        for (uint32_t i = 0; i < segments; i++) {
+            inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, data, sizeof(data));
+            p += sizeof(data);
+            while (s.head) {
+                struct segment ack = EXPECT(&s, TCP_FLAG_ACK, l, ANY, ANY, 0);
+                offered = ack.tcp.acknowledgment + ((uint32_t)ack.tcp.window << 7) - p;
+            }
+        }
+        advance(&s, 2 * NS_PER_MS);
+        ssize_t got = usock_recv(s.stack, fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+        CHECK_EQ(got, (ssize_t)(segments * 1448));
+        while (s.head) {
+            struct segment ack = EXPECT(&s, TCP_FLAG_ACK, l, p, ANY, 0);
+            offered = ack.tcp.acknowledgment + ((uint32_t)ack.tcp.window << 7) - p;
+        }
+    }
+    length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK(info.tcpi_rcv_space > 4 * 131072);
+    CHECK(info.tcpi_rcv_space <= 6 * 1024 * 1024);
+    CHECK(offered > 4 * 131072);
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -3218,6 +3258,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_urgent_pointer_across_sequence_wrap_and_on_syn),
     CHECK_TEST(test_send_msg_oob_sets_urg_until_acknowledged),
     CHECK_TEST(test_syn_cookies_when_the_syn_queue_is_full),
+    CHECK_TEST(test_receive_buffer_grows_with_what_the_reader_takes),
 };
 
 CHECK_MAIN(tests)
