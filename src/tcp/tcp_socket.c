@@ -952,7 +952,11 @@ void tcp_autotune_send(struct tcp_connection *tcb)
 {
     if (tcb->socket->send_buffer_locked)
         return;
+    /* Doubling at least, so a window growing segment by segment costs a
+     * handful of reallocations, not one per ACK. */
     size_t wanted = 2 * (size_t)tcb->cwnd;
+    if (wanted < 2 * tcb->send_buffer.capacity)
+        wanted = 2 * tcb->send_buffer.capacity;
     if (wanted > TCP_SEND_BUFFER_MAX)
         wanted = TCP_SEND_BUFFER_MAX;
     if (wanted > tcb->send_buffer.capacity)
