@@ -221,6 +221,7 @@ struct tcp_connection {
     /* congestion control (RFC 5681, NewReno RFC 6582) */
     const struct tcp_congestion_ops *congestion;
     uint32_t cwnd, ssthresh;
+    uint64_t last_data_sent;     /* for the restart window after idle */
     /* CUBIC (RFC 9438), in segments and seconds */
     uint64_t cubic_epoch_start;  /* 0: a new epoch starts with the next growth */
     double cubic_w_max, cubic_k, cubic_origin, cubic_reno_estimate;

@@ -287,6 +287,7 @@ static uint32_t tcp_send_new(struct usock_stack *stack, struct tcp_connection *t
         if (tcp_send_segment(stack, tcb, sequence, flags, sequence - base, length, now) != 0)
             return 0;
         tcp_sent(stack, tcb, sequence, length + (with_fin ? 1 : 0), now);
+        tcb->last_data_sent = now;
         return length + (with_fin ? 1 : 0);
     }
     if (tcb->fin_queued && tcb->snd_nxt == data_end) {
@@ -301,6 +302,24 @@ bool tcp_send_probe_new_data(struct usock_stack *stack, struct tcp_connection *t
                              uint64_t now)
 {
     return tcp_send_new(stack, tcb, tcb->snd_una + tcb->snd_wnd, now) > 0;
+}
+
+/* RFC 5681 4.1: after an idle RTO the network may have changed; start
+ * again from the restart window (Linux's tcp_slow_start_after_idle),
+ * remembering three quarters of the old window in ssthresh. */
+static void tcp_restart_after_idle(struct tcp_connection *tcb, uint64_t now)
+{
+    if (tcb->snd_una != tcb->snd_max || !tcb->last_data_sent ||
+        now - tcb->last_data_sent <= tcb->rto_ns)
+        return;
+    uint32_t restart = TCP_INITIAL_WINDOW_SEGMENTS * (uint32_t)tcb->mss;
+    if (tcb->cwnd > restart) {
+        if (tcb->ssthresh < tcb->cwnd / 4 * 3)
+            tcb->ssthresh = tcb->cwnd / 4 * 3;
+        tcb->cwnd = restart;
+        tcb->cubic_epoch_start = 0;
+    }
+    tcb->last_data_sent = now;
 }
 
 /* SACK loss recovery (RFC 6675 5 step C): while the congestion window
@@ -352,6 +371,7 @@ void tcp_output(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t 
     if (!tcb->syn_acknowledged && tcp_state_sends_data(tcb->state))
         tcp_output_syn(stack, tcb, now);
     if (tcp_state_sends_data(tcb->state)) {
+        tcp_restart_after_idle(tcb, now);
         if (tcb->in_recovery && tcb->sack_permitted) {
             tcp_output_sack_recovery(stack, tcb, now);
         } else {

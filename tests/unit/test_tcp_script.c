@@ -3168,6 +3168,85 @@ static void test_receive_buffer_grows_with_what_the_reader_takes(void)
     script_free(&s);
 }
 
+
+static void set_option(struct script *s, int fd, int level, int name, int value)
+{
+    CHECK_EQ(usock_setsockopt(s->stack, fd, level, name, &value, sizeof(value)), 0);
+}
+
+static void test_keepalive_probes_then_gives_up_after_keepcnt(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    set_option(&s, fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+    set_option(&s, fd, IPPROTO_TCP, TCP_KEEPIDLE, 10);
+    set_option(&s, fd, IPPROTO_TCP, TCP_KEEPINTVL, 2);
+    set_option(&s, fd, IPPROTO_TCP, TCP_KEEPCNT, 3);
+    /* Idle 10 s: a probe, SEG.SEQ = SND.NXT - 1 with no data (RFC 9293
+     * 3.8.4); the answer starts the idle time again. */
+    advance(&s, 10 * NS_PER_S - NS_PER_MS);
+    EXPECT_NOTHING(&s);
+    advance(&s, NS_PER_MS);
+    EXPECT(&s, TCP_FLAG_ACK, l - 1, p, ANY, 0);
+    inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    advance(&s, 9 * NS_PER_S);
+    EXPECT_NOTHING(&s);
+    /* Then silence: probes every 2 s, and after the third unanswered one
+     * the connection is reset with ETIMEDOUT. */
+    advance(&s, NS_PER_S);
+    EXPECT(&s, TCP_FLAG_ACK, l - 1, p, ANY, 0);
+    advance(&s, 2 * NS_PER_S);
+    EXPECT(&s, TCP_FLAG_ACK, l - 1, p, ANY, 0);
+    advance(&s, 2 * NS_PER_S);
+    EXPECT(&s, TCP_FLAG_ACK, l - 1, p, ANY, 0);
+    CHECK_STATE(&s, "ESTAB");
+    advance(&s, 2 * NS_PER_S);
+    EXPECT(&s, TCP_FLAG_RST | TCP_FLAG_ACK, l, p, ANY, 0);
+    CHECK_STATE(&s, "CLOSE");
+    CHECK_EQ(socket_error(&s, fd), ETIMEDOUT);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpKeepaliveProbes"), 4);
+    script_free(&s);
+}
+
+
+static void test_congestion_window_restarts_after_an_idle_rto(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    /* Grow the window past the initial 10 segments: 10 go, all ACKed. */
+    static uint8_t data[20 * 1460];
+    CHECK_EQ(usock_send(s.stack, fd, data, 10 * 1460, 0), 10 * 1460);
+    for (int i = 0; i < 10; i++)
+        EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + (uint32_t)i * 1460, p, ANY, 1460);
+    advance(&s, 100 * NS_PER_MS);
+    for (uint32_t i = 1; i <= 10; i++) /* one ACK per segment: slow start adds 10 */
+        inject(&s, TCP_FLAG_ACK, p, l + i * 1460, PEER_WINDOW, NULL, NULL, 0);
+    struct tcp_info info;
+    socklen_t length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK_EQ(info.tcpi_snd_cwnd, 20);
+    /* Idle for longer than the RTO: the next burst starts from 10. */
+    advance(&s, 5 * NS_PER_S);
+    CHECK_EQ(usock_send(s.stack, fd, data, 20 * 1460, 0), 20 * 1460);
+    for (int i = 0; i < 10; i++)
+        EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + (uint32_t)(10 + i) * 1460, p, ANY, 1460);
+    EXPECT_NOTHING(&s);
+    length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK_EQ(info.tcpi_snd_cwnd, 10);
+    /* ssthresh keeps max(ssthresh, 3/4 of the old window): still
+     * "infinite" here, as Linux's tcp_current_ssthresh leaves it. */
+    CHECK_EQ(info.tcpi_snd_ssthresh, 0x7fffffff);
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -3259,6 +3338,8 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_send_msg_oob_sets_urg_until_acknowledged),
     CHECK_TEST(test_syn_cookies_when_the_syn_queue_is_full),
     CHECK_TEST(test_receive_buffer_grows_with_what_the_reader_takes),
+    CHECK_TEST(test_keepalive_probes_then_gives_up_after_keepcnt),
+    CHECK_TEST(test_congestion_window_restarts_after_an_idle_rto),
 };
 
 CHECK_MAIN(tests)
