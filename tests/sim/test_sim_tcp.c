@@ -402,6 +402,24 @@ static void test_heavy_loss_and_corruption_still_deliver_every_byte(void)
     world_free(&world);
 }
 
+/* Issue 5's loss levels with delay: every byte arrives, in order. */
+static void test_one_and_five_percent_loss_with_delay_deliver_every_byte(void)
+{
+    static const char *const impairments[] = {
+        "loss=1%,delay=5ms,seed=31",
+        "loss=5%,delay=5ms,jitter=1ms,seed=32",
+    };
+    for (size_t i = 0; i < sizeof(impairments) / sizeof(impairments[0]); i++) {
+        struct world world;
+        world_init_impaired(&world, impairments[i]);
+        int client, server;
+        connect_pair(&world, 80, &client, &server);
+        transfer_and_check(&world, client, server, 1 << 20, false);
+        CHECK(usock_stack_counter(world.a, "TcpRetransSegs") > 0);
+        world_free(&world);
+    }
+}
+
 static void test_many_connections_transfer_concurrently(void)
 {
     struct world world;
@@ -486,6 +504,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_bulk_transfer_survives_loss_reordering_duplication),
     CHECK_TEST(test_zero_window_is_probed_until_the_reader_drains),
     CHECK_TEST(test_heavy_loss_and_corruption_still_deliver_every_byte),
+    CHECK_TEST(test_one_and_five_percent_loss_with_delay_deliver_every_byte),
     CHECK_TEST(test_many_connections_transfer_concurrently),
     CHECK_TEST(test_listen_backlog_and_accept_queue),
 };
