@@ -114,7 +114,12 @@ static void stack_input_frame(struct usock_stack *stack, const uint8_t *frame, s
         ipv4_input(stack, frame, length, false, now);
 }
 
-static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now)
+/* One round of the poll loop at time now.  With refresh_clock (the
+ * stack's own thread, on the real clock) the time is read again after each
+ * frame: a reply the kernel queued while we were still writing (TAP
+ * answers inside the write) then gets its true arrival time, and round-trip
+ * samples are not zero. */
+static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool refresh_clock)
 {
     struct usock_link *link = stack->interface.link;
     bool more_input = false;
@@ -124,6 +129,11 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now)
             ssize_t length = link->ops->receive(link, stack->receive_frame, LINK_FRAME_MAX, now);
             if (length < 0)
                 break;
+            if (refresh_clock) {
+                uint64_t later = usock_stack_now(stack);
+                if (later > now)
+                    now = later;
+            }
             stack_input_frame(stack, stack->receive_frame, (size_t)length, now);
         }
         more_input = frames == LINK_BATCH;
@@ -148,7 +158,7 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now)
 uint64_t usock_stack_poll(struct usock_stack *stack, uint64_t now)
 {
     pthread_mutex_lock(&stack->lock);
-    uint64_t deadline = stack_poll_locked(stack, now);
+    uint64_t deadline = stack_poll_locked(stack, now, false);
     pthread_mutex_unlock(&stack->lock);
     return deadline;
 }
@@ -299,7 +309,7 @@ static void *stack_thread_main(void *argument)
     pthread_mutex_lock(&stack->lock);
     while (!stack->thread_stop) {
         uint64_t now = usock_stack_now(stack);
-        uint64_t deadline = stack_poll_locked(stack, now);
+        uint64_t deadline = stack_poll_locked(stack, now, true);
         pthread_mutex_unlock(&stack->lock);
 
         struct pollfd fds[2] = {{.fd = stack->wake_fd, .events = POLLIN},

@@ -213,7 +213,7 @@ say "usock ss -ti shows the connection's details, and they agree with the kernel
 step usock ss -ti --name tcpecho | tee "$WORK/ss.info"
 details=$(awk -v peer="198.18.0.1:$hold_port" 'found { print; exit } $6 == peer { found = 1 }' \
     "$WORK/ss.info")
-for field in ts sack reno 'wscale:[0-9]*,7' 'rto:[0-9]*' 'rtt:[0-9.]*/[0-9.]*' 'mss:1448' \
+for field in ts sack cubic 'wscale:[0-9]*,7' 'rto:[0-9]*' 'rtt:[0-9.]*/[0-9.]*' 'mss:1448' \
     'cwnd:[0-9]*' 'bytes_acked:[0-9]*' 'bytes_received:11'; do
     echo "$details" | grep -qw -- "$field" || fail "usock ss -ti: no '$field' in '$details'"
 done
