@@ -153,6 +153,10 @@ struct usock_stack_config {
                                  * (1..15 characters); NULL: the device of a
                                  * tap:/tun:/packet: link, else "usock0" */
     uint64_t tcp_time_wait_ns; /* TCP TIME_WAIT (2MSL); 0: 60 s as Linux */
+    size_t tcp_memory_limit;  /* bytes all TCP buffers may hold (Linux's
+                               * tcp_mem): past 3/4 of it buffers stop
+                               * growing, past it new data is dropped and
+                               * send() answers ENOBUFS; 0: 1/16 of RAM */
 };
 
 /* Fills config with defaults (everything zero, clock monotonic). */

@@ -56,7 +56,7 @@
     X(TcpSackBlocksSent) X(TcpSpuriousRecoveryUndo) X(TcpSpuriousRtoUndo)       \
     X(TcpLostRetransmit) X(TcpLossProbes) X(TcpTimeWaitRstsIgnored)  \
     X(TcpUrgentPointersIgnored) X(TcpSynCookiesSent) X(TcpSynCookiesRecv)       \
-    X(TcpSynCookiesFailed)
+    X(TcpSynCookiesFailed) X(TcpMemoryPressures) X(TcpMemoryDrops)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

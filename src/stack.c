@@ -155,6 +155,15 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool 
     return deadline;
 }
 
+/* Linux sizes tcp_mem from RAM; usock lets TCP buffers take 1/16 of it
+ * (at least 16 MB). */
+static size_t stack_default_tcp_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    size_t memory = pages > 0 && page_size > 0 ? (size_t)pages * (size_t)page_size / 16 : 0;
+    return memory > (16u << 20) ? memory : (16u << 20);
+}
+
 uint64_t usock_stack_poll(struct usock_stack *stack, uint64_t now)
 {
     pthread_mutex_lock(&stack->lock);
@@ -275,6 +284,8 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
         errno = ENOMEM;
         return NULL;
     }
+    stack->tcp.memory_limit = config->tcp_memory_limit ? config->tcp_memory_limit
+                                                       : stack_default_tcp_memory();
     arp_announce(stack, usock_stack_now(stack));
     return stack;
 }

@@ -80,7 +80,6 @@ enum tcp_state {
 #define TCP_PROBE_DELAYED_ACK_NS (200ULL * 1000 * 1000) /* RFC 8985 WCDelAckT */
 #define TCP_CONGESTION_NAME_MAX 16           /* TCP_CA_NAME_MAX */
 #define TCP_REORDERING_INITIAL 3             /* DupThresh, net.ipv4.tcp_reordering */
-#define TCP_REORDERING_MAX 300               /* net.ipv4.tcp_max_reordering */
 #define TCP_BACKLOG_MAX 4096                 /* SOMAXCONN */
 #define TCP_KEEPALIVE_IDLE_NS (7200ULL * 1000 * 1000 * 1000)
 #define TCP_KEEPALIVE_INTERVAL_NS (75ULL * 1000 * 1000 * 1000)
@@ -260,6 +259,8 @@ struct tcp_layer {
     struct tcp_connection *all;     /* list of every connection */
     unsigned time_wait_count;
     unsigned established_count;
+    size_t memory_bytes;            /* held by TCP buffers (rings, out of order) */
+    size_t memory_limit;            /* tcp_mem: hard limit; 3/4 is pressure */
     bool cookies_sent;              /* SYN cookies went out ... */
     uint32_t last_cookie_period;    /* ... last in this one-minute period */
 };
@@ -322,12 +323,24 @@ static inline uint32_t tcp_read_sequence(const struct tcp_connection *tcb)
     return tcb->rcv_nxt - (uint32_t)tcb->receive_buffer.length - (tcb->fin_received ? 1 : 0);
 }
 
+/* The global TCP memory budget (Linux's tcp_mem): whether more bytes may
+ * be taken, and whether buffers should stop growing (pressure). */
+static inline bool tcp_memory_allows(const struct tcp_layer *layer, size_t more)
+{
+    return layer->memory_bytes + more <= layer->memory_limit;
+}
+static inline bool tcp_memory_pressure(const struct tcp_layer *layer)
+{
+    return layer->memory_bytes > layer->memory_limit / 4 * 3;
+}
+
 /* Buffer auto-tuning (tcp_socket.c): after a read of copied bytes, grows
  * the receive buffer to twice what the program reads per round trip; after
  * the congestion window grew, the send buffer to twice the window.  Never
  * past tcp_rmem[2]/tcp_wmem[2], never when SO_RCVBUF/SO_SNDBUF was set. */
-void tcp_autotune_receive(struct tcp_connection *tcb, size_t copied, uint64_t now);
-void tcp_autotune_send(struct tcp_connection *tcb);
+void tcp_autotune_receive(struct usock_stack *stack, struct tcp_connection *tcb, size_t copied,
+                          uint64_t now);
+void tcp_autotune_send(struct usock_stack *stack, struct tcp_connection *tcb);
 
 /* tcp_input.c: takes the urgent byte out of the ring once it arrived. */
 void tcp_urgent_arrived(struct usock_stack *stack, struct tcp_connection *tcb);

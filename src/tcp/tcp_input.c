@@ -10,9 +10,11 @@
  *   state changes of our FIN), text (in order to the receive ring, beyond a
  *   hole to the bounded out-of-order list), FIN.
  *
- * Congestion control is NewReno: slow start and congestion avoidance (RFC
- * 5681) with fast retransmit on the third duplicate ACK and fast recovery
- * that retransmits on each partial ACK (RFC 6582).
+ * Loss recovery: with SACK (tcp_sack.c), RFC 6675 paced by PRR; without,
+ * NewReno (RFC 6582): fast retransmit on the third duplicate ACK and a
+ * retransmission on each partial ACK.  How the window grows and shrinks is
+ * the connection's congestion control algorithm (tcp_congestion.c).
+ * Spurious retransmissions are undone by their timestamps (Eifel).
  *
  * Everything here works on the segment borrowed from the link; payload is
  * copied once, into the receive ring or an out-of-order entry.
@@ -73,11 +75,11 @@ static bool tcp_drain_out_of_order(struct usock_stack *stack, struct tcp_connect
         tcb->out_of_order = entry->next;
         tcb->out_of_order_count--;
         tcb->out_of_order_bytes -= entry->length;
+        stack->tcp.memory_bytes -= sizeof(*entry) + entry->length;
         free(entry);
         if (fin)
             break;
     }
-    (void)stack;
     return fin;
 }
 
@@ -127,11 +129,16 @@ static void tcp_queue_out_of_order(struct usock_stack *stack, struct tcp_connect
         COUNT(stack, TcpOutOfOrderDrops);
         return;
     }
+    if (!tcp_memory_allows(&stack->tcp, sizeof(struct tcp_out_of_order) + length)) {
+        COUNT(stack, TcpMemoryDrops);
+        return;
+    }
     struct tcp_out_of_order *entry = malloc(sizeof(*entry) + length);
     if (!entry) {
         COUNT(stack, TcpOutOfOrderDrops);
         return;
     }
+    stack->tcp.memory_bytes += sizeof(*entry) + length;
     entry->sequence = sequence;
     entry->length = length;
     entry->fin = fin;
@@ -226,11 +233,11 @@ static void tcp_congestion_on_ack(struct usock_stack *stack, struct tcp_connecti
  * segment echoes a timestamp older than the retransmission, so it was the
  * original that arrived: the retransmission was spurious (reordering or
  * delay, not loss).  The response (RFC 4015, Linux's undo): the congestion
- * state from before, no go-back-N after a timeout, and after a spurious
- * fast retransmission a DupThresh that covers the reordering seen. */
+ * state from before, no go-back-N after a timeout.  (DupThresh stays 3:
+ * raising it with the reordering seen left real losses to the RTO on
+ * paths that reorder heavily, without RACK's timer to catch them.) */
 static void tcp_check_spurious(struct usock_stack *stack, struct tcp_connection *tcb,
-                               const struct tcp_segment *segment, uint32_t old_una,
-                               uint32_t highest_sacked)
+                               const struct tcp_segment *segment)
 {
     if (!tcb->undo_armed)
         return;
@@ -256,7 +263,6 @@ static void tcp_check_spurious(struct usock_stack *stack, struct tcp_connection 
         return;
     }
     COUNT(stack, TcpSpuriousRecoveryUndo);
-    (void)old_una; (void)highest_sacked;
 }
 
 /* What a processing step left behind. */
@@ -295,9 +301,6 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         return TCP_STEP_DROP;
     }
     uint32_t sacked_before = tcp_sack_sacked_bytes(tcb);
-    uint32_t highest_sacked = tcb->scoreboard && tcb->scoreboard->count
-                                  ? tcb->scoreboard->ranges[tcb->scoreboard->count - 1].right
-                                  : tcb->snd_una;
     uint32_t newly_sacked = tcp_sack_update(stack, tcb, &segment->header.options,
                                             seq_gt(ack, tcb->snd_una) ? ack : tcb->snd_una);
     bool sack_recovery = tcb->sack_permitted;
@@ -313,7 +316,6 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         }
         tcp_sample_rtt(tcb, segment, tcb->snd_una, now);
         tcb->probe_outstanding = false;
-        uint32_t old_una = tcb->snd_una;
         tcb->snd_una = ack;
         if (tcb->send_urgent && seq_geq(ack, tcb->snd_up))
             tcb->send_urgent = false; /* urgent mode ends */
@@ -321,7 +323,7 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
             tcb->snd_nxt = tcb->snd_una;
         tcb->retransmits = 0;
         tcb->duplicate_acks = 0;
-        tcp_check_spurious(stack, tcb, segment, old_una, highest_sacked);
+        tcp_check_spurious(stack, tcb, segment);
         if (sack_recovery && tcb->in_recovery) {
             if (seq_geq(ack, tcb->recover)) {
                 tcb->in_recovery = false; /* RFC 6937: cwnd = ssthresh at the end */
@@ -346,7 +348,7 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
             tcp_congestion_on_ack(stack, tcb, acknowledged, ack, now);
         }
         if (tcb->cwnd > tcb->send_buffer.capacity / 2)
-            tcp_autotune_send(tcb);
+            tcp_autotune_send(stack, tcb);
         if (tcb->snd_una == tcb->snd_max) {
             timer_cancel(&stack->timers, &tcb->retransmit_timer);
             tcp_sack_forget(tcb); /* nothing left to track: give the memory back */
@@ -725,6 +727,15 @@ static bool tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb
     bool fin = has_flag(segment, TCP_FLAG_FIN);
     if (segment->data_length == 0 && !fin)
         return true;
+    if (segment->sequence == tcb->rcv_nxt && segment->data_length > 0 &&
+        !tcb->receive_buffer.data &&
+        !tcp_memory_allows(&stack->tcp, tcb->receive_buffer.capacity)) {
+        /* Past tcp_mem, no new receive buffer: drop, say what we have,
+         * and let the peer send it again. */
+        COUNT(stack, TcpMemoryDrops);
+        tcb->ack_now = true;
+        return true;
+    }
     if (segment->sequence == tcb->rcv_nxt) {
         uint32_t taken = tcp_take_in_order(tcb, segment->data, segment->data_length);
         if (taken < segment->data_length)

@@ -22,8 +22,8 @@
  * Recovery: entered on the DupThresh-th duplicate ACK or when the
  * scoreboard says the first unacknowledged byte is lost (RFC 6675 IsLost:
  * more than (DupThresh - 1) * SMSS, or DupThresh discontiguous ranges,
- * SACKed above it).  DupThresh starts at 3 and grows, as Linux's
- * tp->reordering, when a retransmission proves spurious (tcp_input.c).  While in it,
+ * SACKed above it); DupThresh is the connection's reordering (3).  While
+ * in it,
  * each ACK updates the congestion window by PRR from the bytes it
  * delivered, and tcp_output sends NextSeg while pipe (bytes believed in
  * the network) allows: lost holes first, then new data, then the other

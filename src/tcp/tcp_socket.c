@@ -220,6 +220,8 @@ static struct tcp_connection *tcp_connection_new(struct usock_stack *stack, stru
     tcb->state = TCPS_CLOSED;
     ring_init(&tcb->send_buffer, tcp_send_capacity(socket));
     ring_init(&tcb->receive_buffer, (size_t)socket->receive_buffer);
+    tcb->send_buffer.accounting = &stack->tcp.memory_bytes;
+    tcb->receive_buffer.accounting = &stack->tcp.memory_bytes;
     tcb->rto_ns = TCP_RTO_INITIAL_NS;
     tcb->mss = TCP_DEFAULT_MSS;
     tcb->ssthresh = UINT32_MAX;
@@ -242,6 +244,7 @@ static void tcp_purge_out_of_order(struct tcp_connection *tcb)
 {
     while (tcb->out_of_order) {
         struct tcp_out_of_order *next = tcb->out_of_order->next;
+        *tcb->receive_buffer.accounting -= sizeof(*tcb->out_of_order) + tcb->out_of_order->length;
         free(tcb->out_of_order);
         tcb->out_of_order = next;
     }
@@ -921,7 +924,8 @@ static ssize_t tcp_receive_urgent(struct socket *socket, struct tcp_connection *
     return -EAGAIN; /* the pointer came, the byte has not */
 }
 
-void tcp_autotune_receive(struct tcp_connection *tcb, size_t copied, uint64_t now)
+void tcp_autotune_receive(struct usock_stack *stack, struct tcp_connection *tcb, size_t copied,
+                          uint64_t now)
 {
     /* Dynamic right-sizing: measure what the program reads per round
      * trip; when a round trip's reading beat the best so far, make room
@@ -944,14 +948,23 @@ void tcp_autotune_receive(struct tcp_connection *tcb, size_t copied, uint64_t no
     size_t wanted = 2 * measured + 16 * (size_t)tcb->advertised_mss;
     if (wanted > TCP_RECEIVE_BUFFER_MAX)
         wanted = TCP_RECEIVE_BUFFER_MAX;
-    if (wanted > tcb->receive_buffer.capacity)
-        ring_set_capacity(&tcb->receive_buffer, wanted); /* on failure, stays */
+    if (wanted <= tcb->receive_buffer.capacity)
+        return;
+    if (tcp_memory_pressure(&stack->tcp)) {
+        COUNT(stack, TcpMemoryPressures); /* tcp_mem pressure: no growth */
+        return;
+    }
+    ring_set_capacity(&tcb->receive_buffer, wanted); /* on failure, stays */
 }
 
-void tcp_autotune_send(struct tcp_connection *tcb)
+void tcp_autotune_send(struct usock_stack *stack, struct tcp_connection *tcb)
 {
     if (tcb->socket->send_buffer_locked)
         return;
+    if (tcp_memory_pressure(&stack->tcp)) {
+        COUNT(stack, TcpMemoryPressures);
+        return;
+    }
     /* Doubling at least, so a window growing segment by segment costs a
      * handful of reallocations, not one per ACK. */
     size_t wanted = 2 * (size_t)tcb->cwnd;
@@ -1013,7 +1026,7 @@ static ssize_t tcp_receive(struct usock_stack *stack, struct socket *socket,
         seq_gt(tcp_read_sequence(tcb), tcb->urgent_sequence))
         tcb->urgent_state = TCP_URGENT_NONE; /* the reader passed the mark */
     if (!socket->receive_buffer_locked)
-        tcp_autotune_receive(tcb, copied, now);
+        tcp_autotune_receive(stack, tcb, copied, now);
     /* RFC 9293 3.8.6.2.2 and Linux's tcp_cleanup_rbuf: when the window the
      * peer last heard of is at most half the buffer and reading at least
      * doubled it (by a segment or half the buffer at least: receiver SWS
@@ -1055,6 +1068,10 @@ static ssize_t tcp_send(struct usock_stack *stack, struct socket *socket,
         break;
     default:
         return -EPIPE;
+    }
+    if (!tcb->send_buffer.data && !tcp_memory_allows(&stack->tcp, tcb->send_buffer.capacity)) {
+        COUNT(stack, TcpMemoryDrops);
+        return -ENOBUFS; /* past tcp_mem: no new buffer */
     }
     size_t written = 0;
     for (size_t i = 0; i < message->msg_iovlen; i++) {
@@ -1157,8 +1174,8 @@ static short tcp_poll(struct usock_stack *stack, struct socket *socket)
             events |= POLLOUT | POLLWRNORM;
         }
     }
-    if (tcb->urgent_state == TCP_URGENT_VALID && !socket->urgent_inline)
-        events |= POLLPRI;
+    if (tcb->urgent_state == TCP_URGENT_VALID)
+        events |= POLLPRI; /* inline too, as Linux's tcp_poll */
     if (socket->error)
         events |= POLLERR;
     return events;

@@ -14,6 +14,16 @@ void ring_init(struct ring *ring, size_t capacity)
     ring->capacity = capacity;
     ring->head = 0;
     ring->length = 0;
+    ring->allocated = 0;
+    ring->accounting = NULL;
+}
+
+/* Records a change of the storage held. */
+static void ring_account(struct ring *ring, size_t allocated)
+{
+    if (ring->accounting)
+        *ring->accounting = *ring->accounting - ring->allocated + allocated;
+    ring->allocated = allocated;
 }
 
 void ring_destroy(struct ring *ring)
@@ -22,6 +32,7 @@ void ring_destroy(struct ring *ring)
     ring->data = NULL;
     ring->head = 0;
     ring->length = 0;
+    ring_account(ring, 0);
 }
 
 int ring_set_capacity(struct ring *ring, size_t capacity)
@@ -36,6 +47,7 @@ int ring_set_capacity(struct ring *ring, size_t capacity)
         free(ring->data);
         ring->data = data;
         ring->head = 0;
+        ring_account(ring, capacity ? capacity : 1);
     }
     ring->capacity = capacity;
     return 0;
@@ -53,6 +65,7 @@ size_t ring_write(struct ring *ring, const void *data, size_t length)
         if (!ring->data)
             return 0;
         ring->head = 0;
+        ring_account(ring, ring->capacity);
     }
     size_t tail = (ring->head + ring->length) % ring->capacity;
     size_t first = ring->capacity - tail < length ? ring->capacity - tail : length;
@@ -84,6 +97,7 @@ size_t ring_discard(struct ring *ring, size_t length)
     if (ring->length == 0) {
         free(ring->data);
         ring->data = NULL;
+        ring_account(ring, 0);
     }
     return length;
 }

@@ -17,6 +17,10 @@ struct ring {
     size_t capacity;   /* the bound, in bytes */
     size_t head;       /* index of the oldest byte */
     size_t length;     /* bytes held */
+    size_t allocated;  /* bytes of storage held now (0 or the capacity) */
+    size_t *accounting; /* when set, storage allocated is added here (and
+                         * taken off when freed): a memory budget shared by
+                         * many rings */
 };
 
 void ring_init(struct ring *ring, size_t capacity);

@@ -126,7 +126,14 @@ static struct sockaddr_in socket_address(const char *text, uint16_t port)
     return result;
 }
 
+static void script_init_limited(struct script *s, uint64_t time_wait_ns, size_t memory_limit);
+
 static void script_init_with(struct script *s, uint64_t time_wait_ns)
+{
+    script_init_limited(s, time_wait_ns, 0);
+}
+
+static void script_init_limited(struct script *s, uint64_t time_wait_ns, size_t memory_limit)
 {
     memset(s, 0, sizeof(*s));
     s->now = 5 * NS_PER_S;
@@ -145,6 +152,7 @@ static void script_init_with(struct script *s, uint64_t time_wait_ns)
     config.clock_context = s;
     config.seed = 7;
     config.tcp_time_wait_ns = time_wait_ns;
+    config.tcp_memory_limit = memory_limit;
     s->stack = usock_stack_new(&config);
     CHECK(s->stack != NULL);
     usock_stack_poll(s->stack, s->now);
@@ -3247,6 +3255,49 @@ static void test_congestion_window_restarts_after_an_idle_rto(void)
     script_free(&s);
 }
 
+
+static void test_tcp_memory_limit_drops_new_buffers_and_recovers(void)
+{
+    struct script s;
+    /* Room for one 128 KiB receive buffer and a little more. */
+    script_init_limited(&s, 0, 200000);
+    int listener = listen_on(&s, SERVER_PORT);
+    s.local_port = SERVER_PORT;
+    int fds[2];
+    uint32_t isses[2];
+    for (int i = 0; i < 2; i++) {
+        s.peer_port = (uint16_t)(PEER_PORT + i);
+        inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
+        isses[i] = EXPECT(&s, TCP_FLAG_SYN | TCP_FLAG_ACK, ANY, PEER_ISS + 1, ANY, 0).tcp.sequence;
+        inject(&s, TCP_FLAG_ACK, PEER_ISS + 1, isses[i] + 1, PEER_WINDOW, NULL, NULL, 0);
+        fds[i] = usock_accept(s.stack, listener, NULL, NULL);
+        CHECK(fds[i] >= 0);
+    }
+    uint32_t p = PEER_ISS + 1;
+    /* The first connection's data takes a receive buffer. */
+    s.peer_port = PEER_PORT;
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, isses[0] + 1, PEER_WINDOW, NULL, "first", 5);
+    EXPECT(&s, TCP_FLAG_ACK, isses[0] + 1, p + 5, ANY, 0);
+    /* The second's would pass the limit: dropped, counted, and the ACK
+     * says nothing arrived. */
+    s.peer_port = PEER_PORT + 1;
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, isses[1] + 1, PEER_WINDOW, NULL, "second", 6);
+    EXPECT(&s, TCP_FLAG_ACK, isses[1] + 1, p, ANY, 0);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpMemoryDrops"), 1);
+    /* Sending needs a buffer too: ENOBUFS while the budget is spent. */
+    CHECK_ERRNO(usock_send(s.stack, fds[1], "x", 1, 0), ENOBUFS);
+    /* Reading the first connection's data gives its buffer back; the
+     * retransmission now gets in. */
+    char buffer[16] = {0};
+    CHECK_EQ(usock_recv(s.stack, fds[0], buffer, sizeof(buffer), 0), 5);
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, isses[1] + 1, PEER_WINDOW, NULL, "second", 6);
+    EXPECT(&s, TCP_FLAG_ACK, isses[1] + 1, p + 6, ANY, 0);
+    memset(buffer, 0, sizeof(buffer));
+    CHECK_EQ(usock_recv(s.stack, fds[1], buffer, sizeof(buffer), 0), 6);
+    CHECK(strcmp(buffer, "second") == 0);
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -3340,6 +3391,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_receive_buffer_grows_with_what_the_reader_takes),
     CHECK_TEST(test_keepalive_probes_then_gives_up_after_keepcnt),
     CHECK_TEST(test_congestion_window_restarts_after_an_idle_rto),
+    CHECK_TEST(test_tcp_memory_limit_drops_new_buffers_and_recovers),
 };
 
 CHECK_MAIN(tests)
