@@ -56,7 +56,8 @@
     X(TcpSackBlocksSent) X(TcpSpuriousRecoveryUndo) X(TcpSpuriousRtoUndo)       \
     X(TcpLostRetransmit) X(TcpLossProbes) X(TcpTimeWaitRstsIgnored)  \
     X(TcpUrgentPointersIgnored) X(TcpSynCookiesSent) X(TcpSynCookiesRecv)       \
-    X(TcpSynCookiesFailed) X(TcpMemoryPressures) X(TcpMemoryDrops)
+    X(TcpSynCookiesFailed) X(TcpMemoryPressures) X(TcpMemoryDrops)     \
+    X(TcpChallengeAcksSkipped) X(TcpInAckTooOld)
 
 enum counter_id {
 #define USOCK_COUNTER_ENUM(name) COUNTER_##name,

@@ -78,6 +78,8 @@ enum tcp_state {
 #define TCP_SACK_RECENT 4                    /* recent arrivals, for block order */
 #define TCP_PROBE_MIN_NS (10ULL * 1000 * 1000) /* tail loss probe floor (Linux: 2 jiffies) */
 #define TCP_PROBE_DELAYED_ACK_NS (200ULL * 1000 * 1000) /* RFC 8985 WCDelAckT */
+#define TCP_CHALLENGE_INTERVAL_NS (500ULL * 1000 * 1000) /* tcp_invalid_ratelimit */
+#define TCP_CHALLENGE_LIMIT_PER_SECOND 1000  /* stack-wide (RFC 5961 7) */
 #define TCP_CONGESTION_NAME_MAX 16           /* TCP_CA_NAME_MAX */
 #define TCP_REORDERING_INITIAL 3             /* DupThresh, net.ipv4.tcp_reordering */
 #define TCP_BACKLOG_MAX 4096                 /* SOMAXCONN */
@@ -249,6 +251,7 @@ struct tcp_connection {
     unsigned keepalive_count;
     uint64_t user_timeout_ns;       /* TCP_USER_TIMEOUT; 0 = none */
     uint64_t first_retransmit_time; /* when the current run of timeouts began */
+    uint64_t last_challenge_time;   /* our last challenge ACK (0: none) */
     int soft_error;                 /* reported on timeout, as Linux does */
     bool reset_received;
     bool connect_unreported;        /* connect() has not yet said success */
@@ -261,6 +264,8 @@ struct tcp_layer {
     unsigned established_count;
     size_t memory_bytes;            /* held by TCP buffers (rings, out of order) */
     size_t memory_limit;            /* tcp_mem: hard limit; 3/4 is pressure */
+    uint64_t challenge_second;      /* the second challenge_count counts in */
+    unsigned challenge_count;       /* challenge ACKs sent in it */
     bool cookies_sent;              /* SYN cookies went out ... */
     uint32_t last_cookie_period;    /* ... last in this one-minute period */
 };

@@ -153,6 +153,32 @@ static void tcp_queue_out_of_order(struct usock_stack *stack, struct tcp_connect
 
 /* ---- the ACK ---- */
 
+/* RFC 5961 7: challenge ACKs are rate-limited, per connection (one per
+ * 500 ms, Linux's tcp_invalid_ratelimit, so two stacks cannot ping-pong)
+ * and for the whole stack (1000 a second), skipped ones counted. */
+static void tcp_send_challenge_ack(struct usock_stack *stack, struct tcp_connection *tcb,
+                                   uint64_t now)
+{
+    if (tcb->last_challenge_time && now - tcb->last_challenge_time < TCP_CHALLENGE_INTERVAL_NS) {
+        COUNT(stack, TcpChallengeAcksSkipped);
+        return;
+    }
+    uint64_t second = now / 1000000000ULL;
+    if (stack->tcp.challenge_second != second) {
+        stack->tcp.challenge_second = second;
+        stack->tcp.challenge_count = 0;
+    }
+    if (stack->tcp.challenge_count >= TCP_CHALLENGE_LIMIT_PER_SECOND) {
+        COUNT(stack, TcpChallengeAcksSkipped);
+        return;
+    }
+    stack->tcp.challenge_count++;
+    tcb->last_challenge_time = now ? now : 1;
+    COUNT(stack, TcpChallengeAcks);
+    tcp_send_ack(stack, tcb, now);
+}
+
+
 /* The peer's window in bytes: scaled, except on a SYN (RFC 7323 2.2). */
 static uint32_t tcp_segment_window(const struct tcp_connection *tcb,
                                    const struct tcp_segment *segment)
@@ -298,6 +324,13 @@ static enum tcp_step tcp_process_ack(struct usock_stack *stack, struct tcp_conne
         /* It acknowledges something not yet sent: ACK and drop. */
         COUNT(stack, TcpInAckTooNew);
         tcb->ack_now = true;
+        return TCP_STEP_DROP;
+    }
+    if (seq_lt(ack, tcb->snd_una - tcb->max_snd_wnd) && tcb->state != TCPS_SYN_RECEIVED) {
+        /* RFC 5961 5.2: older than any window the peer could have seen: a
+         * blind injection, not an old duplicate.  Challenge and drop. */
+        COUNT(stack, TcpInAckTooOld);
+        tcp_send_challenge_ack(stack, tcb, now);
         return TCP_STEP_DROP;
     }
     uint32_t sacked_before = tcp_sack_sacked_bytes(tcb);
@@ -635,8 +668,7 @@ static void tcp_input_reset(struct usock_stack *stack, struct tcp_connection *tc
      * challenged (the acceptability check already dropped the rest). */
     if (segment->sequence != tcb->rcv_nxt) {
         COUNT(stack, TcpInWindowRstsIgnored);
-        COUNT(stack, TcpChallengeAcks);
-        tcp_send_ack(stack, tcb, now);
+        tcp_send_challenge_ack(stack, tcb, now);
         return;
     }
     if (tcb->state == TCPS_TIME_WAIT) {
@@ -823,8 +855,7 @@ static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connect
     }
     if (has_flag(segment, TCP_FLAG_SYN)) {
         /* RFC 5961 4.2: a SYN in a synchronized state is challenged. */
-        COUNT(stack, TcpChallengeAcks);
-        tcp_send_ack(stack, tcb, now);
+        tcp_send_challenge_ack(stack, tcb, now);
         return;
     }
     if (!has_flag(segment, TCP_FLAG_ACK))

@@ -3298,6 +3298,45 @@ static void test_tcp_memory_limit_drops_new_buffers_and_recovers(void)
     script_free(&s);
 }
 
+
+static void test_challenge_acks_are_rate_limited_and_old_acks_challenged(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    /* An in-window RST: one challenge ACK (RFC 5961 3.2). */
+    inject(&s, TCP_FLAG_RST, p + 100, 0, 0, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, ANY, 0);
+    /* Another, and an in-window SYN, within 500 ms: skipped (RFC 5961 7,
+     * Linux's per-socket tcp_invalid_ratelimit). */
+    advance(&s, 100 * NS_PER_MS);
+    inject(&s, TCP_FLAG_RST, p + 200, 0, 0, NULL, NULL, 0);
+    inject(&s, TCP_FLAG_SYN, p + 300, 0, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpChallengeAcks"), 1);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpChallengeAcksSkipped"), 2);
+    /* Half a second later, challenged again. */
+    advance(&s, 400 * NS_PER_MS);
+    inject(&s, TCP_FLAG_SYN, p + 300, 0, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK, l, p, ANY, 0);
+    CHECK_STATE(&s, "ESTAB");
+    /* Data flows; then an ACK older than any window the peer could have
+     * seen (RFC 5961 5.2) is challenged and dropped, its data unread. */
+    CHECK_EQ(usock_send(s.stack, fd, "abc", 3, 0), 3);
+    EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l, p, ANY, 3);
+    inject(&s, TCP_FLAG_ACK, p, l + 3, PEER_WINDOW, NULL, NULL, 0);
+    advance(&s, NS_PER_S);
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l - 200000, PEER_WINDOW, NULL, "evil", 4);
+    EXPECT(&s, TCP_FLAG_ACK, l + 3, p, ANY, 0);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInAckTooOld"), 1);
+    char buffer[8];
+    CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), MSG_DONTWAIT), EAGAIN);
+    CHECK_STATE(&s, "ESTAB");
+    script_free(&s);
+}
+
 static const struct check_test tests[] = {
     CHECK_TEST(test_listen_answers_syn_with_syn_ack_and_mss_then_accepts),
     CHECK_TEST(test_retransmitted_syn_in_syn_recv_gets_the_same_syn_ack),
@@ -3392,6 +3431,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_keepalive_probes_then_gives_up_after_keepcnt),
     CHECK_TEST(test_congestion_window_restarts_after_an_idle_rto),
     CHECK_TEST(test_tcp_memory_limit_drops_new_buffers_and_recovers),
+    CHECK_TEST(test_challenge_acks_are_rate_limited_and_old_acks_challenged),
 };
 
 CHECK_MAIN(tests)
