@@ -411,6 +411,15 @@ static const char *connection_state(struct script *s)
             fail_at(__LINE__, "connection still there in state %s", state_);          \
     } while (0)
 
+/* TCP_MAXSEG as getsockopt reports it. */
+static int tcp_maxseg(struct script *s, int fd)
+{
+    int maxseg = 0;
+    socklen_t length = sizeof(maxseg);
+    CHECK_EQ(usock_getsockopt(s->stack, fd, IPPROTO_TCP, TCP_MAXSEG, &maxseg, &length), 0);
+    return maxseg;
+}
+
 static int socket_error(struct script *s, int fd)
 {
     int error = -1;
@@ -2015,10 +2024,7 @@ static void test_syn_without_mss_means_536_byte_segments(void)
     EXPECT(&s, TCP_FLAG_ACK, l + 536, p, OUR_WINDOW, 536);
     EXPECT(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, l + 1072, p, OUR_WINDOW, 428);
     EXPECT_NOTHING(&s);
-    int maxseg = 0;
-    socklen_t length = sizeof(maxseg);
-    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_MAXSEG, &maxseg, &length), 0);
-    CHECK_EQ(maxseg, 536);
+    CHECK_EQ(tcp_maxseg(&s, fd), 536);
     script_free(&s);
 }
 
@@ -2107,10 +2113,7 @@ static void test_options_on_syn_and_data_are_processed_or_ignored(void)
     CHECK(memcmp(buffer, "hello", 5) == 0);
     /* The MSS of the SYN (1000) is obeyed, less the 12 bytes of
      * timestamps each segment carries (as Linux reports it). */
-    int maxseg = 0;
-    socklen_t option_length = sizeof(maxseg);
-    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_MAXSEG, &maxseg, &option_length), 0);
-    CHECK_EQ(maxseg, 988);
+    CHECK_EQ(tcp_maxseg(&s, fd), 988);
     CHECK_EQ(usock_stack_counter(s.stack, "TcpInBadOptions"), 0);
     script_free(&s);
 }
@@ -2413,10 +2416,7 @@ static void test_window_scale_applies_to_the_peer_window_after_the_syn(void)
     EXPECT(&s, TCP_FLAG_ACK, l, p, ANY, 1448);
     EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 1448, p, ANY, 1448);
     EXPECT_NOTHING(&s);
-    int maxseg = 0;
-    socklen_t length = sizeof(maxseg);
-    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_MAXSEG, &maxseg, &length), 0);
-    CHECK_EQ(maxseg, 1448);
+    CHECK_EQ(tcp_maxseg(&s, fd), 1448);
     script_free(&s);
 }
 
