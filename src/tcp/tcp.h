@@ -207,6 +207,7 @@ struct tcp_connection {
     uint32_t rtt_sequence;
     uint64_t rtt_started;
     uint32_t retransmitted_high; /* end of the highest retransmitted byte */
+    uint32_t retransmit_timestamp; /* our TSval when we last retransmitted */
     unsigned retransmits;  /* consecutive timeouts (backoff) */
     bool probe_armed;      /* the retransmit timer holds a tail loss probe */
     bool probe_outstanding; /* a probe went and nothing new was acknowledged since */

@@ -202,8 +202,12 @@ static void tcp_sample_rtt(struct tcp_connection *tcb, const struct tcp_segment 
         return;
     }
     const struct tcp_options *options = &segment->header.options;
+    /* The echo must be of our latest retransmission or later: an older
+     * one means the original got there and its ACK waited (lost, delayed,
+     * or held by the peer), which would measure the wait, not the path. */
     if (tcb->timestamps && options->has_timestamps && options->timestamp_echo != 0 &&
-        seq_lt(old_una, tcb->retransmitted_high)) {
+        seq_lt(old_una, tcb->retransmitted_high) &&
+        seq_geq(options->timestamp_echo, tcb->retransmit_timestamp)) {
         uint32_t elapsed_ms = tcp_timestamp_now(tcb, now) - options->timestamp_echo;
         if (elapsed_ms < 0x80000000u)
             tcp_rtt_sample(tcb, (uint64_t)(elapsed_ms ? elapsed_ms : 1) * 1000000);

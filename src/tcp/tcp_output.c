@@ -161,8 +161,15 @@ static void tcp_sent(struct usock_stack *stack, struct tcp_connection *tcb, uint
                      uint32_t consumed, uint64_t now)
 {
     uint32_t end = sequence + consumed;
-    if (seq_lt(sequence, tcb->snd_max) && seq_gt(end, tcb->retransmitted_high))
-        tcb->retransmitted_high = end; /* RTT from such bytes only by timestamps */
+    if (seq_lt(sequence, tcb->snd_max)) {
+        /* A retransmission (timeout, fast recovery, loss probe, persist):
+         * Karn's rule, no timing across it; RTT from these bytes only by
+         * timestamps echoing this or a later transmission. */
+        tcb->rtt_measuring = false;
+        tcb->retransmit_timestamp = tcp_timestamp_now(tcb, now);
+        if (seq_gt(end, tcb->retransmitted_high))
+            tcb->retransmitted_high = end;
+    }
     if (seq_gt(end, tcb->snd_nxt))
         tcb->snd_nxt = end;
     if (seq_gt(end, tcb->snd_max)) {
