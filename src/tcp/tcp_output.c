@@ -42,35 +42,28 @@ uint32_t tcp_receive_window(const struct tcp_connection *tcb)
 }
 
 /* The window field of the next segment, updating rcv_adv (the right edge
- * the peer now knows).  Never moves the right edge left (RFC 9293
- * 3.8.6.2.2), opens only in steps of min(MSS, half the buffer) (receiver
- * silly window avoidance).  With a window scale the field counts units of
- * 2^shift bytes: a window the right edge pins is rounded up (Linux's
- * choice), unless that would offer a whole unit more than the ring can
- * take, in which case it is rounded down and the edge retreats by less
- * than a unit (RFC 7323 2.4 and appendix F).  The ring then never lacks
- * more than one unit for what the peer may send. */
+ * the peer now knows).  The edge never lies beyond what the receive ring
+ * can take, so every byte the peer may send is kept (a peer whose data we
+ * dropped would run ahead of RCV.NXT, and with our window closed its ACKs
+ * would no longer be acceptable to us).  It never moves left (RFC 9293
+ * 3.8.6.2.2) except by less than one unit of the window scale, which
+ * rounding down to a unit requires (RFC 7323 2.4), and it opens only in
+ * steps of min(MSS, half the buffer) (receiver silly window avoidance). */
 static uint16_t tcp_window_to_advertise(struct tcp_connection *tcb, bool syn)
 {
     uint8_t shift = syn ? 0 : tcb->receive_window_shift; /* SYNs: never scaled */
-    uint32_t unit = 1u << shift;
-    uint32_t room = (uint32_t)ring_free_space(&tcb->receive_buffer);
     uint32_t offered = tcp_receive_window(tcb);
     uint32_t current = seq_gt(tcb->rcv_adv, tcb->rcv_nxt) ? tcb->rcv_adv - tcb->rcv_nxt : 0;
     uint32_t step = tcb->advertised_mss;
     if (tcb->receive_buffer.capacity / 2 < step)
         step = (uint32_t)(tcb->receive_buffer.capacity / 2);
-    uint32_t units;
-    if (offered < current || (offered - current < step && offered < tcb->receive_buffer.capacity)) {
-        /* Keep the right edge where it is. */
-        units = (current + unit - 1) >> shift;
-        if ((uint64_t)units * unit >= (uint64_t)room + unit)
-            units = current >> shift;
-    } else {
-        units = offered >> shift;
-        if ((units << shift) < current) /* a unit coarser than the step */
-            units = (current + unit - 1) >> shift;
-    }
+    /* Keep the right edge where it is unless it can open by a step (the
+     * edge never exceeds the free space, so current <= offered but for a
+     * buffer shrunk under it, where the smaller offer wins). */
+    uint32_t target = offered;
+    if (current <= offered && offered - current < step && offered < tcb->receive_buffer.capacity)
+        target = current;
+    uint32_t units = target >> shift;
     if (units > 65535)
         units = 65535;
     tcb->rcv_adv = tcb->rcv_nxt + (units << shift);
