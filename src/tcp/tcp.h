@@ -348,6 +348,13 @@ void tcp_autotune_receive(struct usock_stack *stack, struct tcp_connection *tcb,
                           uint64_t now);
 void tcp_autotune_send(struct usock_stack *stack, struct tcp_connection *tcb);
 
+/* tcp_input.c: moves out-of-order data that now continues the stream into
+ * the receive ring (as far as it has room); true when that reached a FIN
+ * (which the caller must then process). */
+bool tcp_drain_out_of_order(struct usock_stack *stack, struct tcp_connection *tcb);
+/* tcp_input.c: the peer's FIN reached RCV.NXT (RFC 9293 3.10.7.4 eighth).
+ * Returns false when the connection was freed (TIME_WAIT refused). */
+bool tcp_process_fin(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
 /* tcp_input.c: takes the urgent byte out of the ring once it arrived. */
 void tcp_urgent_arrived(struct usock_stack *stack, struct tcp_connection *tcb);
 

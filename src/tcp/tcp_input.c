@@ -58,7 +58,7 @@ static uint32_t tcp_take_in_order(struct tcp_connection *tcb, const uint8_t *dat
 
 /* Moves out-of-order segments that now continue the stream into the ring.
  * Returns true when a FIN was reached. */
-static bool tcp_drain_out_of_order(struct usock_stack *stack, struct tcp_connection *tcb)
+bool tcp_drain_out_of_order(struct usock_stack *stack, struct tcp_connection *tcb)
 {
     bool fin = false;
     while (tcb->out_of_order && seq_leq(tcb->out_of_order->sequence, tcb->rcv_nxt)) {
@@ -67,8 +67,18 @@ static bool tcp_drain_out_of_order(struct usock_stack *stack, struct tcp_connect
         if (seq_gt(end, tcb->rcv_nxt)) {
             uint32_t skip = tcb->rcv_nxt - entry->sequence;
             uint32_t wanted = entry->length - skip;
-            if (tcp_take_in_order(tcb, entry->data + skip, wanted) < wanted)
-                break; /* ring full: keep the rest for later */
+            uint32_t taken = tcp_take_in_order(tcb, entry->data + skip, wanted);
+            if (taken < wanted) {
+                /* Ring full: keep the rest, trimmed to start at RCV.NXT so
+                 * no SACK block straddles the ACK; a read drains it. */
+                uint32_t used = skip + taken;
+                memmove(entry->data, entry->data + used, entry->length - used);
+                entry->sequence += used;
+                entry->length -= used;
+                tcb->out_of_order_bytes -= used;
+                stack->tcp.memory_bytes -= used;
+                break;
+            }
         }
         if (entry->fin && tcb->rcv_nxt == end)
             fin = true;
@@ -799,6 +809,11 @@ static bool tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb
     }
     if (!fin)
         return true;
+    return tcp_process_fin(stack, tcb, now);
+}
+
+bool tcp_process_fin(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+{
     /* RFC 9293 3.10.7.4 eighth: the FIN. */
     tcb->rcv_nxt++;
     tcb->fin_received = true;

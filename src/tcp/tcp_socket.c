@@ -1027,6 +1027,14 @@ static ssize_t tcp_receive(struct usock_stack *stack, struct socket *socket,
         tcb->urgent_state = TCP_URGENT_NONE; /* the reader passed the mark */
     if (!socket->receive_buffer_locked)
         tcp_autotune_receive(stack, tcb, copied, now);
+    if (tcb->out_of_order && seq_leq(tcb->out_of_order->sequence, tcb->rcv_nxt) &&
+        !tcb->fin_received) {
+        /* Out-of-order data the full ring could not take: room now. */
+        if (tcp_drain_out_of_order(stack, tcb) && !tcp_process_fin(stack, tcb, now))
+            return (ssize_t)copied;
+        tcb->ack_now = true;
+        tcp_output(stack, tcb, now);
+    }
     /* RFC 9293 3.8.6.2.2 and Linux's tcp_cleanup_rbuf: when the window the
      * peer last heard of is at most half the buffer and reading at least
      * doubled it (by a segment or half the buffer at least: receiver SWS
