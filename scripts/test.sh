@@ -15,6 +15,7 @@ command -v nc >/dev/null || need_packages+=(netcat-openbsd)
 command -v tshark >/dev/null || need_packages+=(tshark)
 command -v socat >/dev/null || need_packages+=(socat)
 command -v nft >/dev/null || need_packages+=(nftables)
+command -v hping3 >/dev/null || need_packages+=(hping3)
 command -v setpriv >/dev/null || need_packages+=(util-linux)
 /usr/bin/python3 -c 'import scapy' 2>/dev/null || need_packages+=(python3-scapy)
 if [ "${#need_packages[@]}" -gt 0 ]; then
