@@ -152,6 +152,9 @@ struct usock_stack_config {
     const char *interface_name; /* the link's interface name for SO_BINDTODEVICE
                                  * (1..15 characters); NULL: the device of a
                                  * tap:/tun:/packet: link, else "usock0" */
+    int no_offloads;          /* nonzero: plain frames only, even on a link that could
+                               * take checksums and TCP segmentation off the stack
+                               * (TAP: checksum offload, TSO and super-segments in) */
     uint64_t tcp_time_wait_ns; /* TCP TIME_WAIT (2MSL); 0: 60 s as Linux */
     size_t tcp_memory_limit;  /* bytes all TCP buffers may hold (Linux's
                                * tcp_mem): past 3/4 of it buffers stop

@@ -9,7 +9,8 @@
 
 #define USOCK_COUNTER_LIST(X)                                                    \
     /* link and Ethernet */                                                      \
-    X(LinkInFrames) X(LinkOutFrames) X(LinkOutErrors)                            \
+    X(LinkInFrames) X(LinkOutFrames) X(LinkOutErrors) X(LinkInChecksumOffloaded)  \
+    X(LinkInSuperSegments) X(LinkOutSuperSegments)                               \
     X(EthInRunts) X(EthInNotForUs) X(EthInUnknownTypes)                          \
     /* ARP and the neighbour cache */                                            \
     X(ArpInRequests) X(ArpInReplies) X(ArpInTruncated) X(ArpInUnsupported)       \

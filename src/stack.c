@@ -75,16 +75,31 @@ void stack_timer_arm(struct usock_stack *stack, struct timer *timer, uint64_t de
     stack_kick(stack);
 }
 
-void stack_link_send(struct usock_stack *stack, const uint8_t *frame, size_t length,
+void stack_link_send(struct usock_stack *stack, const struct packet_buffer *buffer,
                      uint64_t now)
 {
     struct usock_link *link = stack->interface.link;
     if (!link)
         return;
-    if (link->ops->send(link, frame, length, now) != 0)
+    int result;
+    if (buffer->checksum_partial && link->offloads != 0) {
+        struct link_frame_info info = {
+            .checksum_partial = true,
+            .checksum_start = (uint16_t)(buffer->transport_header - buffer->data),
+            .checksum_offset = buffer->checksum_offset,
+            .segment_size = buffer->segment_size,
+        };
+        result = link->ops->send_offloaded(link, buffer->data, buffer->length, &info, now);
+    } else {
+        result = link->ops->send(link, buffer->data, buffer->length, now);
+    }
+    if (result != 0) {
         COUNT(stack, LinkOutErrors);
-    else
+    } else {
         COUNT(stack, LinkOutFrames);
+        if (buffer->segment_size != 0)
+            COUNT(stack, LinkOutSuperSegments);
+    }
 }
 
 void stack_drain_loopback(struct usock_stack *stack, uint64_t now)
@@ -108,6 +123,8 @@ static void stack_input_frame(struct usock_stack *stack, const uint8_t *frame, s
                               uint64_t now)
 {
     COUNT(stack, LinkInFrames);
+    if (stack->input_checksum_verified)
+        COUNT(stack, LinkInChecksumOffloaded);
     if (stack->interface.ethernet)
         ethernet_input(stack, frame, length, now);
     else
@@ -126,15 +143,25 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool 
     if (link) {
         int frames = 0;
         for (; frames < LINK_BATCH; frames++) {
-            ssize_t length = link->ops->receive(link, stack->receive_frame, LINK_FRAME_MAX, now);
+            ssize_t length;
+            struct link_frame_info info = {0};
+            if (link->offloads != 0)
+                length = link->ops->receive_offloaded(link, stack->receive_frame, LINK_FRAME_MAX,
+                                                      &info, now);
+            else
+                length = link->ops->receive(link, stack->receive_frame, LINK_FRAME_MAX, now);
             if (length < 0)
                 break;
+            if (info.segment_size != 0)
+                COUNT(stack, LinkInSuperSegments);
             if (refresh_clock) {
                 uint64_t later = usock_stack_now(stack);
                 if (later > now)
                     now = later;
             }
+            stack->input_checksum_verified = info.checksum_verified;
             stack_input_frame(stack, stack->receive_frame, (size_t)length, now);
+            stack->input_checksum_verified = false;
         }
         more_input = frames == LINK_BATCH;
     }
@@ -286,6 +313,13 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
     }
     stack->tcp.memory_limit = config->tcp_memory_limit ? config->tcp_memory_limit
                                                        : stack_default_tcp_memory();
+    /* Offloads only for a link the stack drives directly; ones it cannot
+     * have are simply off.  TCP segmentation needs checksum offload. */
+    if (link && link->ops->enable_offloads && !config->no_offloads &&
+        link->ops->enable_offloads(link, LINK_OFFLOAD_CHECKSUM | LINK_OFFLOAD_TCP_SEGMENTATION) < 0)
+        link->offloads = 0;
+    if (link && !(link->offloads & LINK_OFFLOAD_CHECKSUM))
+        link->offloads = 0;
     arp_announce(stack, usock_stack_now(stack));
     return stack;
 }

@@ -70,6 +70,7 @@ struct usock_stack {
     uint8_t secret[16];            /* siphash key for tables, IP IDs, ports */
     uint32_t ip_identification;
     bool verify_checksums;
+    bool input_checksum_verified;  /* the link vouched for the frame being handled */
     uint64_t tcp_time_wait_ns;     /* 2MSL */
     bool draining_loopback;
     uint8_t *receive_frame;        /* LINK_FRAME_MAX bytes for link reads */
@@ -92,12 +93,13 @@ static inline void counter_add(struct usock_stack *stack, enum counter_id id, ui
 }
 
 #define COUNT(stack, name) counter_add((stack), COUNTER_##name, 1)
+#define COUNT_ADD(stack, name, amount) counter_add((stack), COUNTER_##name, (amount))
 
 /* Wakes the stack thread so it recomputes its deadline (after an API call
  * armed a timer).  Harmless in event mode. */
 void stack_kick(struct usock_stack *stack);
 /* Hands one frame to the link.  Borrowed; counts errors. */
-void stack_link_send(struct usock_stack *stack, const uint8_t *frame, size_t length,
+void stack_link_send(struct usock_stack *stack, const struct packet_buffer *buffer,
                      uint64_t now);
 /* Delivers packets queued to ourselves (loopback), up to a bound per call. */
 void stack_drain_loopback(struct usock_stack *stack, uint64_t now);

@@ -435,7 +435,8 @@ void udp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint
     struct udp_header header;
     const struct ipv4_header *ip = &packet->header;
     switch (udp_parse(packet->payload, packet->payload_length, ip->source, ip->destination,
-                      stack->verify_checksums && !packet->from_loopback, &header)) {
+                      stack->verify_checksums && !packet->from_loopback &&
+                          !stack->input_checksum_verified, &header)) {
     case UDP_PARSE_TRUNCATED:
         COUNT(stack, UdpInTruncated);
         COUNT(stack, UdpInErrors);

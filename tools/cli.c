@@ -343,6 +343,10 @@ int cli_stack_option(int argc, char **argv, int *index, struct cli_stack_options
     const char *value = NULL;
     enum cli_stack_option_kind option;
 
+    if (strcmp(argv[*index], "--no-offload") == 0) {
+        options->no_offloads = true;
+        return 1;
+    }
     for (option = 0; option < STACK_OPTION_COUNT; option++) {
         int taken = cli_take_value(argc, argv, index, stack_option_names[option], &value);
         if (taken < 0)
@@ -434,6 +438,7 @@ int cli_stack_create(const struct cli_stack_options *options, const char *name,
     config.gateway = options->gateway;
     memcpy(config.mac, options->mac, sizeof(config.mac));
     config.mtu = options->mtu;
+    config.no_offloads = options->no_offloads;
     config.name = name;
     struct usock_stack *stack = usock_stack_new(&config);
     if (!stack) {

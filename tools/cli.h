@@ -96,7 +96,7 @@ int cli_parse_impairment(const char *spec, struct usock_impairment *impairment);
 int cli_wrap_link(struct usock_link **link, const struct usock_impairment *impairment,
                   const char *pcap_path);
 
-/* ---- stack options (--link --addr --gateway --mac --mtu --pcap --impair) ---- */
+/* ---- stack options (--link --addr --gateway --mac --mtu --pcap --impair --no-offload) ---- */
 
 /* The usage lines of the stack options, for a subcommand's --help. */
 #define CLI_STACK_OPTIONS_USAGE                                                            \
@@ -107,7 +107,8 @@ int cli_wrap_link(struct usock_link **link, const struct usock_impairment *impai
     "  --mtu N          MTU (default: the link's)\n"                                       \
     "  --pcap FILE      write every frame sent and received to FILE\n"                     \
     "  --impair SPEC    impair the link both ways, e.g.\n"                                 \
-    "                   loss=2%,dup=1%,reorder=10%,corrupt=0.1%,delay=2ms,jitter=1ms,seed=N\n"
+    "                   loss=2%,dup=1%,reorder=10%,corrupt=0.1%,delay=2ms,jitter=1ms,seed=N\n" \
+    "  --no-offload     plain frames only (TAP: no checksum offload, TSO or super-segments)\n"
 
 /* What a subcommand that makes its own stack was asked for, validated. */
 struct cli_stack_options {
@@ -121,6 +122,7 @@ struct cli_stack_options {
     const char *pcap_path;  /* NULL: no capture */
     bool impaired;
     struct usock_impairment impairment;
+    bool no_offloads;       /* --no-offload */
 };
 
 /* Sets the defaults (nothing given, no gateway). */

@@ -17,9 +17,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "link/link.h"
+
 struct link_frame {
     struct link_frame *next;
     size_t length;
+    struct link_frame_info info; /* offloads the frame carries (all zero: none) */
     uint8_t data[];
 };
 
@@ -38,6 +41,7 @@ static inline struct link_frame *link_frame_new(const uint8_t *data, size_t leng
         return NULL;
     frame->next = NULL;
     frame->length = length;
+    memset(&frame->info, 0, sizeof(frame->info));
     if (length > 0)
         memcpy(frame->data, data, length);
     return frame;

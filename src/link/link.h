@@ -15,6 +15,7 @@
 #ifndef USOCK_LINK_H
 #define USOCK_LINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,6 +31,34 @@ enum link_layer {
  * header and a VLAN tag. */
 #define LINK_FRAME_MAX (65535 + 18)
 
+/*
+ * Offloads.  A link that can take work off the stack says so in
+ * usock_link.offloads once the stack has asked for them (enable_offloads);
+ * links that wrap another (impairment, pcap) offer none, so the stack then
+ * sends and receives plain frames only.
+ *
+ *   LINK_OFFLOAD_CHECKSUM  frames sent may carry an unfinished transport
+ *                          checksum (the pseudo-header sum only, to be
+ *                          finished from checksum_start by whoever delivers
+ *                          it, as a NIC or the kernel does); frames received
+ *                          may say their transport checksum needs no check.
+ *   LINK_OFFLOAD_TCP_SEGMENTATION  frames sent may be TCP "super-segments"
+ *                          of up to 64 KiB of IP packet, cut into segments
+ *                          of segment_size payload bytes further on; frames
+ *                          received may be such super-segments too.
+ */
+#define LINK_OFFLOAD_CHECKSUM 0x1u
+#define LINK_OFFLOAD_TCP_SEGMENTATION 0x2u
+
+/* What travels with one frame besides its bytes on an offloading link. */
+struct link_frame_info {
+    bool checksum_partial;    /* send: finish the checksum at checksum_start */
+    bool checksum_verified;   /* receive: the transport checksum is known good */
+    uint16_t checksum_start;  /* from the frame's first byte to the transport header */
+    uint16_t checksum_offset; /* from checksum_start to the checksum field */
+    uint16_t segment_size;    /* TCP payload bytes per segment; 0: not a super-segment */
+};
+
 struct link_ops {
     const char *kind;
     /* Sends one frame, which is borrowed for the call.  Returns 0 or -errno. */
@@ -44,6 +73,16 @@ struct link_ops {
     uint64_t (*deadline)(struct usock_link *link, uint64_t now);
     /* Releases everything the link owns, including the link itself. */
     void (*destroy)(struct usock_link *link);
+    /* Optional, for links with offloads.  enable_offloads turns on those of
+     * wanted (LINK_OFFLOAD_*) the link can do and stores them in
+     * link->offloads; returns 0 or -errno (then none are on).  From then on
+     * the stack receives through receive_offloaded, which is receive plus
+     * the frame's info, and may send through send_offloaded. */
+    int (*enable_offloads)(struct usock_link *link, unsigned wanted);
+    int (*send_offloaded)(struct usock_link *link, const uint8_t *frame, size_t length,
+                          const struct link_frame_info *info, uint64_t now);
+    ssize_t (*receive_offloaded)(struct usock_link *link, uint8_t *buffer, size_t capacity,
+                                 struct link_frame_info *info, uint64_t now);
 };
 
 struct usock_link {
@@ -53,6 +92,7 @@ struct usock_link {
     uint8_t mac[6];      /* hardware address, when has_mac */
     int has_mac;
     char name[32];       /* e.g. "tap:tap0", for messages */
+    unsigned offloads;   /* LINK_OFFLOAD_* turned on by enable_offloads */
 };
 
 /* Constructors of each kind; each returns 0 or -errno and stores the link. */

@@ -11,6 +11,14 @@
  * mutex: the send that makes a queue non-empty signals, the receive that
  * empties it clears.
  *
+ * Offloads.  The wire is a cable between two usock stacks in one process,
+ * so when both ends ask for offloads (enable_offloads) both get checksum
+ * offload and TCP segmentation: frames keep their unfinished checksums
+ * and TCP super-segments of up to 64 KiB cross as one frame, each with its
+ * struct link_frame_info, as veth passes GSO packets between namespaces.
+ * An end whose stack never asks (one behind an impairment or pcap wrapper)
+ * keeps both ends on plain frames.
+ *
  * Lifetime: each end is destroyed on its own.  Destroying an end discards
  * the frames waiting for it and closes its eventfd; the peer's sends then
  * vanish silently, as on a cable with nobody at the other end.  The wire is
@@ -35,12 +43,16 @@ struct mem_direction {
     struct link_frame_queue queue; /* frames waiting for this end */
     int event_fd;                  /* readable while queue is non-empty */
     int open;                      /* this end still exists */
+    unsigned offloads_wanted;      /* what this end's stack asked for */
 };
+
+struct mem_link;
 
 struct mem_wire {
     pthread_mutex_t lock;
     unsigned ends_open;
     struct mem_direction toward[2];
+    struct mem_link *ends[2];
 };
 
 struct mem_link {
@@ -49,17 +61,23 @@ struct mem_link {
     int side; /* 0 or 1: receives from toward[side] */
 };
 
-static int mem_send(struct usock_link *link, const uint8_t *frame, size_t length, uint64_t now)
+/* Queues a copy of frame, with its info, for the peer.  Returns 0 or
+ * -ENOBUFS when out of memory or the peer's queue is full. */
+static int mem_send_frame(struct mem_link *end, const uint8_t *frame, size_t length,
+                          const struct link_frame_info *info)
 {
-    struct mem_link *end = (struct mem_link *)link;
     struct mem_wire *wire = end->wire;
     struct mem_direction *peer = &wire->toward[1 - end->side];
     int result = 0;
-    (void)now;
 
     struct link_frame *copy = link_frame_new(frame, length);
     if (copy == NULL)
         return -ENOBUFS;
+    if (info != NULL) {
+        copy->info = *info;
+        /* What the receiver learns: nothing left to check. */
+        copy->info.checksum_verified = info->checksum_partial;
+    }
 
     pthread_mutex_lock(&wire->lock);
     if (!peer->open) {
@@ -77,8 +95,21 @@ static int mem_send(struct usock_link *link, const uint8_t *frame, size_t length
     return result;
 }
 
-static ssize_t mem_receive(struct usock_link *link, uint8_t *buffer, size_t capacity,
-                           uint64_t now)
+static int mem_send(struct usock_link *link, const uint8_t *frame, size_t length, uint64_t now)
+{
+    (void)now;
+    return mem_send_frame((struct mem_link *)link, frame, length, NULL);
+}
+
+static int mem_send_offloaded(struct usock_link *link, const uint8_t *frame, size_t length,
+                              const struct link_frame_info *info, uint64_t now)
+{
+    (void)now;
+    return mem_send_frame((struct mem_link *)link, frame, length, info);
+}
+
+static ssize_t mem_receive_offloaded(struct usock_link *link, uint8_t *buffer, size_t capacity,
+                                     struct link_frame_info *info, uint64_t now)
 {
     struct mem_link *end = (struct mem_link *)link;
     struct mem_wire *wire = end->wire;
@@ -95,8 +126,39 @@ static ssize_t mem_receive(struct usock_link *link, uint8_t *buffer, size_t capa
         return -EAGAIN;
     size_t stored = frame->length < capacity ? frame->length : capacity;
     memcpy(buffer, frame->data, stored);
+    if (info != NULL) {
+        *info = frame->info;
+        info->checksum_partial = false;
+    }
     free(frame);
     return (ssize_t)stored;
+}
+
+static ssize_t mem_receive(struct usock_link *link, uint8_t *buffer, size_t capacity,
+                           uint64_t now)
+{
+    /* Offloaded frames only ever travel when both ends asked for them, so
+     * a plain receive never meets one. */
+    return mem_receive_offloaded(link, buffer, capacity, NULL, now);
+}
+
+/* Both ends' stacks must ask before either gets offloads; the second to
+ * ask turns them on for both. */
+static int mem_enable_offloads(struct usock_link *link, unsigned wanted)
+{
+    struct mem_link *end = (struct mem_link *)link;
+    struct mem_wire *wire = end->wire;
+    pthread_mutex_lock(&wire->lock);
+    wire->toward[end->side].offloads_wanted =
+        wanted & (LINK_OFFLOAD_CHECKSUM | LINK_OFFLOAD_TCP_SEGMENTATION);
+    unsigned both = wire->toward[0].offloads_wanted & wire->toward[1].offloads_wanted;
+    if (!(both & LINK_OFFLOAD_CHECKSUM))
+        both = 0;
+    for (int side = 0; side < 2; side++)
+        if (wire->ends[side] != NULL && wire->toward[side].open)
+            wire->ends[side]->link.offloads = both;
+    pthread_mutex_unlock(&wire->lock);
+    return 0;
 }
 
 static int mem_wait_fd(const struct usock_link *link)
@@ -113,6 +175,7 @@ static void mem_destroy(struct usock_link *link)
 
     pthread_mutex_lock(&wire->lock);
     mine->open = 0;
+    wire->ends[end->side] = NULL;
     link_frame_queue_clear(&mine->queue);
     close(mine->event_fd);
     mine->event_fd = -1;
@@ -133,6 +196,9 @@ static const struct link_ops mem_ops = {
     .wait_fd = mem_wait_fd,
     .deadline = NULL,
     .destroy = mem_destroy,
+    .enable_offloads = mem_enable_offloads,
+    .send_offloaded = mem_send_offloaded,
+    .receive_offloaded = mem_receive_offloaded,
 };
 
 /*
@@ -176,6 +242,7 @@ int usock_link_mem_pair(struct usock_link **end_a, struct usock_link **end_b)
         snprintf(ends[side]->link.name, sizeof(ends[side]->link.name), "mem:%c", 'a' + side);
         ends[side]->wire = wire;
         ends[side]->side = side;
+        wire->ends[side] = ends[side];
         wire->toward[side].open = 1;
     }
     wire->ends_open = 2;

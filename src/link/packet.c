@@ -39,7 +39,9 @@
 #include <unistd.h>
 
 #include "link/link.h"
+#include "link/offload.h"
 #include "link/tuntap.h"
+#include "wire/checksum.h"
 
 /* Frames skipped (our own, or malformed) before receive gives up for now. */
 #define PACKET_SKIP_MAX 64
@@ -73,44 +75,6 @@ static void bytes_put16(uint8_t *bytes, uint16_t value)
 {
     bytes[0] = (uint8_t)(value >> 8);
     bytes[1] = (uint8_t)value;
-}
-
-/* Adds data to a ones'-complement sum as big-endian 16-bit words. */
-static uint32_t checksum_add(uint32_t sum, const uint8_t *data, size_t length)
-{
-    size_t i = 0;
-    for (; i + 1 < length; i += 2) {
-        sum += (uint32_t)(data[i] << 8 | data[i + 1]);
-        if (sum & 0x80000000u)
-            sum = (sum & 0xffff) + (sum >> 16);
-    }
-    if (i < length)
-        sum += (uint32_t)(data[i] << 8);
-    return sum;
-}
-
-static uint16_t checksum_finish(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-/*
- * frame_complete_checksum - finishes a CHECKSUM_PARTIAL frame as the kernel's
- * skb_checksum_help would: the field at start + offset already holds the
- * pseudo-header sum, so summing from start to the end and complementing
- * gives the transport checksum.  Frames whose offsets do not fit are left.
- */
-static void frame_complete_checksum(uint8_t *frame, size_t length, size_t start, size_t offset)
-{
-    if (start >= length || offset + 2 > length - start)
-        return;
-    uint16_t checksum = checksum_finish(checksum_add(0, frame + start, length - start));
-    /* RFC 768: a computed zero is sent as all ones; for TCP both mean zero. */
-    if (checksum == 0)
-        checksum = 0xffff;
-    bytes_put16(frame + start + offset, checksum);
 }
 
 /*
@@ -284,7 +248,7 @@ static ssize_t packet_receive(struct usock_link *link, uint8_t *buffer, size_t c
             return packet_gso_next(packet, buffer, capacity);
         }
         if ((header.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && length <= capacity)
-            frame_complete_checksum(buffer, length, le16toh(header.csum_start),
+            link_frame_complete_checksum(buffer, length, le16toh(header.csum_start),
                                     le16toh(header.csum_offset));
         return (ssize_t)stored;
     }

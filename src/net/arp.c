@@ -27,7 +27,7 @@ static const uint8_t broadcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 static uint64_t neighbour_hash(const struct usock_stack *stack, uint32_t address)
 {
-    return siphash24(stack->secret, &address, sizeof(address));
+    return siphash13(stack->secret, &address, sizeof(address));
 }
 
 int neighbour_cache_init(struct neighbour_cache *cache)

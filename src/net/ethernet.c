@@ -61,6 +61,6 @@ void ethernet_output(struct usock_stack *stack, struct packet_buffer *buffer,
     memcpy(header.source, stack->interface.mac, 6);
     header.ethertype = ethertype;
     ethernet_emit(&header, packet_buffer_push(buffer, ETHERNET_HEADER_LENGTH));
-    stack_link_send(stack, buffer->data, buffer->length, now);
+    stack_link_send(stack, buffer, now);
     packet_buffer_free(buffer);
 }

@@ -75,7 +75,7 @@ static uint64_t reassembly_hash(const struct usock_stack *stack, uint32_t source
                                 uint32_t destination, uint16_t identification, uint8_t protocol)
 {
     struct reassembly_key key = {source, destination, identification, protocol, 0};
-    return siphash24(stack->secret, &key, sizeof(key));
+    return siphash13(stack->secret, &key, sizeof(key));
 }
 
 int fragment_table_init(struct fragment_table *table)

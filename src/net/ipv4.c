@@ -103,7 +103,7 @@ static void ipv4_transmit(struct usock_stack *stack, struct packet_buffer *buffe
                           uint32_t next_hop, uint64_t now)
 {
     if (!stack->interface.ethernet) {
-        stack_link_send(stack, buffer->data, buffer->length, now);
+        stack_link_send(stack, buffer, now);
         packet_buffer_free(buffer);
         return;
     }
@@ -213,7 +213,8 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
         if (copy)
             ipv4_loop_back(stack, copy);
     }
-    if (total > stack->interface.mtu) {
+    /* A TCP super-segment is cut by the link, never fragmented. */
+    if (total > stack->interface.mtu && buffer->segment_size == 0) {
         if (send->dont_fragment || header_length != IPV4_HEADER_LENGTH) {
             packet_buffer_free(buffer);
             COUNT(stack, IpFragFails);
@@ -328,6 +329,8 @@ void ipv4_deliver_reassembled(struct usock_stack *stack, const uint8_t *packet, 
                               bool from_loopback, uint64_t now)
 {
     struct ipv4_packet in;
+    /* What the link vouched for was the last fragment, not the whole. */
+    stack->input_checksum_verified = false;
     if (ipv4_parse(packet, length, false, &in.header) != IPV4_PARSE_OK)
         return;
     in.packet = packet;

@@ -345,12 +345,12 @@ static uint64_t hash_address_port(const struct usock_stack *stack, uint32_t addr
     uint8_t key[6];
     memcpy(key, &address, 4);
     memcpy(key + 4, &port, 2);
-    return siphash24(stack->secret, key, sizeof(key));
+    return siphash13(stack->secret, key, sizeof(key));
 }
 
 static uint64_t hash_port(const struct usock_stack *stack, uint16_t port)
 {
-    return siphash24(stack->secret, &port, sizeof(port));
+    return siphash13(stack->secret, &port, sizeof(port));
 }
 
 int port_table_init(struct port_table *table)

@@ -258,6 +258,9 @@ struct tcp_connection {
     bool connect_unreported;        /* connect() has not yet said success */
 };
 
+/* The most storage of drained rings kept for reuse (outside memory_bytes). */
+#define TCP_SPARE_BUFFER_BYTES (16u << 20)
+
 struct tcp_layer {
     struct hash_table connections;  /* by 4-tuple */
     struct tcp_connection *all;     /* list of every connection */
@@ -265,6 +268,7 @@ struct tcp_layer {
     unsigned established_count;
     size_t memory_bytes;            /* held by TCP buffers (rings, out of order) */
     size_t memory_limit;            /* tcp_mem: hard limit; 3/4 is pressure */
+    struct ring_pool spare_buffers; /* storage of drained rings, for reuse */
     uint64_t challenge_second;      /* the second challenge_count counts in */
     unsigned challenge_count;       /* challenge ACKs sent in it */
     bool cookies_sent;              /* SYN cookies went out ... */

@@ -717,8 +717,13 @@ static void tcp_input_reset(struct usock_stack *stack, struct tcp_connection *tc
 static void tcp_acknowledge_data(struct usock_stack *stack, struct tcp_connection *tcb,
                                  uint32_t length, uint64_t now)
 {
-    if (length >= tcb->advertised_mss || length >= tcb->mss)
-        tcb->segments_unacked++;
+    /* A super-segment from an offloading link counts as the full segments
+     * it holds, so one of two or more is acknowledged at once. */
+    uint32_t full_size = tcb->advertised_mss < tcb->mss ? tcb->advertised_mss : tcb->mss;
+    if (full_size > 0 && length >= full_size) {
+        uint32_t full_segments = length / full_size;
+        tcb->segments_unacked += full_segments < 2 ? full_segments : 2;
+    }
     if (tcb->quickack > 0) {
         tcb->quickack--;
         tcb->ack_now = true;
@@ -929,7 +934,8 @@ void tcp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint
         return;
     }
     switch (tcp_parse(packet->payload, packet->payload_length, ip->source, ip->destination,
-                      stack->verify_checksums && !packet->from_loopback, &segment.header)) {
+                      stack->verify_checksums && !packet->from_loopback &&
+                          !stack->input_checksum_verified, &segment.header)) {
     case TCP_PARSE_OK:
         break;
     case TCP_PARSE_TRUNCATED:

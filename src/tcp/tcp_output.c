@@ -70,8 +70,42 @@ static uint16_t tcp_window_to_advertise(struct tcp_connection *tcb, bool syn)
     return (uint16_t)units;
 }
 
+/* Whether segments of this connection go out on a link that finishes
+ * their checksums (and, when segmentation is offloaded too, cuts
+ * super-segments): everything but traffic to our own addresses. */
+static unsigned tcp_link_offloads(const struct usock_stack *stack,
+                                  const struct tcp_connection *tcb)
+{
+    const struct usock_link *link = stack->interface.link;
+    if (!link || link->offloads == 0 ||
+        ipv4_address_kind(stack, tcb->socket->peer_address) != ADDRESS_OTHER)
+        return 0;
+    return link->offloads;
+}
+
+/* Payload bytes in each segment: the MSS less what SACK blocks take. */
+static uint32_t tcp_segment_payload(const struct tcp_connection *tcb)
+{
+    return tcb->mss - tcp_sack_option_bytes(tcb);
+}
+
+/* The most new data one tcp_send_new may send at once: one segment, or
+ * with segmentation offloaded as many whole segments as a 64 KiB IP
+ * packet holds (the link cuts them; Linux's TSO/GSO size goal). */
+static uint32_t tcp_send_size_goal(const struct usock_stack *stack,
+                                   const struct tcp_connection *tcb, uint32_t segment_size)
+{
+    if (!(tcp_link_offloads(stack, tcb) & LINK_OFFLOAD_TCP_SEGMENTATION))
+        return segment_size;
+    /* Room for the IP header and the largest TCP header with options. */
+    uint32_t room = IPV4_PACKET_MAX - IPV4_HEADER_LENGTH - 60;
+    uint32_t segments = room / segment_size;
+    return segments > 1 ? segments * segment_size : segment_size;
+}
+
 /* Sends one segment: sequence, flags, and length bytes of the send ring
- * from offset.  Returns 0 or -errno from IPv4. */
+ * from offset.  Longer than one segment's payload makes a super-segment
+ * for a link that offloads segmentation.  Returns 0 or -errno from IPv4. */
 static int tcp_send_segment(struct usock_stack *stack, struct tcp_connection *tcb,
                             uint32_t sequence, uint8_t flags, size_t offset, size_t length,
                             uint64_t now)
@@ -124,7 +158,21 @@ static int tcp_send_segment(struct usock_stack *stack, struct tcp_connection *tc
     if (length)
         ring_peek(&tcb->send_buffer, offset, packet_buffer_put(buffer, length), length);
     uint8_t *segment = packet_buffer_push(buffer, TCP_HEADER_LENGTH + options_length);
-    tcp_emit(&header, socket->local_address, socket->peer_address, segment, length);
+    uint32_t segment_payload = tcp_segment_payload(tcb);
+    unsigned segments = 1;
+    if (tcp_link_offloads(stack, tcb) != 0) {
+        tcp_emit_checksum_partial(&header, socket->local_address, socket->peer_address, segment,
+                                  length);
+        buffer->checksum_partial = true;
+        buffer->transport_header = segment;
+        buffer->checksum_offset = 16;
+        if (length > segment_payload) {
+            buffer->segment_size = (uint16_t)segment_payload;
+            segments = (unsigned)((length + segment_payload - 1) / segment_payload);
+        }
+    } else {
+        tcp_emit(&header, socket->local_address, socket->peer_address, segment, length);
+    }
     struct ipv4_send send = {
         .source = socket->local_address,
         .destination = socket->peer_address,
@@ -133,9 +181,9 @@ static int tcp_send_segment(struct usock_stack *stack, struct tcp_connection *tc
         .type_of_service = socket->type_of_service,
         .dont_fragment = true,
     };
-    COUNT(stack, TcpOutSegs);
+    COUNT_ADD(stack, TcpOutSegs, segments);
     if (seq_lt(sequence, tcb->snd_max) && (length || (flags & (TCP_FLAG_SYN | TCP_FLAG_FIN))))
-        COUNT(stack, TcpRetransSegs);
+        COUNT_ADD(stack, TcpRetransSegs, segments);
     if (flags & TCP_FLAG_RST)
         COUNT(stack, TcpOutRsts);
     if (flags & TCP_FLAG_ACK) {
@@ -262,24 +310,32 @@ static uint32_t tcp_send_new(struct usock_stack *stack, struct tcp_connection *t
     uint32_t data_end = base + (uint32_t)tcb->send_buffer.length;
     if (seq_lt(tcb->snd_nxt, data_end)) {
         /* A segment carrying SACK blocks has that much less room. */
-        uint32_t segment_size = tcb->mss - tcp_sack_option_bytes(tcb);
+        uint32_t segment_size = tcp_segment_payload(tcb);
+        uint32_t goal = tcp_send_size_goal(stack, tcb, segment_size);
         uint32_t available = data_end - tcb->snd_nxt;
-        uint32_t length = available < segment_size ? available : segment_size;
+        uint32_t length = available < goal ? available : goal;
         uint32_t usable = seq_gt(window_end, tcb->snd_nxt) ? window_end - tcb->snd_nxt : 0;
         if (length > usable) {
-            /* Sender SWS avoidance: a partial segment only when it is at
-             * least half the largest window offered. */
-            if (usable == 0 || usable < tcb->max_snd_wnd / 2)
-                return 0;
-            length = usable;
+            if (usable >= segment_size) {
+                length = usable - usable % segment_size; /* whole segments only */
+            } else {
+                /* Sender SWS avoidance: a partial segment only when it
+                 * is at least half the largest window offered. */
+                if (usable == 0 || usable < tcb->max_snd_wnd / 2)
+                    return 0;
+                length = usable;
+            }
         }
         bool in_flight = tcb->snd_nxt != tcb->snd_una;
-        bool last = length == available;
         /* Nagle: a small segment waits while data is unacknowledged,
          * unless TCP_NODELAY, or it carries the FIN along. */
         bool urgent = tcb->send_urgent && seq_lt(tcb->snd_nxt, tcb->snd_up);
-        if (length < segment_size && in_flight && !tcb->nodelay && !urgent &&
-            !(last && tcb->fin_queued))
+        bool nagle = in_flight && !tcb->nodelay && !urgent &&
+                     !(length == available && tcb->fin_queued);
+        if (length > segment_size && length % segment_size != 0 && nagle)
+            length -= length % segment_size; /* the small tail waits, as its own segment would */
+        bool last = length == available;
+        if (length < segment_size && nagle)
             return 0;
         bool with_fin = last && tcb->fin_queued;
         uint8_t flags = TCP_FLAG_ACK | (last ? TCP_FLAG_PSH : 0) | (with_fin ? TCP_FLAG_FIN : 0);

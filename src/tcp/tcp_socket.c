@@ -43,12 +43,13 @@ static uint64_t tcp_tuple_hash(const struct usock_stack *stack, uint32_t local_a
                                uint16_t local_port, uint32_t remote_address, uint16_t remote_port)
 {
     struct tcp_four_tuple key = {local_address, remote_address, local_port, remote_port};
-    return siphash24(stack->secret, &key, sizeof(key));
+    return siphash13(stack->secret, &key, sizeof(key));
 }
 
 int tcp_layer_init(struct tcp_layer *layer)
 {
     memset(layer, 0, sizeof(*layer));
+    ring_pool_init(&layer->spare_buffers, TCP_SPARE_BUFFER_BYTES);
     return hash_table_init(&layer->connections, 256);
 }
 
@@ -222,6 +223,8 @@ static struct tcp_connection *tcp_connection_new(struct usock_stack *stack, stru
     ring_init(&tcb->receive_buffer, (size_t)socket->receive_buffer);
     tcb->send_buffer.accounting = &stack->tcp.memory_bytes;
     tcb->receive_buffer.accounting = &stack->tcp.memory_bytes;
+    tcb->send_buffer.pool = &stack->tcp.spare_buffers;
+    tcb->receive_buffer.pool = &stack->tcp.spare_buffers;
     tcb->rto_ns = TCP_RTO_INITIAL_NS;
     tcb->mss = TCP_DEFAULT_MSS;
     tcb->ssthresh = UINT32_MAX;
@@ -292,6 +295,7 @@ void tcp_layer_destroy(struct usock_stack *stack)
     }
     if (stack->tcp.connections.buckets)
         hash_table_destroy(&stack->tcp.connections);
+    ring_pool_destroy(&stack->tcp.spare_buffers);
 }
 
 void tcp_set_state(struct usock_stack *stack, struct tcp_connection *tcb, enum tcp_state state)

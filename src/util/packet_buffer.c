@@ -21,6 +21,9 @@ struct packet_buffer *packet_buffer_new(size_t headroom, size_t payload)
     buffer->data = buffer->storage + headroom;
     buffer->length = 0;
     buffer->next_hop = 0;
+    buffer->checksum_partial = false;
+    buffer->segment_size = 0;
+    buffer->transport_header = NULL;
     return buffer;
 }
 

@@ -11,6 +11,7 @@
 #ifndef USOCK_PACKET_BUFFER_H
 #define USOCK_PACKET_BUFFER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,14 @@ struct packet_buffer {
     size_t length;
     size_t capacity; /* bytes of storage */
     uint32_t next_hop; /* set by IPv4 output for neighbour resolution (network order) */
+    /* Offloads asked of the link (see LINK_OFFLOAD_* in link/link.h): the
+     * transport checksum holds only the pseudo-header sum, to be finished
+     * from transport_header; segment_size > 0 makes a TCP super-segment
+     * cut into segments of that much payload. */
+    bool checksum_partial;
+    uint16_t checksum_offset;  /* from transport_header to the checksum field */
+    uint16_t segment_size;
+    uint8_t *transport_header; /* inside storage, when checksum_partial */
     uint8_t storage[];
 };
 

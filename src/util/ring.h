@@ -3,8 +3,9 @@
  * send buffer (bytes from the oldest unacknowledged onward) and receive
  * buffer (bytes in order, not yet read).  Data can be read at an offset
  * without consuming it (peek), which is how segments are built from the
- * send buffer and retransmitted.  The storage is allocated on first write
- * and freed when the ring drains, so idle connections cost little.
+ * send buffer and retransmitted.  The storage is allocated on first write,
+ * grows by doubling up to the capacity as data backs up, and is freed when
+ * the ring drains, so idle connections cost little.
  */
 #ifndef USOCK_RING_H
 #define USOCK_RING_H
@@ -12,15 +13,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Storage of drained rings kept for the next ring that needs some, so a
+ * connection that drains and refills (bulk transfer, request and reply)
+ * does not have the kernel map fresh pages each time.  Only blocks of
+ * RING_POOL_BLOCK_MIN bytes or more are kept; at most RING_POOL_BLOCKS of
+ * them and limit bytes in all. */
+#define RING_POOL_BLOCKS 8
+#define RING_POOL_BLOCK_MIN 32768
+struct ring_pool {
+    uint8_t *blocks[RING_POOL_BLOCKS];
+    size_t sizes[RING_POOL_BLOCKS];
+    unsigned count;
+    size_t bytes;
+    size_t limit;
+};
+
+void ring_pool_init(struct ring_pool *pool, size_t limit);
+/* Frees every block kept. */
+void ring_pool_destroy(struct ring_pool *pool);
+
 struct ring {
     uint8_t *data;     /* NULL until the first write */
     size_t capacity;   /* the bound, in bytes */
     size_t head;       /* index of the oldest byte */
     size_t length;     /* bytes held */
-    size_t allocated;  /* bytes of storage held now (0 or the capacity) */
+    size_t allocated;  /* bytes of storage held now (0 when data is NULL) */
     size_t *accounting; /* when set, storage allocated is added here (and
                          * taken off when freed): a memory budget shared by
                          * many rings */
+    struct ring_pool *pool; /* when set, storage comes from and goes back to it */
 };
 
 void ring_init(struct ring *ring, size_t capacity);

@@ -1,7 +1,11 @@
 /*
- * siphash.c - SipHash-2-4 (Aumasson and Bernstein): four 64-bit lanes mixed
- * by add-rotate-xor rounds, two rounds per 8-byte block and four to finish.
- * Reads the message with memcpy so any alignment is safe.
+ * siphash.c - SipHash (Aumasson and Bernstein): four 64-bit lanes mixed by
+ * add-rotate-xor rounds, c rounds per 8-byte block and d to finish:
+ * SipHash-2-4 for what must stay unguessable (sequence numbers, cookies,
+ * IP IDs, port choice), SipHash-1-3 for hash-table buckets, where it only
+ * has to keep a remote host from aiming entries into one bucket (the
+ * variant Rust's and Python's hash tables use).  Reads the message with
+ * memcpy so any alignment is safe.
  */
 #include "util/siphash.h"
 
@@ -14,10 +18,16 @@ static inline uint64_t rotate_left(uint64_t value, unsigned bits)
 
 static inline uint64_t load_le64(const uint8_t *bytes)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t value;
+    memcpy(&value, bytes, sizeof(value));
+    return value;
+#else
     uint64_t value = 0;
     for (int i = 7; i >= 0; i--)
         value = (value << 8) | bytes[i];
     return value;
+#endif
 }
 
 #define SIP_ROUND(v0, v1, v2, v3)                                                \
@@ -28,7 +38,8 @@ static inline uint64_t load_le64(const uint8_t *bytes)
         v2 += v1; v1 = rotate_left(v1, 17); v1 ^= v2; v2 = rotate_left(v2, 32);  \
     } while (0)
 
-uint64_t siphash24(const uint8_t key[16], const void *data, size_t length)
+static inline uint64_t siphash(const uint8_t key[16], const void *data, size_t length,
+                               int block_rounds, int final_rounds)
 {
     const uint8_t *input = data;
     uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
@@ -40,19 +51,29 @@ uint64_t siphash24(const uint8_t key[16], const void *data, size_t length)
     for (size_t offset = 0; offset < whole; offset += 8) {
         uint64_t block = load_le64(input + offset);
         v3 ^= block;
-        SIP_ROUND(v0, v1, v2, v3);
-        SIP_ROUND(v0, v1, v2, v3);
+        for (int i = 0; i < block_rounds; i++)
+            SIP_ROUND(v0, v1, v2, v3);
         v0 ^= block;
     }
     uint8_t tail[8] = {0};
     memcpy(tail, input + whole, length - whole);
     uint64_t last = load_le64(tail) | ((uint64_t)(length & 0xff) << 56);
     v3 ^= last;
-    SIP_ROUND(v0, v1, v2, v3);
-    SIP_ROUND(v0, v1, v2, v3);
+    for (int i = 0; i < block_rounds; i++)
+        SIP_ROUND(v0, v1, v2, v3);
     v0 ^= last;
     v2 ^= 0xff;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < final_rounds; i++)
         SIP_ROUND(v0, v1, v2, v3);
     return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t siphash24(const uint8_t key[16], const void *data, size_t length)
+{
+    return siphash(key, data, length, 2, 4);
+}
+
+uint64_t siphash13(const uint8_t key[16], const void *data, size_t length)
+{
+    return siphash(key, data, length, 1, 3);
 }

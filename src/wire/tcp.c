@@ -245,8 +245,8 @@ static size_t tcp_options_write(const struct tcp_options *options, uint8_t *out)
     return (size_t)(p - out);
 }
 
-size_t tcp_emit(const struct tcp_header *header, uint32_t source, uint32_t destination,
-                uint8_t *out, size_t payload_length)
+/* Writes the header and options with a zero checksum; returns their length. */
+static size_t tcp_emit_header(const struct tcp_header *header, uint8_t *out)
 {
     size_t header_length = TCP_HEADER_LENGTH + tcp_options_write(&header->options,
                                                                  out + TCP_HEADER_LENGTH);
@@ -259,11 +259,30 @@ size_t tcp_emit(const struct tcp_header *header, uint32_t source, uint32_t desti
     store_be16(out + 14, header->window);
     store_be16(out + 16, 0);
     store_be16(out + 18, header->urgent_pointer);
+    return header_length;
+}
+
+size_t tcp_emit(const struct tcp_header *header, uint32_t source, uint32_t destination,
+                uint8_t *out, size_t payload_length)
+{
+    size_t header_length = tcp_emit_header(header, out);
     size_t segment_length = header_length + payload_length;
     uint32_t sum = checksum_pseudo_header(source, destination, TCP_PROTOCOL,
                                           (uint16_t)segment_length);
     /* Unlike UDP, TCP has no "no checksum" value: a computed 0 goes out as
      * 0 (RFC 9293 3.1). */
     store_be16(out + 16, checksum_finish(checksum_add(sum, out, segment_length)));
+    return header_length;
+}
+
+size_t tcp_emit_checksum_partial(const struct tcp_header *header, uint32_t source,
+                                 uint32_t destination, uint8_t *out, size_t payload_length)
+{
+    size_t header_length = tcp_emit_header(header, out);
+    uint32_t sum = checksum_pseudo_header(source, destination, TCP_PROTOCOL,
+                                          (uint16_t)(header_length + payload_length));
+    /* Folded to 16 bits and stored uncomplemented: the finisher sums the
+     * whole segment, this field included, and complements. */
+    store_be16(out + 16, (uint16_t)~checksum_finish(sum));
     return header_length;
 }

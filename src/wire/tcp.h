@@ -95,4 +95,11 @@ size_t tcp_options_length(const struct tcp_options *options);
 size_t tcp_emit(const struct tcp_header *header, uint32_t source, uint32_t destination,
                 uint8_t *out, size_t payload_length);
 
+/* The same, but leaves the checksum for a link that offloads it: the
+ * field holds the pseudo-header sum only (not complemented), which the
+ * finisher adds the header and payload to (a NIC's, or the kernel's,
+ * CHECKSUM_PARTIAL).  The checksum field is at offset 16. */
+size_t tcp_emit_checksum_partial(const struct tcp_header *header, uint32_t source,
+                                 uint32_t destination, uint8_t *out, size_t payload_length);
+
 #endif

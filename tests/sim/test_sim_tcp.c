@@ -327,6 +327,62 @@ static void test_bulk_transfer_arrives_intact(void)
     world_free(&world);
 }
 
+/* Two stacks on a plain in-memory wire both ask for offloads, so bulk data
+ * crosses as TCP super-segments with unfinished checksums (counted on both
+ * sides) and arrives intact; with offloads turned off on one stack, or an
+ * impairment wrapped around one end, only plain frames cross. */
+static void test_bulk_transfer_uses_segmentation_offload_only_when_both_ends_can(void)
+{
+    for (int variant = 0; variant < 3; variant++) {
+        struct world world;
+        if (variant == 2) {
+            world_init_impaired(&world, "delay=1ms,seed=4");
+        } else {
+            world_init(&world);
+        }
+        if (variant == 1) {
+            /* Rebuild b with offloads refused: a keeps asking alone. */
+            usock_stack_free(world.b);
+            usock_stack_free(world.a);
+            memset(&world, 0, sizeof(world));
+            world.now = 1000000000ULL;
+            struct usock_link *a, *b;
+            CHECK_EQ(usock_link_mem_pair(&a, &b), 0);
+            world.a = make_stack(&world, a, "198.18.0.1", 1);
+            struct usock_stack_config config;
+            usock_stack_config_init(&config);
+            config.link = b;
+            inet_pton(AF_INET, "198.18.0.2", &config.address);
+            config.prefix_length = 24;
+            config.clock = world_clock;
+            config.clock_context = &world;
+            config.seed = 2;
+            config.no_offloads = 1;
+            world.b = usock_stack_new(&config);
+            CHECK(world.b != NULL);
+        }
+        int client, server;
+        connect_pair(&world, 80, &client, &server);
+        transfer_and_check(&world, client, server, 2 << 20, false);
+        uint64_t out_super = usock_stack_counter(world.a, "LinkOutSuperSegments");
+        uint64_t in_super = usock_stack_counter(world.b, "LinkInSuperSegments");
+        uint64_t in_offloaded = usock_stack_counter(world.b, "LinkInChecksumOffloaded");
+        if (variant == 0) {
+            CHECK(out_super > 0);
+            CHECK_EQ(in_super, out_super);
+            CHECK(in_offloaded >= in_super);
+            /* Far fewer frames than 1448-byte segments would need. */
+            CHECK(usock_stack_counter(world.a, "LinkOutFrames") < (2u << 20) / 1448 / 4);
+        } else {
+            CHECK_EQ(out_super, 0);
+            CHECK_EQ(in_super, 0);
+            CHECK_EQ(in_offloaded, 0);
+        }
+        CHECK_EQ(usock_stack_counter(world.b, "TcpInCsumErrors"), 0);
+        world_free(&world);
+    }
+}
+
 static void test_bulk_transfer_survives_loss_reordering_duplication(void)
 {
     struct world world;
@@ -501,6 +557,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_close_with_unread_data_resets_the_peer),
     CHECK_TEST(test_half_close_lets_the_other_side_keep_sending),
     CHECK_TEST(test_bulk_transfer_arrives_intact),
+    CHECK_TEST(test_bulk_transfer_uses_segmentation_offload_only_when_both_ends_can),
     CHECK_TEST(test_bulk_transfer_survives_loss_reordering_duplication),
     CHECK_TEST(test_zero_window_is_probed_until_the_reader_drains),
     CHECK_TEST(test_heavy_loss_and_corruption_still_deliver_every_byte),

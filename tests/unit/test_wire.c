@@ -22,6 +22,7 @@
 #include "check.h"
 #include "wire/arp.h"
 #include "wire/bytes.h"
+#include "util/siphash.h"
 #include "wire/checksum.h"
 #include "wire/ethernet.h"
 #include "wire/icmp.h"
@@ -365,6 +366,48 @@ static void test_checksum_matches_reference_on_all_ones_and_near_carries(void)
             CHECK_EQ(checksum_finish(checksum_add(0, data, length)),
                      reference_checksum(data, length));
     }
+}
+
+/* Long buffers (a 64 KiB super-segment) at every alignment, all ones and
+ * random, and a running sum already near 2^32: the word-at-a-time loop
+ * must lose no carry. */
+static void test_checksum_matches_reference_on_long_unaligned_buffers(void)
+{
+    static uint8_t data[65536 + 8];
+    for (int pattern = 0; pattern < 2; pattern++) {
+        if (pattern == 0)
+            memset(data, 0xff, sizeof(data));
+        else
+            random_fill(data, sizeof(data));
+        for (size_t offset = 0; offset < 8; offset++) {
+            size_t length = 65536 - offset;
+            CHECK_EQ(checksum_finish(checksum_add(0, data + offset, length)),
+                     reference_checksum(data + offset, length));
+            uint32_t near_wrap = 0xfffffff0u;
+            uint32_t folded_start = (near_wrap & 0xffff) + (near_wrap >> 16);
+            folded_start = (folded_start & 0xffff) + (folded_start >> 16);
+            uint32_t reference_sum = (uint16_t)~reference_checksum(data + offset, length);
+            CHECK_EQ(checksum_finish(checksum_add(near_wrap, data + offset, length)),
+                     checksum_finish(folded_start + reference_sum));
+        }
+    }
+}
+
+/* SipHash-2-4 against the reference vectors of the SipHash paper (key
+ * 00..0f, message 00..0e truncated to 0, 8 and 15 bytes); SipHash-1-3 is
+ * the same code with fewer rounds, so it must differ and be deterministic. */
+static void test_siphash_matches_reference_vectors(void)
+{
+    uint8_t key[16], message[15];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 15; i++)
+        message[i] = (uint8_t)i;
+    CHECK(siphash24(key, message, 0) == 0x726fdb47dd0e0e31ULL);
+    CHECK(siphash24(key, message, 8) == 0x93f5f5799a932462ULL);
+    CHECK(siphash24(key, message, 15) == 0xa129ca6149be45e5ULL);
+    CHECK(siphash13(key, message, 15) != siphash24(key, message, 15));
+    CHECK(siphash13(key, message, 15) == siphash13(key, message, 15));
 }
 
 /* A buffer with its own checksum stored in it (at an even offset) sums to
@@ -2010,6 +2053,8 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_checksum_odd_length_does_not_read_past_the_end),
     CHECK_TEST(test_checksum_matches_reference_for_every_length_up_to_1500),
     CHECK_TEST(test_checksum_matches_reference_on_all_ones_and_near_carries),
+    CHECK_TEST(test_checksum_matches_reference_on_long_unaligned_buffers),
+    CHECK_TEST(test_siphash_matches_reference_vectors),
     CHECK_TEST(test_checksum_buffer_with_its_checksum_inserted_sums_to_zero),
     CHECK_TEST(test_checksum_running_sum_over_even_pieces_equals_whole),
     CHECK_TEST(test_checksum_keeps_carries_on_long_buffers),

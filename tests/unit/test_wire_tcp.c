@@ -397,6 +397,48 @@ static void test_tcp_emit_reproduces_captured_segments(void)
     }
 }
 
+/* A partial checksum, finished as a NIC or the kernel finishes one (the
+ * complement of the sum over the whole segment, the pseudo-header sum in
+ * the checksum field included), gives the captured segments exactly. */
+static void test_tcp_emit_checksum_partial_finishes_to_captured_segments(void)
+{
+    static const struct {
+        const uint8_t *bytes;
+        size_t length;
+        bool from_client;
+    } captures[] = {
+        {syn_segment, sizeof(syn_segment), true},
+        {data_segment, sizeof(data_segment), true},
+        {sack_segment, sizeof(sack_segment), false},
+    };
+    for (size_t i = 0; i < sizeof(captures) / sizeof(captures[0]); i++) {
+        uint32_t source = captures[i].from_client ? CLIENT : SERVER;
+        uint32_t destination = captures[i].from_client ? SERVER : CLIENT;
+        struct tcp_header header;
+        CHECK_EQ(tcp_parse(captures[i].bytes, captures[i].length, source, destination, true,
+                           &header),
+                 TCP_PARSE_OK);
+        size_t payload_length = captures[i].length - header.header_length;
+        uint8_t *out = malloc(captures[i].length);
+        CHECK(out != NULL);
+        memcpy(out + header.header_length, captures[i].bytes + header.header_length,
+               payload_length);
+        CHECK_EQ(tcp_emit_checksum_partial(&header, source, destination, out, payload_length),
+                 header.header_length);
+        CHECK(memcmp(out, captures[i].bytes, 16) == 0);
+        CHECK(memcmp(out + 18, captures[i].bytes + 18, captures[i].length - 18) == 0);
+        uint32_t sum = 0;
+        for (size_t at = 0; at < captures[i].length; at += 2)
+            sum += (uint32_t)(out[at] << 8) | (at + 1 < captures[i].length ? out[at + 1] : 0);
+        while (sum >> 16)
+            sum = (sum & 0xffff) + (sum >> 16);
+        uint16_t finished = (uint16_t)~sum;
+        CHECK_EQ(finished >> 8, captures[i].bytes[16]);
+        CHECK_EQ(finished & 0xff, captures[i].bytes[17]);
+        free(out);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Lengths                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -1306,6 +1348,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_tcp_parses_captured_data_segment_with_verified_checksum),
     CHECK_TEST(test_tcp_parses_captured_ack_with_three_sack_blocks),
     CHECK_TEST(test_tcp_emit_reproduces_captured_segments),
+    CHECK_TEST(test_tcp_emit_checksum_partial_finishes_to_captured_segments),
 
     CHECK_TEST(test_tcp_rejects_every_truncation_of_captured_syn),
     CHECK_TEST(test_tcp_rejects_every_truncation_of_captured_data_segment),
