@@ -75,21 +75,31 @@ void stack_timer_arm(struct usock_stack *stack, struct timer *timer, uint64_t de
     stack_kick(stack);
 }
 
-void stack_link_send(struct usock_stack *stack, const struct packet_buffer *buffer,
-                     uint64_t now)
+void stack_link_send(struct usock_stack *stack, struct packet_buffer *buffer, uint64_t now)
 {
     struct usock_link *link = stack->interface.link;
     if (!link)
         return;
     int result;
-    if (buffer->checksum_partial && link->offloads != 0) {
+    bool offloaded = buffer->checksum_partial && link->offloads != 0;
+    if (buffer->payload_ring && !(offloaded && link->ops->send_gather))
+        packet_buffer_linearize(buffer);
+    if (offloaded) {
         struct link_frame_info info = {
             .checksum_partial = true,
             .checksum_start = (uint16_t)(buffer->transport_header - buffer->data),
             .checksum_offset = buffer->checksum_offset,
             .segment_size = buffer->segment_size,
         };
-        result = link->ops->send_offloaded(link, buffer->data, buffer->length, &info, now);
+        if (buffer->payload_ring) {
+            struct iovec parts[3] = {{buffer->data, buffer->length}};
+            int count = 1 + ring_parts(buffer->payload_ring, buffer->payload_offset,
+                                       buffer->payload_length, parts + 1);
+            result = link->ops->send_gather(link, parts, count,
+                                            buffer->length + buffer->payload_length, &info, now);
+        } else {
+            result = link->ops->send_offloaded(link, buffer->data, buffer->length, &info, now);
+        }
     } else {
         result = link->ops->send(link, buffer->data, buffer->length, now);
     }
@@ -145,13 +155,18 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool 
         for (; frames < LINK_BATCH; frames++) {
             ssize_t length;
             struct link_frame_info info = {0};
-            if (link->offloads != 0)
+            const uint8_t *frame = stack->receive_frame;
+            if (link->ops->receive_borrowed)
+                length = link->ops->receive_borrowed(link, &frame, &info, now);
+            else if (link->offloads != 0)
                 length = link->ops->receive_offloaded(link, stack->receive_frame, LINK_FRAME_MAX,
                                                       &info, now);
             else
                 length = link->ops->receive(link, stack->receive_frame, LINK_FRAME_MAX, now);
             if (length < 0)
                 break;
+            if (link->offloads == 0)
+                memset(&info, 0, sizeof(info)); /* nothing asked, nothing trusted */
             if (info.segment_size != 0)
                 COUNT(stack, LinkInSuperSegments);
             if (refresh_clock) {
@@ -160,7 +175,7 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool 
                     now = later;
             }
             stack->input_checksum_verified = info.checksum_verified;
-            stack_input_frame(stack, stack->receive_frame, (size_t)length, now);
+            stack_input_frame(stack, frame, (size_t)length, now);
             stack->input_checksum_verified = false;
         }
         more_input = frames == LINK_BATCH;

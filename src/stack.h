@@ -98,8 +98,9 @@ static inline void counter_add(struct usock_stack *stack, enum counter_id id, ui
 /* Wakes the stack thread so it recomputes its deadline (after an API call
  * armed a timer).  Harmless in event mode. */
 void stack_kick(struct usock_stack *stack);
-/* Hands one frame to the link.  Borrowed; counts errors. */
-void stack_link_send(struct usock_stack *stack, const struct packet_buffer *buffer,
+/* Hands one frame to the link, gathering a payload still in its ring
+ * where the link can (else copying it in first).  Borrowed; counts errors. */
+void stack_link_send(struct usock_stack *stack, struct packet_buffer *buffer,
                      uint64_t now);
 /* Delivers packets queued to ourselves (loopback), up to a bound per call. */
 void stack_drain_loopback(struct usock_stack *stack, uint64_t now);

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "usock.h"
 
@@ -83,6 +84,16 @@ struct link_ops {
                           const struct link_frame_info *info, uint64_t now);
     ssize_t (*receive_offloaded)(struct usock_link *link, uint8_t *buffer, size_t capacity,
                                  struct link_frame_info *info, uint64_t now);
+    /* Optional: send_offloaded of a frame in count parts (length bytes in
+     * all), gathered by the link as it sends (the parts are borrowed). */
+    int (*send_gather)(struct usock_link *link, const struct iovec *parts, int count,
+                       size_t length, const struct link_frame_info *info, uint64_t now);
+    /* Optional: receive_offloaded without the copy.  Stores in *frame a
+     * pointer to the waiting frame, which stays the link's and stays valid
+     * until the next receive of any kind on the link or its destruction;
+     * returns the length, or -EAGAIN / -errno as receive. */
+    ssize_t (*receive_borrowed)(struct usock_link *link, const uint8_t **frame,
+                                struct link_frame_info *info, uint64_t now);
 };
 
 struct usock_link {

@@ -4,7 +4,7 @@
  * Two ends share one struct mem_wire, which holds a bounded FIFO per
  * direction (frames waiting to be received by end 0, and by end 1) under
  * one mutex, so the two ends may be driven by stacks on different threads.
- * A frame is copied in on send and out on receive.
+ * A frame is copied in on send; see Copies below.
  *
  * Each end has an eventfd that is readable exactly while its receive queue
  * is non-empty; that is the end's wait_fd.  The invariant is kept under the
@@ -18,6 +18,13 @@
  * struct link_frame_info, as veth passes GSO packets between namespaces.
  * An end whose stack never asks (one behind an impairment or pcap wrapper)
  * keeps both ends on plain frames.
+ *
+ * Copies.  A frame is copied once, on send, into a frame of the wire's;
+ * the receiving stack reads it where it lies (receive_borrowed) and the
+ * end keeps it until its next receive.  Frames of more than
+ * MEM_SMALL_FRAME bytes are recycled through a bounded list of spares, so
+ * 64 KiB super-segments do not cost a fresh allocation (and fresh pages)
+ * each.
  *
  * Lifetime: each end is destroyed on its own.  Destroying an end discards
  * the frames waiting for it and closes its eventfd; the peer's sends then
@@ -34,6 +41,11 @@
 
 #include "link/frame_queue.h"
 #include "link/link.h"
+
+/* Frames up to this size are allocated to fit; larger ones get
+ * LINK_FRAME_MAX bytes and are recycled, up to MEM_SPARE_FRAMES of them. */
+#define MEM_SMALL_FRAME 4096
+#define MEM_SPARE_FRAMES 64
 
 /* Bounds of each direction's queue: whichever is reached first. */
 #define MEM_QUEUE_FRAMES_MAX 4096
@@ -53,38 +65,86 @@ struct mem_wire {
     unsigned ends_open;
     struct mem_direction toward[2];
     struct mem_link *ends[2];
+    struct link_frame *spares;   /* large frames to reuse, linked by next */
+    unsigned spare_count;
 };
 
 struct mem_link {
     struct usock_link link;
     struct mem_wire *wire;
     int side; /* 0 or 1: receives from toward[side] */
+    struct link_frame *borrowed; /* lent out by receive_borrowed until the next receive */
 };
 
-/* Queues a copy of frame, with its info, for the peer.  Returns 0 or
- * -ENOBUFS when out of memory or the peer's queue is full. */
-static int mem_send_frame(struct mem_link *end, const uint8_t *frame, size_t length,
-                          const struct link_frame_info *info)
+/* A frame for length bytes: a spare when large, else a new one.  Called
+ * with the wire's lock held.  NULL when out of memory. */
+static struct link_frame *mem_frame_take(struct mem_wire *wire, size_t length)
+{
+    struct link_frame *frame;
+    if (length <= MEM_SMALL_FRAME)
+        return malloc(sizeof(*frame) + length);
+    frame = wire->spares;
+    if (frame != NULL) {
+        wire->spares = frame->next;
+        wire->spare_count--;
+        return frame;
+    }
+    return malloc(sizeof(*frame) + LINK_FRAME_MAX);
+}
+
+/* Gives a frame back: large ones to the spares while there is room.
+ * Called with the wire's lock held. */
+static void mem_frame_give(struct mem_wire *wire, struct link_frame *frame)
+{
+    if (frame == NULL)
+        return;
+    if (frame->length > MEM_SMALL_FRAME && wire->spare_count < MEM_SPARE_FRAMES) {
+        frame->next = wire->spares;
+        wire->spares = frame;
+        wire->spare_count++;
+        return;
+    }
+    free(frame);
+}
+
+/* Queues a copy of the frame in count parts (length bytes in all), with
+ * its info, for the peer.  Returns 0 or -ENOBUFS when out of memory or the
+ * peer's queue is full. */
+static int mem_send_frame(struct mem_link *end, const struct iovec *parts, int count,
+                          size_t length, const struct link_frame_info *info)
 {
     struct mem_wire *wire = end->wire;
     struct mem_direction *peer = &wire->toward[1 - end->side];
     int result = 0;
+    if (length > LINK_FRAME_MAX)
+        return -EMSGSIZE;
 
-    struct link_frame *copy = link_frame_new(frame, length);
+    pthread_mutex_lock(&wire->lock);
+    struct link_frame *copy = mem_frame_take(wire, length);
+    pthread_mutex_unlock(&wire->lock);
     if (copy == NULL)
         return -ENOBUFS;
+    copy->next = NULL;
+    copy->length = length;
+    memset(&copy->info, 0, sizeof(copy->info));
     if (info != NULL) {
         copy->info = *info;
         /* What the receiver learns: nothing left to check. */
         copy->info.checksum_verified = info->checksum_partial;
+        copy->info.checksum_partial = false;
+    }
+    size_t at = 0;
+    for (int i = 0; i < count; i++) {
+        memcpy(copy->data + at, parts[i].iov_base, parts[i].iov_len);
+        at += parts[i].iov_len;
     }
 
     pthread_mutex_lock(&wire->lock);
     if (!peer->open) {
-        free(copy);
+        mem_frame_give(wire, copy);
     } else if (link_frame_queue_full(&peer->queue, length, MEM_QUEUE_FRAMES_MAX,
                                      MEM_QUEUE_BYTES_MAX)) {
-        free(copy);
+        mem_frame_give(wire, copy);
         result = -ENOBUFS;
     } else {
         link_frame_queue_push(&peer->queue, copy);
@@ -97,19 +157,28 @@ static int mem_send_frame(struct mem_link *end, const uint8_t *frame, size_t len
 
 static int mem_send(struct usock_link *link, const uint8_t *frame, size_t length, uint64_t now)
 {
+    struct iovec part = {(void *)frame, length};
     (void)now;
-    return mem_send_frame((struct mem_link *)link, frame, length, NULL);
+    return mem_send_frame((struct mem_link *)link, &part, 1, length, NULL);
 }
 
 static int mem_send_offloaded(struct usock_link *link, const uint8_t *frame, size_t length,
                               const struct link_frame_info *info, uint64_t now)
 {
+    struct iovec part = {(void *)frame, length};
     (void)now;
-    return mem_send_frame((struct mem_link *)link, frame, length, info);
+    return mem_send_frame((struct mem_link *)link, &part, 1, length, info);
 }
 
-static ssize_t mem_receive_offloaded(struct usock_link *link, uint8_t *buffer, size_t capacity,
-                                     struct link_frame_info *info, uint64_t now)
+static int mem_send_gather(struct usock_link *link, const struct iovec *parts, int count,
+                           size_t length, const struct link_frame_info *info, uint64_t now)
+{
+    (void)now;
+    return mem_send_frame((struct mem_link *)link, parts, count, length, info);
+}
+
+static ssize_t mem_receive_borrowed(struct usock_link *link, const uint8_t **data,
+                                    struct link_frame_info *info, uint64_t now)
 {
     struct mem_link *end = (struct mem_link *)link;
     struct mem_wire *wire = end->wire;
@@ -117,6 +186,8 @@ static ssize_t mem_receive_offloaded(struct usock_link *link, uint8_t *buffer, s
     (void)now;
 
     pthread_mutex_lock(&wire->lock);
+    mem_frame_give(wire, end->borrowed);
+    end->borrowed = NULL;
     struct link_frame *frame = link_frame_queue_pop(&mine->queue);
     if (frame != NULL && mine->queue.count == 0)
         link_event_clear(mine->event_fd);
@@ -124,13 +195,22 @@ static ssize_t mem_receive_offloaded(struct usock_link *link, uint8_t *buffer, s
 
     if (frame == NULL)
         return -EAGAIN;
-    size_t stored = frame->length < capacity ? frame->length : capacity;
-    memcpy(buffer, frame->data, stored);
-    if (info != NULL) {
+    end->borrowed = frame;
+    *data = frame->data;
+    if (info != NULL)
         *info = frame->info;
-        info->checksum_partial = false;
-    }
-    free(frame);
+    return (ssize_t)frame->length;
+}
+
+static ssize_t mem_receive_offloaded(struct usock_link *link, uint8_t *buffer, size_t capacity,
+                                     struct link_frame_info *info, uint64_t now)
+{
+    const uint8_t *data;
+    ssize_t length = mem_receive_borrowed(link, &data, info, now);
+    if (length < 0)
+        return length;
+    size_t stored = (size_t)length < capacity ? (size_t)length : capacity;
+    memcpy(buffer, data, stored);
     return (ssize_t)stored;
 }
 
@@ -177,12 +257,19 @@ static void mem_destroy(struct usock_link *link)
     mine->open = 0;
     wire->ends[end->side] = NULL;
     link_frame_queue_clear(&mine->queue);
+    mem_frame_give(wire, end->borrowed);
+    end->borrowed = NULL;
     close(mine->event_fd);
     mine->event_fd = -1;
     int last = --wire->ends_open == 0;
     pthread_mutex_unlock(&wire->lock);
 
     if (last) {
+        while (wire->spares != NULL) {
+            struct link_frame *spare = wire->spares;
+            wire->spares = spare->next;
+            free(spare);
+        }
         pthread_mutex_destroy(&wire->lock);
         free(wire);
     }
@@ -199,6 +286,8 @@ static const struct link_ops mem_ops = {
     .enable_offloads = mem_enable_offloads,
     .send_offloaded = mem_send_offloaded,
     .receive_offloaded = mem_receive_offloaded,
+    .receive_borrowed = mem_receive_borrowed,
+    .send_gather = mem_send_gather,
 };
 
 /*

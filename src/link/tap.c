@@ -46,17 +46,19 @@ struct tuntap_link {
     bool vnet_header; /* frames travel behind a struct virtio_net_hdr (TAP) */
 };
 
-/* Writes header (when the link uses one) and frame as one frame. */
+/* Writes header (when the link uses one) and the frame, in count parts,
+ * as one frame. */
 static int tuntap_write(struct tuntap_link *tuntap, const struct virtio_net_hdr *header,
-                        const uint8_t *frame, size_t length)
+                        const struct iovec *parts, int count)
 {
-    struct iovec vectors[2];
-    int count = 0;
+    struct iovec vectors[4];
+    int used = 0;
     if (tuntap->vnet_header)
-        vectors[count++] = (struct iovec){ (void *)header, sizeof(*header) };
-    vectors[count++] = (struct iovec){ (void *)frame, length };
+        vectors[used++] = (struct iovec){ (void *)header, sizeof(*header) };
+    for (int i = 0; i < count && used < 4; i++)
+        vectors[used++] = parts[i];
     for (;;) {
-        ssize_t written = writev(tuntap->fd, vectors, count);
+        ssize_t written = writev(tuntap->fd, vectors, used);
         if (written >= 0)
             return 0;
         if (errno == EINTR)
@@ -100,7 +102,8 @@ static int tuntap_send(struct usock_link *link, const uint8_t *frame, size_t len
     struct virtio_net_hdr header;
     (void)now;
     memset(&header, 0, sizeof(header));
-    return tuntap_write((struct tuntap_link *)link, &header, frame, length);
+    struct iovec part = {(void *)frame, length};
+    return tuntap_write((struct tuntap_link *)link, &header, &part, 1);
 }
 
 static ssize_t tuntap_receive(struct usock_link *link, uint8_t *buffer, size_t capacity,
@@ -125,27 +128,50 @@ static ssize_t tuntap_receive(struct usock_link *link, uint8_t *buffer, size_t c
     return -EAGAIN;
 }
 
+/* The virtio header that asks the kernel to finish what info says: the
+ * checksum from checksum_start, and segmentation when the frame holds more
+ * than one segment of payload.  headers_end is where the TCP header ends
+ * (checksum_start plus its data offset), read from the frame's first part. */
+static void tap_offload_header(const struct link_frame_info *info, const struct iovec *first,
+                               size_t length, struct virtio_net_hdr *header)
+{
+    memset(header, 0, sizeof(*header));
+    if (info == NULL || !info->checksum_partial)
+        return;
+    header->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    header->csum_start = htole16(info->checksum_start);
+    header->csum_offset = htole16(info->checksum_offset);
+    size_t transport = info->checksum_start;
+    if (info->segment_size == 0 || transport + 20 > first->iov_len)
+        return;
+    const uint8_t *bytes = first->iov_base;
+    size_t headers = transport + (size_t)(bytes[transport + 12] >> 4) * 4;
+    if (length > headers + info->segment_size) {
+        header->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+        header->gso_size = htole16(info->segment_size);
+        header->hdr_len = htole16((uint16_t)headers);
+    }
+}
+
 static int tap_send_offloaded(struct usock_link *link, const uint8_t *frame, size_t length,
                               const struct link_frame_info *info, uint64_t now)
 {
     struct virtio_net_hdr header;
+    struct iovec part = {(void *)frame, length};
     (void)now;
-    memset(&header, 0, sizeof(header));
-    if (info != NULL && info->checksum_partial) {
-        header.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-        header.csum_start = htole16(info->checksum_start);
-        header.csum_offset = htole16(info->checksum_offset);
-        size_t transport = info->checksum_start;
-        if (info->segment_size != 0 && transport + 20 <= length) {
-            size_t headers = transport + (size_t)(frame[transport + 12] >> 4) * 4;
-            if (length > headers + info->segment_size) {
-                header.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
-                header.gso_size = htole16(info->segment_size);
-                header.hdr_len = htole16((uint16_t)headers);
-            }
-        }
-    }
-    return tuntap_write((struct tuntap_link *)link, &header, frame, length);
+    tap_offload_header(info, &part, length, &header);
+    return tuntap_write((struct tuntap_link *)link, &header, &part, 1);
+}
+
+static int tap_send_gather(struct usock_link *link, const struct iovec *parts, int count,
+                           size_t length, const struct link_frame_info *info, uint64_t now)
+{
+    struct virtio_net_hdr header;
+    (void)now;
+    if (count < 1 || count > 3)
+        return -EINVAL;
+    tap_offload_header(info, &parts[0], length, &header);
+    return tuntap_write((struct tuntap_link *)link, &header, parts, count);
 }
 
 static ssize_t tap_receive_offloaded(struct usock_link *link, uint8_t *buffer, size_t capacity,
@@ -209,6 +235,7 @@ static const struct link_ops tap_ops = {
     .enable_offloads = tap_enable_offloads,
     .send_offloaded = tap_send_offloaded,
     .receive_offloaded = tap_receive_offloaded,
+    .send_gather = tap_send_gather,
 };
 
 static const struct link_ops tun_ops = {

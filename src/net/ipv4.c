@@ -179,7 +179,7 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
     }
     static const uint8_t router_alert[4] = {0x94, 0x04, 0x00, 0x00};
     size_t header_length = IPV4_HEADER_LENGTH + (send->router_alert ? sizeof(router_alert) : 0);
-    size_t total = buffer->length + header_length;
+    size_t total = buffer->length + buffer->payload_length + header_length;
     if (total > IPV4_PACKET_MAX) {
         packet_buffer_free(buffer);
         return -EMSGSIZE;
@@ -203,12 +203,14 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
     else
         ipv4_emit(&header, packet_buffer_push(buffer, IPV4_HEADER_LENGTH));
     if (route.local) {
+        packet_buffer_linearize(buffer);
         ipv4_loop_back(stack, buffer);
         return 0;
     }
     bool multicast = ipv4_address_kind(stack, header.destination) == ADDRESS_MULTICAST;
     if ((route.broadcast || (multicast && send->multicast_loop &&
                              igmp_accepts(stack, header.destination, header.source)))) {
+        packet_buffer_linearize(buffer);
         struct packet_buffer *copy = packet_buffer_copy(buffer->data, buffer->length);
         if (copy)
             ipv4_loop_back(stack, copy);
@@ -220,6 +222,7 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
             COUNT(stack, IpFragFails);
             return -EMSGSIZE;
         }
+        packet_buffer_linearize(buffer);
         return ipv4_fragment(stack, buffer, &header, route.next_hop, now);
     }
     ipv4_transmit(stack, buffer, route.next_hop, now);

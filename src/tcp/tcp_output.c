@@ -155,12 +155,20 @@ static int tcp_send_segment(struct usock_stack *stack, struct tcp_connection *tc
         packet_buffer_new(PACKET_HEADROOM + TCP_HEADER_LENGTH + options_length, length);
     if (!buffer)
         return -ENOBUFS;
-    if (length)
+    unsigned offloads = tcp_link_offloads(stack, tcb);
+    if (length && offloads != 0 && stack->interface.link->ops->send_gather) {
+        /* The link gathers the payload from the ring as it sends: with the
+         * checksum offloaded, nothing here reads it. */
+        buffer->payload_ring = &tcb->send_buffer;
+        buffer->payload_offset = offset;
+        buffer->payload_length = length;
+    } else if (length) {
         ring_peek(&tcb->send_buffer, offset, packet_buffer_put(buffer, length), length);
+    }
     uint8_t *segment = packet_buffer_push(buffer, TCP_HEADER_LENGTH + options_length);
     uint32_t segment_payload = tcp_segment_payload(tcb);
     unsigned segments = 1;
-    if (tcp_link_offloads(stack, tcb) != 0) {
+    if (offloads != 0) {
         tcp_emit_checksum_partial(&header, socket->local_address, socket->peer_address, segment,
                                   length);
         buffer->checksum_partial = true;

@@ -935,7 +935,9 @@ void tcp_autotune_receive(struct usock_stack *stack, struct tcp_connection *tcb,
      * trip; when a round trip's reading beat the best so far, make room
      * for twice it, so the window never limits a sender the reader can
      * keep up with.  The round trip: srtt, or 1 ms when none is known. */
-    uint64_t round_trip = tcb->srtt_ns > 1000000 ? tcb->srtt_ns : 1000000;
+    uint64_t round_trip = tcb->srtt_ns > 0 ? tcb->srtt_ns : 1000000;
+    if (round_trip < TCP_AUTOTUNE_ROUND_TRIP_MIN_NS)
+        round_trip = TCP_AUTOTUNE_ROUND_TRIP_MIN_NS;
     tcb->autotune_copied += copied;
     if (tcb->autotune_time == 0) {
         tcb->autotune_time = now;

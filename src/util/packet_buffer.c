@@ -24,6 +24,9 @@ struct packet_buffer *packet_buffer_new(size_t headroom, size_t payload)
     buffer->checksum_partial = false;
     buffer->segment_size = 0;
     buffer->transport_header = NULL;
+    buffer->payload_ring = NULL;
+    buffer->payload_offset = 0;
+    buffer->payload_length = 0;
     return buffer;
 }
 
@@ -39,6 +42,17 @@ struct packet_buffer *packet_buffer_copy(const uint8_t *data, size_t length)
 void packet_buffer_free(struct packet_buffer *buffer)
 {
     free(buffer);
+}
+
+void packet_buffer_linearize(struct packet_buffer *buffer)
+{
+    if (!buffer->payload_ring)
+        return;
+    ring_peek(buffer->payload_ring, buffer->payload_offset,
+              packet_buffer_put(buffer, buffer->payload_length), buffer->payload_length);
+    buffer->payload_ring = NULL;
+    buffer->payload_offset = 0;
+    buffer->payload_length = 0;
 }
 
 size_t packet_buffer_headroom(const struct packet_buffer *buffer)

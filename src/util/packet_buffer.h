@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/ring.h"
+
 /* Ethernet (14) + VLAN (4) + IPv4 with options (60) + TCP with options (60),
  * rounded up. */
 #define PACKET_HEADROOM 160
@@ -33,6 +35,15 @@ struct packet_buffer {
     uint16_t checksum_offset;  /* from transport_header to the checksum field */
     uint16_t segment_size;
     uint8_t *transport_header; /* inside storage, when checksum_partial */
+    /* Payload not copied in yet: payload_length bytes from payload_offset
+     * of payload_ring belong after data + length (the room is reserved).
+     * The link gathers them from the ring as it sends, or
+     * packet_buffer_linearize copies them in first; either must happen
+     * before the ring changes, so such a buffer is sent at once or
+     * linearized before it waits anywhere. */
+    const struct ring *payload_ring;
+    size_t payload_offset;
+    size_t payload_length;
     uint8_t storage[];
 };
 
@@ -48,6 +59,8 @@ uint8_t *packet_buffer_push(struct packet_buffer *buffer, size_t bytes);
 /* Extends the data at the end by bytes and returns where they start. */
 uint8_t *packet_buffer_put(struct packet_buffer *buffer, size_t bytes);
 size_t packet_buffer_headroom(const struct packet_buffer *buffer);
+/* Copies a payload still in its ring (payload_ring) into the buffer. */
+void packet_buffer_linearize(struct packet_buffer *buffer);
 size_t packet_buffer_tailroom(const struct packet_buffer *buffer);
 
 /* A FIFO of buffers with a bound on how many it holds. */

@@ -172,6 +172,21 @@ size_t ring_peek(const struct ring *ring, size_t offset, void *out, size_t lengt
     return length;
 }
 
+int ring_parts(const struct ring *ring, size_t offset, size_t length, struct iovec parts[2])
+{
+    if (offset >= ring->length || length == 0)
+        return 0;
+    if (length > ring->length - offset)
+        length = ring->length - offset;
+    size_t start = (ring->head + offset) % ring->allocated;
+    size_t first = ring->allocated - start < length ? ring->allocated - start : length;
+    parts[0] = (struct iovec){ ring->data + start, first };
+    if (first == length)
+        return 1;
+    parts[1] = (struct iovec){ ring->data, length - first };
+    return 2;
+}
+
 size_t ring_discard(struct ring *ring, size_t length)
 {
     if (length > ring->length)

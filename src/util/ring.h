@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 /* Storage of drained rings kept for the next ring that needs some, so a
  * connection that drains and refills (bulk transfer, request and reply)
@@ -59,6 +60,10 @@ size_t ring_write(struct ring *ring, const void *data, size_t length);
 /* Copies up to length bytes starting offset bytes past the head into out,
  * without consuming; returns bytes copied. */
 size_t ring_peek(const struct ring *ring, size_t offset, void *out, size_t length);
+/* Points parts at the up to length bytes starting offset bytes past the
+ * head, where they lie (one part, or two where the ring wraps), without
+ * copying; returns how many parts (0 when nothing is there). */
+int ring_parts(const struct ring *ring, size_t offset, size_t length, struct iovec parts[2]);
 /* Drops up to length bytes from the head; returns bytes dropped. */
 size_t ring_discard(struct ring *ring, size_t length);
 
