@@ -84,9 +84,9 @@ static int api_wait(struct usock_stack *stack, struct socket *socket, uint64_t d
             return -EAGAIN;
         struct timespec until = {.tv_sec = (time_t)(deadline / NS_PER_SECOND),
                                  .tv_nsec = (long)(deadline % NS_PER_SECOND)};
-        pthread_cond_timedwait(&socket->condition, &stack->lock, &until);
+        pthread_cond_timedwait(socket_condition(stack, socket), &stack->lock, &until);
     } else {
-        pthread_cond_wait(&socket->condition, &stack->lock);
+        pthread_cond_wait(socket_condition(stack, socket), &stack->lock);
     }
     return socket->closed ? -EBADF : 0;
 }
@@ -263,7 +263,8 @@ int usock_close(struct usock_stack *stack, int fd)
         while (socket->ops->linger_pending(socket)) {
             struct timespec until = {.tv_sec = (time_t)(deadline / NS_PER_SECOND),
                                      .tv_nsec = (long)(deadline % NS_PER_SECOND)};
-            if (pthread_cond_timedwait(&socket->condition, &stack->lock, &until) != 0 &&
+            if (pthread_cond_timedwait(socket_condition(stack, socket), &stack->lock,
+                                       &until) != 0 &&
                 real_monotonic_ns() >= deadline)
                 break;
         }

@@ -59,11 +59,6 @@ struct socket *socket_new(const struct socket_operations *ops, int type)
     socket->path_mtu_discovery = IP_PMTUDISC_WANT;
     socket->receive_low_water = 1;
     socket->multicast_loop = true;
-    pthread_condattr_t attributes;
-    pthread_condattr_init(&attributes);
-    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
-    pthread_cond_init(&socket->condition, &attributes);
-    pthread_condattr_destroy(&attributes);
     return socket;
 }
 
@@ -239,7 +234,10 @@ void socket_put(struct socket *socket)
         return;
     socket_purge_errors(socket);
     free(socket->memberships); /* left already at close; freed here if never closed */
-    pthread_cond_destroy(&socket->condition);
+    if (socket->condition) {
+        pthread_cond_destroy(socket->condition);
+        free(socket->condition);
+    }
     free(socket);
 }
 
@@ -270,8 +268,25 @@ struct socket *socket_from_descriptor(struct usock_stack *stack, int fd)
 
 void socket_wake(struct usock_stack *stack, struct socket *socket)
 {
-    pthread_cond_broadcast(&socket->condition);
+    if (socket->condition)
+        pthread_cond_broadcast(socket->condition);
     pthread_cond_broadcast(&stack->poll_condition);
+}
+
+pthread_cond_t *socket_condition(struct usock_stack *stack, struct socket *socket)
+{
+    if (socket->condition)
+        return socket->condition;
+    pthread_cond_t *condition = malloc(sizeof(*condition));
+    if (!condition)
+        return &stack->poll_condition; /* socket_wake broadcasts it too */
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(condition, &attributes);
+    pthread_condattr_destroy(&attributes);
+    socket->condition = condition;
+    return condition;
 }
 
 bool socket_device_accepts(const struct socket *socket, uint32_t destination)

@@ -93,7 +93,6 @@ enum socket_device {
 struct socket {
     int fd;
     unsigned references;
-    bool closed;
     int type;
     int protocol;
     const struct socket_operations *ops;
@@ -104,51 +103,55 @@ struct socket {
     uint16_t local_port;      /* 0 = not bound */
     uint32_t peer_address;
     uint16_t peer_port;
-    bool connected;
-    bool address_locked;      /* bind() named an address */
-    bool port_locked;         /* bind() named a port */
-    bool hashed;              /* in its protocol's port table */
     uint64_t bind_sequence;   /* later binds win unicast ties (as Linux) */
 
-    bool nonblocking;
-    bool close_on_exec;
     int error;                /* pending error for SO_ERROR, 0 = none */
     unsigned shutdown;        /* SHUTDOWN_RECEIVE | SHUTDOWN_SEND */
-    bool reuse_address;
-    bool reuse_port;
-    bool broadcast;
-    bool listening;           /* a TCP listener: SO_REUSEADDR cannot share its port */
-    bool keepalive;           /* SO_KEEPALIVE */
-    bool urgent_inline;       /* SO_OOBINLINE: urgent data stays in the stream */
-    bool linger;              /* SO_LINGER on */
     int linger_seconds;
     int receive_buffer;       /* SO_RCVBUF as Linux reports it (doubled) */
     int send_buffer;
-    bool send_buffer_locked;  /* SO_SNDBUF was set (Linux SOCK_SNDBUF_LOCK) */
-    bool receive_buffer_locked; /* SO_RCVBUF was set (Linux SOCK_RCVBUF_LOCK) */
     uint64_t receive_timeout_ns; /* 0 = wait forever */
     uint64_t send_timeout_ns;
     uint8_t time_to_live;
     uint8_t type_of_service;
     uint8_t multicast_ttl;    /* IP_MULTICAST_TTL, default 1 */
-    bool multicast_loop;      /* IP_MULTICAST_LOOP, default on */
     uint32_t multicast_interface; /* IP_MULTICAST_IF address, 0 = default */
     int path_mtu_discovery;   /* IP_MTU_DISCOVER: IP_PMTUDISC_* (default WANT) */
     int receive_low_water;    /* SO_RCVLOWAT, default 1 */
-    bool receive_errors;      /* IP_RECVERR */
     struct socket_error_entry *error_queue; /* oldest first, bounded */
     unsigned error_queue_length;
-    bool receive_packet_info; /* IP_PKTINFO */
-    bool receive_ttl;         /* IP_RECVTTL */
-    bool receive_tos;         /* IP_RECVTOS */
     enum socket_device bound_device; /* SO_BINDTODEVICE */
     struct socket_membership *memberships; /* groups joined (socket/multicast.c) */
     unsigned membership_count;
 
     struct hash_node address_port_node;
     struct hash_node port_node;
-    pthread_cond_t condition; /* signalled when the socket's state changes */
+    pthread_cond_t *condition; /* signalled when the socket's state changes;
+                                * made by the first thread to block on it */
     void *protocol_state;
+
+    /* flags, packed together as bit fields */
+    bool closed : 1;
+    bool connected : 1;
+    bool address_locked : 1;      /* bind() named an address */
+    bool port_locked : 1;         /* bind() named a port */
+    bool hashed : 1;              /* in its protocol's port table */
+    bool nonblocking : 1;
+    bool close_on_exec : 1;
+    bool reuse_address : 1;
+    bool reuse_port : 1;
+    bool broadcast : 1;
+    bool listening : 1;           /* a TCP listener: SO_REUSEADDR cannot share its port */
+    bool keepalive : 1;           /* SO_KEEPALIVE */
+    bool urgent_inline : 1;       /* SO_OOBINLINE: urgent data stays in the stream */
+    bool linger : 1;              /* SO_LINGER on */
+    bool send_buffer_locked : 1;  /* SO_SNDBUF was set (Linux SOCK_SNDBUF_LOCK) */
+    bool receive_buffer_locked : 1; /* SO_RCVBUF was set (Linux SOCK_RCVBUF_LOCK) */
+    bool multicast_loop : 1;      /* IP_MULTICAST_LOOP, default on */
+    bool receive_errors : 1;      /* IP_RECVERR */
+    bool receive_packet_info : 1; /* IP_PKTINFO */
+    bool receive_ttl : 1;         /* IP_RECVTTL */
+    bool receive_tos : 1;         /* IP_RECVTOS */
 };
 
 /* Sockets bound to ports, for one protocol: indexed by (address, port) for
@@ -187,6 +190,10 @@ void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
 struct socket *socket_from_descriptor(struct usock_stack *stack, int fd);
 /* Wakes everything waiting on socket (readers, writers, poll). */
 void socket_wake(struct usock_stack *stack, struct socket *socket);
+/* The condition variable a thread blocking on socket waits on (stack lock
+ * held): the socket's own, made on first use, or the stack's poll
+ * condition when memory runs out (socket_wake broadcasts both). */
+pthread_cond_t *socket_condition(struct usock_stack *stack, struct socket *socket);
 /* Makes a socket of ops with one reference and no descriptor (fd -1) or
  * protocol state yet.  NULL when out of memory. */
 struct socket *socket_new(const struct socket_operations *ops, int type);

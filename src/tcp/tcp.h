@@ -127,9 +127,7 @@ struct tcp_connection {
     struct socket *socket;
     enum tcp_state state;
     struct hash_node connection_node;
-    bool in_connection_table;
     struct tcp_connection *all_next, *all_prev; /* every connection of the stack */
-    bool orphaned;        /* its descriptor is closed */
 
     /* listening */
     int backlog;
@@ -138,7 +136,6 @@ struct tcp_connection {
     struct tcp_connection *accept_head, *accept_tail;  /* ESTABLISHED children */
     struct tcp_connection *listener;    /* for children: who made us */
     struct tcp_connection *queue_next;  /* link in the listener's accept queue */
-    bool on_accept_queue;
 
     /* send sequence space (RFC 9293 3.3.1) */
     uint32_t iss;
@@ -152,8 +149,6 @@ struct tcp_connection {
     uint16_t advertised_mss;
     uint16_t user_mss;     /* TCP_MAXSEG; 0 = none */
     struct ring send_buffer;
-    bool fin_queued;       /* shutdown(SHUT_WR) or close: FIN follows the data */
-    bool syn_acknowledged; /* the peer has acknowledged our SYN */
 
     /* receive sequence space */
     uint32_t irs;
@@ -163,7 +158,6 @@ struct tcp_connection {
     struct tcp_out_of_order *out_of_order;
     unsigned out_of_order_count;
     size_t out_of_order_bytes;
-    bool fin_received;
 
     /* negotiated on the SYNs (RFC 7323); while SYN-SENT, what we offer */
     bool window_scaling;         /* both sides sent a window scale option */
@@ -179,7 +173,6 @@ struct tcp_connection {
     /* SACK, receiving (RFC 2018, RFC 2883) */
     uint32_t sack_recent[TCP_SACK_RECENT]; /* latest out-of-order arrivals */
     unsigned sack_recent_count;
-    bool dsack_pending;
     struct tcp_sack_block dsack_block;
 
     /* SACK, sending (RFC 6675) and PRR (RFC 6937) */
@@ -191,13 +184,10 @@ struct tcp_connection {
 
     /* Undoing a spurious retransmission (Eifel detection, RFC 3522, with
      * timestamps; response as RFC 4015) */
-    bool undo_armed;
-    bool undo_after_timeout;
     uint32_t undo_timestamp;     /* our TSval on the first retransmission */
     uint32_t prior_cwnd, prior_ssthresh;
 
     /* urgent data (RFC 9293 3.8.5 with RFC 6093: one byte, as Linux) */
-    bool send_urgent;            /* urgent mode: snd_una has not reached snd_up */
     uint32_t snd_up;             /* one past our urgent byte */
     enum tcp_urgent_state urgent_state;
     uint32_t urgent_sequence;    /* sequence number of the peer's urgent byte */
@@ -205,14 +195,11 @@ struct tcp_connection {
 
     /* round-trip time (RFC 6298) */
     uint64_t srtt_ns, rttvar_ns, rto_ns;
-    bool rtt_measuring;
     uint32_t rtt_sequence;
     uint64_t rtt_started;
     uint32_t retransmitted_high; /* end of the highest retransmitted byte */
     uint32_t retransmit_timestamp; /* our TSval when we last retransmitted */
     unsigned retransmits;  /* consecutive timeouts (backoff) */
-    bool probe_armed;      /* the retransmit timer holds a tail loss probe */
-    bool probe_outstanding; /* a probe went and nothing new was acknowledged since */
     unsigned total_retransmits;
     uint64_t bytes_acked;  /* data the peer acknowledged (tcpi_bytes_acked) */
     uint64_t bytes_received; /* data taken in order (tcpi_bytes_received) */
@@ -231,12 +218,9 @@ struct tcp_connection {
     double cubic_w_max, cubic_k, cubic_origin, cubic_reno_estimate;
     double prior_cubic_w_max;
     unsigned duplicate_acks;
-    bool in_recovery;
     uint32_t recover;
 
     /* acknowledgment */
-    bool ack_now;
-    bool delayed_ack_pending;
     unsigned segments_unacked;  /* full segments received since our last ACK */
     unsigned quickack;          /* segments still to ACK at once */
 
@@ -248,16 +232,35 @@ struct tcp_connection {
     unsigned keepalive_probes_sent;
 
     /* socket options */
-    bool nodelay;
-    bool keepalive;
     uint64_t keepalive_idle_ns, keepalive_interval_ns;
     unsigned keepalive_count;
     uint64_t user_timeout_ns;       /* TCP_USER_TIMEOUT; 0 = none */
     uint64_t first_retransmit_time; /* when the current run of timeouts began */
     uint64_t last_challenge_time;   /* our last challenge ACK (0: none) */
     int soft_error;                 /* reported on timeout, as Linux does */
-    bool reset_received;
-    bool connect_unreported;        /* connect() has not yet said success */
+
+    /* flags, packed together as bit fields (an idle connection's size
+     * counts: issue 6 wants at most 1 KiB) */
+    bool in_connection_table : 1;
+    bool orphaned : 1;        /* its descriptor is closed */
+    bool on_accept_queue : 1;
+    bool fin_queued : 1;       /* shutdown(SHUT_WR) or close: FIN follows the data */
+    bool syn_acknowledged : 1; /* the peer has acknowledged our SYN */
+    bool fin_received : 1;
+    bool dsack_pending : 1;
+    bool undo_armed : 1;
+    bool undo_after_timeout : 1;
+    bool send_urgent : 1;            /* urgent mode: snd_una has not reached snd_up */
+    bool rtt_measuring : 1;
+    bool probe_armed : 1;      /* the retransmit timer holds a tail loss probe */
+    bool probe_outstanding : 1; /* a probe went and nothing new was acknowledged since */
+    bool in_recovery : 1;
+    bool ack_now : 1;
+    bool delayed_ack_pending : 1;
+    bool nodelay : 1;
+    bool keepalive : 1;
+    bool reset_received : 1;
+    bool connect_unreported : 1;        /* connect() has not yet said success */
 };
 
 /* The most storage of drained rings kept for reuse (outside memory_bytes). */

@@ -49,7 +49,7 @@ static uint64_t tcp_tuple_hash(const struct usock_stack *stack, uint32_t local_a
 int tcp_layer_init(struct tcp_layer *layer)
 {
     memset(layer, 0, sizeof(*layer));
-    ring_pool_init(&layer->spare_buffers, TCP_SPARE_BUFFER_BYTES);
+    ring_pool_init(&layer->spare_buffers, TCP_SPARE_BUFFER_BYTES, &layer->memory_bytes);
     return hash_table_init(&layer->connections, 256);
 }
 
@@ -221,8 +221,6 @@ static struct tcp_connection *tcp_connection_new(struct usock_stack *stack, stru
     tcb->state = TCPS_CLOSED;
     ring_init(&tcb->send_buffer, tcp_send_capacity(socket));
     ring_init(&tcb->receive_buffer, (size_t)socket->receive_buffer);
-    tcb->send_buffer.accounting = &stack->tcp.memory_bytes;
-    tcb->receive_buffer.accounting = &stack->tcp.memory_bytes;
     tcb->send_buffer.pool = &stack->tcp.spare_buffers;
     tcb->receive_buffer.pool = &stack->tcp.spare_buffers;
     tcb->rto_ns = TCP_RTO_INITIAL_NS;
@@ -247,7 +245,7 @@ static void tcp_purge_out_of_order(struct tcp_connection *tcb)
 {
     while (tcb->out_of_order) {
         struct tcp_out_of_order *next = tcb->out_of_order->next;
-        *tcb->receive_buffer.accounting -= sizeof(*tcb->out_of_order) + tcb->out_of_order->length;
+        *tcb->receive_buffer.pool->accounting -= sizeof(*tcb->out_of_order) + tcb->out_of_order->length;
         free(tcb->out_of_order);
         tcb->out_of_order = next;
     }

@@ -17,10 +17,11 @@
 /* The first storage for a ring: a few packets' worth. */
 #define RING_FIRST_ALLOCATION 2048
 
-void ring_pool_init(struct ring_pool *pool, size_t limit)
+void ring_pool_init(struct ring_pool *pool, size_t limit, size_t *accounting)
 {
     memset(pool, 0, sizeof(*pool));
     pool->limit = limit;
+    pool->accounting = accounting;
 }
 
 void ring_pool_destroy(struct ring_pool *pool)
@@ -80,15 +81,14 @@ void ring_init(struct ring *ring, size_t capacity)
     ring->head = 0;
     ring->length = 0;
     ring->allocated = 0;
-    ring->accounting = NULL;
     ring->pool = NULL;
 }
 
 /* Records a change of the storage held. */
 static void ring_account(struct ring *ring, size_t allocated)
 {
-    if (ring->accounting)
-        *ring->accounting = *ring->accounting - ring->allocated + allocated;
+    if (ring->pool && ring->pool->accounting)
+        *ring->pool->accounting = *ring->pool->accounting - ring->allocated + allocated;
     ring->allocated = allocated;
 }
 

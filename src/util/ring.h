@@ -22,6 +22,9 @@
 #define RING_POOL_BLOCKS 8
 #define RING_POOL_BLOCK_MIN 32768
 struct ring_pool {
+    size_t *accounting; /* when set, storage rings hold is added here (and
+                         * taken off when given back): a memory budget
+                         * shared by the rings of the pool */
     uint8_t *blocks[RING_POOL_BLOCKS];
     size_t sizes[RING_POOL_BLOCKS];
     unsigned count;
@@ -29,7 +32,7 @@ struct ring_pool {
     size_t limit;
 };
 
-void ring_pool_init(struct ring_pool *pool, size_t limit);
+void ring_pool_init(struct ring_pool *pool, size_t limit, size_t *accounting);
 /* Frees every block kept. */
 void ring_pool_destroy(struct ring_pool *pool);
 
@@ -39,10 +42,8 @@ struct ring {
     size_t head;       /* index of the oldest byte */
     size_t length;     /* bytes held */
     size_t allocated;  /* bytes of storage held now (0 when data is NULL) */
-    size_t *accounting; /* when set, storage allocated is added here (and
-                         * taken off when freed): a memory budget shared by
-                         * many rings */
-    struct ring_pool *pool; /* when set, storage comes from and goes back to it */
+    struct ring_pool *pool; /* when set, storage comes from and goes back to
+                             * it, and is counted in its accounting */
 };
 
 void ring_init(struct ring *ring, size_t capacity);
