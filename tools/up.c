@@ -48,6 +48,7 @@ static const char up_usage[] =
     "  --pcap FILE      write every frame sent and received to FILE\n"
     "  --impair SPEC    impair the link both ways, e.g.\n"
     "                   loss=2%,dup=1%,reorder=10%,corrupt=0.1%,delay=2ms,jitter=1ms,seed=N\n"
+    "  --no-offload     plain frames only (TAP: no checksum offload, TSO or super-segments)\n"
     "  --serve SPEC     run a service (repeatable):\n"
     "                   udp-echo:PORT, udp-discard:PORT  (RFC 862, RFC 863)\n"
     "                   tcp-echo:PORT, tcp-discard:PORT  (the same over TCP)\n"
@@ -68,6 +69,7 @@ struct up_options {
     const char *pcap_path;
     bool impaired;
     struct usock_impairment impairment;
+    bool no_offloads;
     struct service_spec services[UP_SERVICES_MAX];
     size_t service_count;
 };
@@ -189,6 +191,10 @@ static int up_parse(int argc, char **argv, struct up_options *options)
         const char *arg = argv[i];
         const char *value = NULL;
         enum up_option option;
+        if (strcmp(arg, "--no-offload") == 0) {
+            options->no_offloads = true;
+            continue;
+        }
         for (option = 0; option < UP_OPTION_COUNT; option++) {
             int taken = cli_take_value(argc, argv, &i, up_option_names[option], &value);
             if (taken < 0)
@@ -334,6 +340,7 @@ int cmd_up(int argc, char **argv)
     config.gateway = options.gateway;
     memcpy(config.mac, options.mac, sizeof(config.mac));
     config.mtu = options.mtu;
+    config.no_offloads = options.no_offloads;
     config.name = options.name;
     link = NULL; /* the stack's now, even if usock_stack_new fails */
     struct usock_stack *stack = usock_stack_new(&config);
