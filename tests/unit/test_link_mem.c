@@ -121,6 +121,27 @@ static void test_mem_link_properties(void)
     check_nothing_leaked(descriptors);
 }
 
+/* Frames sent before anyone asked for the receiving end's descriptor do
+ * not go unnoticed: the first usock_link_wait_fd finds it readable. */
+static void test_mem_wait_fd_asked_late_is_readable_for_frames_already_waiting(void)
+{
+    int descriptors = open_descriptor_count();
+    struct usock_link *a, *b;
+    CHECK_EQ(usock_link_mem_pair(&a, &b), 0);
+    uint8_t frame[64] = { 0 }, buffer[64];
+    CHECK_EQ(usock_link_send(a, frame, sizeof(frame), 0), 0);
+    int fd = usock_link_wait_fd(b);
+    CHECK(readable(fd));
+    CHECK_EQ(usock_link_receive(b, buffer, sizeof(buffer), 0), 64);
+    CHECK(!readable(fd));
+    CHECK_EQ(usock_link_send(a, frame, sizeof(frame), 0), 0);
+    CHECK(readable(fd));
+    CHECK_EQ(usock_link_receive(b, buffer, sizeof(buffer), 0), 64);
+    usock_link_close(a);
+    usock_link_close(b);
+    check_nothing_leaked(descriptors);
+}
+
 static void test_mem_wait_fd_readable_while_frames_wait(void)
 {
     int descriptors = open_descriptor_count();
@@ -408,6 +429,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_mem_receive_truncates_to_capacity),
     CHECK_TEST(test_mem_link_properties),
     CHECK_TEST(test_mem_wait_fd_readable_while_frames_wait),
+    CHECK_TEST(test_mem_wait_fd_asked_late_is_readable_for_frames_already_waiting),
     CHECK_TEST(test_mem_queue_bounded_by_frames),
     CHECK_TEST(test_mem_queue_bounded_by_bytes),
     CHECK_TEST(test_mem_close_one_end_then_the_other),
