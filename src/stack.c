@@ -82,27 +82,44 @@ void stack_link_send(struct usock_stack *stack, struct packet_buffer *buffer, ui
         return;
     int result;
     bool offloaded = buffer->checksum_partial && link->offloads != 0;
-    if (buffer->payload_ring && !(offloaded && link->ops->send_gather))
-        packet_buffer_linearize(buffer);
-    if (offloaded) {
-        struct link_frame_info info = {
-            .checksum_partial = true,
-            .checksum_start = (uint16_t)(buffer->transport_header - buffer->data),
-            .checksum_offset = buffer->checksum_offset,
-            .segment_size = buffer->segment_size,
-        };
-        if (buffer->payload_ring) {
-            struct iovec parts[3] = {{buffer->data, buffer->length}};
-            int count = 1 + ring_parts(buffer->payload_ring, buffer->payload_offset,
-                                       buffer->payload_length, parts + 1);
-            result = link->ops->send_gather(link, parts, count,
-                                            buffer->length + buffer->payload_length, &info, now);
-        } else {
-            result = link->ops->send_offloaded(link, buffer->data, buffer->length, &info, now);
+    struct link_frame_info info = {
+        .checksum_partial = true,
+        .checksum_start = offloaded ? (uint16_t)(buffer->transport_header - buffer->data) : 0,
+        .checksum_offset = buffer->checksum_offset,
+        .segment_size = buffer->segment_size,
+    };
+    const uint8_t *frame = buffer->data;
+    size_t length = buffer->length;
+    uint8_t *flat = NULL;
+    if (buffer->payload_ring) {
+        struct iovec parts[3] = {{buffer->data, buffer->length}};
+        int count = 1 + ring_parts(buffer->payload_ring, buffer->payload_offset,
+                                   buffer->payload_length, parts + 1);
+        length = buffer->length + buffer->payload_length;
+        if (offloaded && link->ops->send_gather) {
+            result = link->ops->send_gather(link, parts, count, length, &info, now);
+            goto sent;
         }
-    } else {
-        result = link->ops->send(link, buffer->data, buffer->length, now);
+        /* A link that cannot gather (not one TCP leaves payloads for):
+         * the frame is put together here. */
+        flat = malloc(length);
+        if (!flat) {
+            COUNT(stack, LinkOutErrors);
+            return;
+        }
+        size_t at = 0;
+        for (int i = 0; i < count; i++) {
+            memcpy(flat + at, parts[i].iov_base, parts[i].iov_len);
+            at += parts[i].iov_len;
+        }
+        frame = flat;
     }
+    if (offloaded)
+        result = link->ops->send_offloaded(link, frame, length, &info, now);
+    else
+        result = link->ops->send(link, frame, length, now);
+    free(flat);
+sent:
     if (result != 0) {
         COUNT(stack, LinkOutErrors);
     } else {

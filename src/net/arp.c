@@ -204,7 +204,9 @@ int arp_resolve_and_send(struct usock_stack *stack, struct packet_buffer *buffer
         stack_timer_arm(stack, &entry->timer, now + ARP_RETRY_INTERVAL_NS);
     }
     /* It waits: the payload must leave its ring now. */
-    packet_buffer_linearize(buffer);
+    buffer = packet_buffer_linearize(buffer);
+    if (!buffer)
+        return -ENOBUFS;
     /* Bounded in bytes: the oldest packets make room, as on Linux, so a
      * datagram fragmented into many pieces is held whole. */
     while (entry->pending.head &&

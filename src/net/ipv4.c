@@ -203,14 +203,18 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
     else
         ipv4_emit(&header, packet_buffer_push(buffer, IPV4_HEADER_LENGTH));
     if (route.local) {
-        packet_buffer_linearize(buffer);
+        buffer = packet_buffer_linearize(buffer);
+        if (!buffer)
+            return -ENOBUFS;
         ipv4_loop_back(stack, buffer);
         return 0;
     }
     bool multicast = ipv4_address_kind(stack, header.destination) == ADDRESS_MULTICAST;
     if ((route.broadcast || (multicast && send->multicast_loop &&
                              igmp_accepts(stack, header.destination, header.source)))) {
-        packet_buffer_linearize(buffer);
+        buffer = packet_buffer_linearize(buffer);
+        if (!buffer)
+            return -ENOBUFS;
         struct packet_buffer *copy = packet_buffer_copy(buffer->data, buffer->length);
         if (copy)
             ipv4_loop_back(stack, copy);
@@ -222,7 +226,9 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
             COUNT(stack, IpFragFails);
             return -EMSGSIZE;
         }
-        packet_buffer_linearize(buffer);
+        buffer = packet_buffer_linearize(buffer);
+        if (!buffer)
+            return -ENOBUFS;
         return ipv4_fragment(stack, buffer, &header, route.next_hop, now);
     }
     ipv4_transmit(stack, buffer, route.next_hop, now);

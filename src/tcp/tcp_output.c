@@ -151,12 +151,13 @@ static int tcp_send_segment(struct usock_stack *stack, struct tcp_connection *tc
         header.window = tcp_window_to_advertise(tcb, true);
     }
     size_t options_length = tcp_options_length(&header.options);
-    struct packet_buffer *buffer =
-        packet_buffer_new(PACKET_HEADROOM + TCP_HEADER_LENGTH + options_length, length);
+    unsigned offloads = tcp_link_offloads(stack, tcb);
+    bool gather = length && offloads != 0 && stack->interface.link->ops->send_gather;
+    struct packet_buffer *buffer = packet_buffer_new(
+        PACKET_HEADROOM + TCP_HEADER_LENGTH + options_length, gather ? 0 : length);
     if (!buffer)
         return -ENOBUFS;
-    unsigned offloads = tcp_link_offloads(stack, tcb);
-    if (length && offloads != 0 && stack->interface.link->ops->send_gather) {
+    if (gather) {
         /* The link gathers the payload from the ring as it sends: with the
          * checksum offloaded, nothing here reads it. */
         buffer->payload_ring = &tcb->send_buffer;

@@ -44,15 +44,37 @@ void packet_buffer_free(struct packet_buffer *buffer)
     free(buffer);
 }
 
-void packet_buffer_linearize(struct packet_buffer *buffer)
+struct packet_buffer *packet_buffer_linearize(struct packet_buffer *buffer)
 {
     if (!buffer->payload_ring)
-        return;
+        return buffer;
+    if (packet_buffer_tailroom(buffer) < buffer->payload_length) {
+        size_t headroom = packet_buffer_headroom(buffer);
+        struct packet_buffer *larger =
+            packet_buffer_new(headroom, buffer->length + buffer->payload_length);
+        if (!larger) {
+            packet_buffer_free(buffer);
+            return NULL;
+        }
+        memcpy(packet_buffer_put(larger, buffer->length), buffer->data, buffer->length);
+        larger->next_hop = buffer->next_hop;
+        larger->checksum_partial = buffer->checksum_partial;
+        larger->checksum_offset = buffer->checksum_offset;
+        larger->segment_size = buffer->segment_size;
+        if (buffer->transport_header)
+            larger->transport_header = larger->data + (buffer->transport_header - buffer->data);
+        larger->payload_ring = buffer->payload_ring;
+        larger->payload_offset = buffer->payload_offset;
+        larger->payload_length = buffer->payload_length;
+        packet_buffer_free(buffer);
+        buffer = larger;
+    }
     ring_peek(buffer->payload_ring, buffer->payload_offset,
               packet_buffer_put(buffer, buffer->payload_length), buffer->payload_length);
     buffer->payload_ring = NULL;
     buffer->payload_offset = 0;
     buffer->payload_length = 0;
+    return buffer;
 }
 
 size_t packet_buffer_headroom(const struct packet_buffer *buffer)

@@ -59,8 +59,11 @@ uint8_t *packet_buffer_push(struct packet_buffer *buffer, size_t bytes);
 /* Extends the data at the end by bytes and returns where they start. */
 uint8_t *packet_buffer_put(struct packet_buffer *buffer, size_t bytes);
 size_t packet_buffer_headroom(const struct packet_buffer *buffer);
-/* Copies a payload still in its ring (payload_ring) into the buffer. */
-void packet_buffer_linearize(struct packet_buffer *buffer);
+/* Copies a payload still in its ring (payload_ring) into the buffer, moving
+ * the buffer to a larger one when its tailroom is short.  Returns the
+ * buffer (the same or its replacement), or NULL when out of memory (then
+ * it has been freed). */
+struct packet_buffer *packet_buffer_linearize(struct packet_buffer *buffer);
 size_t packet_buffer_tailroom(const struct packet_buffer *buffer);
 
 /* A FIFO of buffers with a bound on how many it holds. */

@@ -22,6 +22,8 @@
 #include "check.h"
 #include "wire/arp.h"
 #include "wire/bytes.h"
+#include "util/packet_buffer.h"
+#include "util/ring.h"
 #include "util/siphash.h"
 #include "wire/checksum.h"
 #include "wire/ethernet.h"
@@ -408,6 +410,47 @@ static void test_siphash_matches_reference_vectors(void)
     CHECK(siphash24(key, message, 15) == 0xa129ca6149be45e5ULL);
     CHECK(siphash13(key, message, 15) != siphash24(key, message, 15));
     CHECK(siphash13(key, message, 15) == siphash13(key, message, 15));
+}
+
+/* A packet buffer whose payload is still in a ring (a TCP segment left for
+ * the link to gather) gets the payload copied in when it must wait: in
+ * place when the tailroom holds it, else moved to a larger buffer with its
+ * headers and offload marks, the transport header pointer following. */
+static void test_packet_buffer_linearize_copies_the_ring_payload_in(void)
+{
+    struct ring ring;
+    ring_init(&ring, 8192);
+    uint8_t bytes[5000];
+    random_fill(bytes, sizeof(bytes));
+    CHECK_EQ(ring_write(&ring, bytes, 3000), 3000);
+    CHECK_EQ(ring_discard(&ring, 2500), 2500); /* the head moves on ... */
+    CHECK_EQ(ring_write(&ring, bytes + 3000, 2000), 2000); /* ... and may wrap */
+    for (int tailroom = 0; tailroom < 2; tailroom++) {
+        struct packet_buffer *buffer = packet_buffer_new(64, tailroom ? 1500 : 0);
+        CHECK(buffer != NULL);
+        uint8_t *header = packet_buffer_push(buffer, 20);
+        memset(header, 0x5a, 20);
+        buffer->checksum_partial = true;
+        buffer->checksum_offset = 16;
+        buffer->segment_size = 1000;
+        buffer->transport_header = header;
+        buffer->payload_ring = &ring;
+        buffer->payload_offset = 100;
+        buffer->payload_length = 1500;
+        buffer = packet_buffer_linearize(buffer);
+        CHECK(buffer != NULL);
+        CHECK_EQ(buffer->length, 1520);
+        CHECK(buffer->payload_ring == NULL);
+        CHECK_EQ(buffer->payload_length, 0);
+        CHECK(buffer->transport_header == buffer->data);
+        CHECK(buffer->checksum_partial);
+        CHECK_EQ(buffer->segment_size, 1000);
+        CHECK_EQ(buffer->data[0], 0x5a);
+        CHECK(memcmp(buffer->data + 20, bytes + 2500 + 100, 1500) == 0);
+        CHECK(packet_buffer_linearize(buffer) == buffer); /* nothing left to do */
+        packet_buffer_free(buffer);
+    }
+    ring_destroy(&ring);
 }
 
 /* A buffer with its own checksum stored in it (at an even offset) sums to
@@ -2055,6 +2098,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_checksum_matches_reference_on_all_ones_and_near_carries),
     CHECK_TEST(test_checksum_matches_reference_on_long_unaligned_buffers),
     CHECK_TEST(test_siphash_matches_reference_vectors),
+    CHECK_TEST(test_packet_buffer_linearize_copies_the_ring_payload_in),
     CHECK_TEST(test_checksum_buffer_with_its_checksum_inserted_sums_to_zero),
     CHECK_TEST(test_checksum_running_sum_over_even_pieces_equals_whole),
     CHECK_TEST(test_checksum_keeps_carries_on_long_buffers),
