@@ -9,14 +9,18 @@
 #   LinkInSuperSegments      frames the kernel segmented for us (GSO in)
 #   LinkInChecksumOffloaded  frames whose checksum the kernel vouched for
 #   LinkOutSuperSegments     super-segments usock asked the kernel to cut (TSO)
-# Then the same with --no-offload: the bytes still come back, and the three
-# counters stay at zero (the kernel segments and checksums everything).
+# Then the same with nftables dropping 2% of the packets each way on the
+# kernel's side (whole super-segments, as the kernel sees them): loss
+# recovery over super-segments must still bring every byte back.  Then with
+# --no-offload: the bytes still come back, and the three counters stay at
+# zero (the kernel segments and checksums everything).
 #
 #   kernel nc 198.18.0.1/24 --usk0 (TAP)-- usock up --serve tcp-echo:7 198.18.0.2/24
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 need nc netcat-openbsd
+need nft nftables
 need sha256sum coreutils
 
 must head -c 20000000 /dev/urandom >"$WORK/random"
@@ -50,7 +54,25 @@ done
     fail "TcpInCsumErrors is $(counter tapoffload TcpInCsumErrors) with the checksums offloaded"
 usock_stop "$USOCK_PID" tapoffload
 
-# ---- 2: --no-offload --------------------------------------------------------
+# ---- 2: offloads on, with loss ----------------------------------------------
+
+make_namespace NS3 offloadloss
+usock_tap_up "$NS3" taploss usock-loss --serve tcp-echo:7
+say "nftables drops 2% of the kernel's packets to usock and 2% of usock's to the kernel"
+must ip netns exec "$NS3" nft add table inet loss
+must ip netns exec "$NS3" nft add chain inet loss out '{ type filter hook output priority 0 ; }'
+must ip netns exec "$NS3" nft add rule inet loss out ip daddr 198.18.0.2 numgen random mod 100 '<' 2 counter drop
+must ip netns exec "$NS3" nft add chain inet loss in '{ type filter hook input priority 0 ; }'
+must ip netns exec "$NS3" nft add rule inet loss in ip saddr 198.18.0.2 numgen random mod 100 '<' 2 counter drop
+say "20 MB through usock's echo port with offloads on and loss both ways"
+echo_through "$NS3" lossy
+step ip netns exec "$NS3" nft list table inet loss
+expect_counter_at_least taploss LinkOutSuperSegments 1
+expect_counter_at_least taploss TcpRetransSegs 1
+show_counter taploss TcpSackRecoveries
+usock_stop "$USOCK_PID" taploss
+
+# ---- 3: --no-offload --------------------------------------------------------
 
 make_namespace NS2 nooffload
 usock_tap_up "$NS2" tapplain usock-plain --no-offload --serve tcp-echo:7
