@@ -34,28 +34,36 @@ int neighbour_cache_init(struct neighbour_cache *cache)
 {
     cache->count = 0;
     cache->limit = NEIGHBOUR_LIMIT;
+    cache->last_found = NULL;
     return hash_table_init(&cache->table, 64);
 }
 
-static struct neighbour *neighbour_find(const struct usock_stack *stack, uint32_t address)
+static struct neighbour *neighbour_find(struct usock_stack *stack, uint32_t address)
 {
+    struct neighbour *last = stack->neighbours.last_found;
+    if (last && last->address == address)
+        return last;
     uint64_t hash = neighbour_hash(stack, address);
     for (struct hash_node *node = hash_table_bucket(&stack->neighbours.table, hash); node;
          node = node->next) {
         struct neighbour *entry = container_of(node, struct neighbour, node);
-        if (node->hash == hash && entry->address == address)
+        if (node->hash == hash && entry->address == address) {
+            stack->neighbours.last_found = entry;
             return entry;
+        }
     }
     return NULL;
 }
 
-const struct neighbour *arp_lookup(const struct usock_stack *stack, uint32_t address)
+const struct neighbour *arp_lookup(struct usock_stack *stack, uint32_t address)
 {
     return neighbour_find(stack, address);
 }
 
 static void neighbour_free(struct usock_stack *stack, struct neighbour *entry)
 {
+    if (stack->neighbours.last_found == entry)
+        stack->neighbours.last_found = NULL;
     timer_cancel(&stack->timers, &entry->timer);
     hash_table_remove(&stack->neighbours.table, &entry->node);
     stack->neighbours.count--;

@@ -52,6 +52,8 @@ struct neighbour_cache {
     struct hash_table table;
     size_t count;
     size_t limit;
+    struct neighbour *last_found; /* the entry found last (most packets go to
+                                   * one next hop); NULL when freed */
 };
 
 int neighbour_cache_init(struct neighbour_cache *cache);
@@ -72,6 +74,6 @@ int arp_resolve_and_send(struct usock_stack *stack, struct packet_buffer *buffer
 void arp_announce(struct usock_stack *stack, uint64_t now);
 
 /* Looks up a neighbour's state for tests and tools; NULL when absent. */
-const struct neighbour *arp_lookup(const struct usock_stack *stack, uint32_t address);
+const struct neighbour *arp_lookup(struct usock_stack *stack, uint32_t address);
 
 #endif

@@ -274,6 +274,7 @@ struct tcp_layer {
     size_t memory_bytes;            /* held by TCP buffers (rings, out of order) */
     size_t memory_limit;            /* tcp_mem: hard limit; 3/4 is pressure */
     struct ring_pool spare_buffers; /* storage of drained rings, for reuse */
+    struct tcp_connection *last_found; /* by tcp_lookup_connection; NULL once unhashed */
     uint64_t challenge_second;      /* the second challenge_count counts in */
     unsigned challenge_count;       /* challenge ACKs sent in it */
     bool cookies_sent;              /* SYN cookies went out ... */

@@ -68,12 +68,21 @@ static void tcp_unhash_connection(struct usock_stack *stack, struct tcp_connecti
         return;
     hash_table_remove(&stack->tcp.connections, &tcb->connection_node);
     tcb->in_connection_table = false;
+    if (stack->tcp.last_found == tcb)
+        stack->tcp.last_found = NULL;
 }
 
 struct tcp_connection *tcp_lookup_connection(struct usock_stack *stack, uint32_t local_address,
                                              uint16_t local_port, uint32_t remote_address,
                                              uint16_t remote_port)
 {
+    /* The connection found last first: a segment's peer usually sent the
+     * one before it too. */
+    struct tcp_connection *last = stack->tcp.last_found;
+    if (last && last->socket->local_port == local_port &&
+        last->socket->peer_port == remote_port && last->socket->peer_address == remote_address &&
+        last->socket->local_address == local_address)
+        return last;
     uint64_t hash = tcp_tuple_hash(stack, local_address, local_port, remote_address, remote_port);
     for (struct hash_node *node = hash_table_bucket(&stack->tcp.connections, hash); node;
          node = node->next) {
@@ -82,8 +91,10 @@ struct tcp_connection *tcp_lookup_connection(struct usock_stack *stack, uint32_t
         struct tcp_connection *tcb = container_of(node, struct tcp_connection, connection_node);
         struct socket *socket = tcb->socket;
         if (socket->local_address == local_address && socket->local_port == local_port &&
-            socket->peer_address == remote_address && socket->peer_port == remote_port)
+            socket->peer_address == remote_address && socket->peer_port == remote_port) {
+            stack->tcp.last_found = tcb;
             return tcb;
+        }
     }
     return NULL;
 }

@@ -82,15 +82,9 @@ uint16_t checksum_finish(uint32_t sum)
 uint32_t checksum_pseudo_header(uint32_t source, uint32_t destination, uint8_t protocol,
                                 uint16_t length)
 {
-    uint8_t pseudo[12];
+    /* The 16-bit big-endian words of source, destination, zero and
+     * protocol, and length, added as numbers (no buffer to walk). */
     const uint8_t *s = (const uint8_t *)&source, *d = (const uint8_t *)&destination;
-    for (int i = 0; i < 4; i++) {
-        pseudo[i] = s[i];
-        pseudo[4 + i] = d[i];
-    }
-    pseudo[8] = 0;
-    pseudo[9] = protocol;
-    pseudo[10] = (uint8_t)(length >> 8);
-    pseudo[11] = (uint8_t)length;
-    return checksum_add(0, pseudo, sizeof(pseudo));
+    return (uint32_t)(s[0] << 8 | s[1]) + (uint32_t)(s[2] << 8 | s[3]) +
+           (uint32_t)(d[0] << 8 | d[1]) + (uint32_t)(d[2] << 8 | d[3]) + protocol + length;
 }
