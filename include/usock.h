@@ -156,6 +156,8 @@ struct usock_stack_config {
                                * take checksums and TCP segmentation off the stack
                                * (TAP: checksum offload, TSO and super-segments in) */
     uint64_t tcp_time_wait_ns; /* TCP TIME_WAIT (2MSL); 0: 60 s as Linux */
+    size_t socket_limit;      /* most descriptors open at once (socket() and accept()
+                               * then fail with EMFILE); 0: 65536 */
     size_t tcp_memory_limit;  /* bytes all TCP buffers may hold (Linux's
                                * tcp_mem): past 3/4 of it buffers stop
                                * growing, past it new data is dropped and

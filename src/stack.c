@@ -345,6 +345,10 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
     }
     stack->tcp.memory_limit = config->tcp_memory_limit ? config->tcp_memory_limit
                                                        : stack_default_tcp_memory();
+    if (config->socket_limit)
+        stack->sockets.limit = config->socket_limit < SOCKET_DESCRIPTOR_CEILING
+                                   ? config->socket_limit
+                                   : SOCKET_DESCRIPTOR_CEILING;
     /* Offloads only for a link the stack drives directly; ones it cannot
      * have are simply off.  TCP segmentation needs checksum offload. */
     if (link && link->ops->enable_offloads && !config->no_offloads &&

@@ -384,6 +384,12 @@ int usock_accept(struct usock_stack *stack, int fd, struct sockaddr *address, so
         uint64_t deadline = api_deadline(socket->receive_timeout_ns);
         struct socket *child = NULL;
         for (;;) {
+            /* Linux takes the descriptor first (get_unused_fd_flags): with
+             * none left the connection stays queued for a later accept. */
+            if (!socket_descriptor_available(stack)) {
+                result = -EMFILE;
+                break;
+            }
             result = socket->ops->accept(stack, socket, &child);
             if (result != -EAGAIN || socket->nonblocking)
                 break;

@@ -82,6 +82,12 @@ struct socket *socket_new_child(struct usock_stack *stack, const struct socket *
     return child;
 }
 
+bool socket_descriptor_available(const struct usock_stack *stack)
+{
+    const struct socket_layer *layer = &stack->sockets;
+    return layer->open_count < layer->limit;
+}
+
 int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket)
 {
     struct socket_layer *layer = &stack->sockets;

@@ -178,7 +178,8 @@ struct socket_layer {
 #define SOCKET_BUFFER_MAX 212992
 #define SOCKET_RECEIVE_BUFFER_MIN 2304 /* SOCK_MIN_RCVBUF */
 #define SOCKET_SEND_BUFFER_MIN 4608    /* SOCK_MIN_SNDBUF */
-#define SOCKET_DESCRIPTOR_LIMIT 65536
+#define SOCKET_DESCRIPTOR_LIMIT 65536      /* default of config.socket_limit */
+#define SOCKET_DESCRIPTOR_CEILING (1 << 24) /* the most config.socket_limit may give */
 #define EPHEMERAL_PORT_FIRST 32768
 #define EPHEMERAL_PORT_LAST 60999
 
@@ -200,6 +201,9 @@ struct socket *socket_new(const struct socket_operations *ops, int type);
 /* Makes a socket with no descriptor (a connection accept() will hand out)
  * of the same type as parent, with one reference.  NULL when out of memory. */
 struct socket *socket_new_child(struct usock_stack *stack, const struct socket *parent);
+/* True when socket_attach_descriptor would find a descriptor under the
+ * limit. */
+bool socket_descriptor_available(const struct usock_stack *stack);
 /* Gives socket the lowest free descriptor; returns it or -EMFILE/-ENOMEM. */
 int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket);
 /* Drops a reference; the last one frees the socket (protocol state must be

@@ -383,6 +383,48 @@ static void test_bulk_transfer_uses_segmentation_offload_only_when_both_ends_can
     }
 }
 
+/* config.socket_limit bounds the descriptors a stack hands out: socket()
+ * and accept() past it fail with EMFILE (the listener's queue keeps the
+ * connection), and a close makes room again. */
+static void test_socket_limit_gives_emfile_and_room_after_close(void)
+{
+    struct world world;
+    memset(&world, 0, sizeof(world));
+    world.now = 1000000000ULL;
+    struct usock_link *a, *b;
+    CHECK_EQ(usock_link_mem_pair(&a, &b), 0);
+    world.a = make_stack(&world, a, "198.18.0.1", 1);
+    struct usock_stack_config config;
+    usock_stack_config_init(&config);
+    config.link = b;
+    inet_pton(AF_INET, "198.18.0.2", &config.address);
+    config.prefix_length = 24;
+    config.clock = world_clock;
+    config.clock_context = &world;
+    config.seed = 2;
+    config.socket_limit = 2;
+    world.b = usock_stack_new(&config);
+    CHECK(world.b != NULL);
+    int listener = listener_on(world.b, 80);
+    int spare = usock_socket(world.b, AF_INET, SOCK_STREAM, 0);
+    CHECK(spare >= 0);
+    CHECK_ERRNO(usock_socket(world.b, AF_INET, SOCK_DGRAM, 0), EMFILE);
+    int client = usock_socket(world.a, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in to = address_of("198.18.0.2", 80);
+    CHECK_ERRNO(usock_connect(world.a, client, (struct sockaddr *)&to, sizeof(to)), EINPROGRESS);
+    world_run(&world, 20, 1000000);
+    CHECK_ERRNO(usock_accept(world.b, listener, NULL, NULL), EMFILE);
+    CHECK_EQ(usock_close(world.b, spare), 0);
+    int server = usock_accept(world.b, listener, NULL, NULL);
+    CHECK(server >= 0);
+    CHECK_EQ(usock_send(world.a, client, "x", 1, 0), 1);
+    world_run(&world, 20, 1000000);
+    char byte = 0;
+    CHECK_EQ(usock_recv(world.b, server, &byte, 1, MSG_DONTWAIT), 1);
+    CHECK_EQ(byte, 'x');
+    world_free(&world);
+}
+
 static void test_bulk_transfer_survives_loss_reordering_duplication(void)
 {
     struct world world;
@@ -557,6 +599,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_close_with_unread_data_resets_the_peer),
     CHECK_TEST(test_half_close_lets_the_other_side_keep_sending),
     CHECK_TEST(test_bulk_transfer_arrives_intact),
+    CHECK_TEST(test_socket_limit_gives_emfile_and_room_after_close),
     CHECK_TEST(test_bulk_transfer_uses_segmentation_offload_only_when_both_ends_can),
     CHECK_TEST(test_bulk_transfer_survives_loss_reordering_duplication),
     CHECK_TEST(test_zero_window_is_probed_until_the_reader_drains),
