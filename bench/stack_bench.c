@@ -39,7 +39,7 @@
  *
  * Usage: bench_stack_bench [--quick] [--megabytes N] [--connections N]
  *        [--in-flight N] [--round-trips N] [--pairs N] [--time-wait-ms N]
- *        [--no-kernel] [--json]
+ *        [--no-kernel] [--json] [--write-size N] [--throughput-only]
  * Exits 0 after printing the figures, 1 if a transfer was not intact or a
  * connection failed, 2 on a bad option.
  */
@@ -71,7 +71,8 @@
 
 #include "usock.h"
 
-#define WRITE_SIZE 65536          /* bytes per send() in the throughput run */
+#define WRITE_SIZE_DEFAULT 65536  /* bytes per send() in the throughput run */
+#define WRITE_SIZE_MAX 262144     /* the most --write-size takes */
 #define PATTERN_PERIOD 65521      /* prime, so writes do not line up with it */
 #define STALL_SECONDS 30.0        /* no progress this long: something broke */
 #define CONNECT_PORTS 4           /* listener ports of the connection-rate run */
@@ -94,6 +95,7 @@ struct options {
     uint64_t time_wait_ms;    /* usock's TIME_WAIT (2MSL) */
     bool kernel;              /* measure the kernel too */
     bool json;
+    bool throughput_only;     /* --throughput-only: workload 1 alone */
 };
 
 enum figure_id {
@@ -103,6 +105,7 @@ enum figure_id {
     FIGURE_RTT_MEAN,
     FIGURE_RTT_P99,
     FIGURE_MEMORY,
+    FIGURE_CPU,
     FIGURE_COUNT
 };
 
@@ -111,8 +114,8 @@ struct figure {
     char workload[64];        /* as printed */
     const char *unit;
     bool lower_is_better;     /* the ratio is then kernel / usock */
-    double usock;
-    double kernel;            /* < 0: not measured */
+    double usock;             /* < 0: not measured */
+    double kernel;            /* < 0: not measured (or not comparable) */
 };
 
 struct report {
@@ -122,9 +125,13 @@ struct report {
 };
 
 /* The byte stream every throughput run sends: byte i of the stream is
- * pattern[i % PATTERN_PERIOD], and the table runs WRITE_SIZE bytes past
- * one period so any write or read of up to WRITE_SIZE bytes is one slice. */
-static uint8_t pattern[PATTERN_PERIOD + WRITE_SIZE];
+ * pattern[i % PATTERN_PERIOD], and the table runs WRITE_SIZE_MAX bytes
+ * past one period so any write or read of up to that many bytes is one
+ * slice. */
+static uint8_t pattern[PATTERN_PERIOD + WRITE_SIZE_MAX];
+
+/* Bytes per send() and recv() in the throughput runs (--write-size). */
+static size_t write_size = WRITE_SIZE_DEFAULT;
 
 /* ------------------------------------------------------------------ */
 /* Common                                                              */
@@ -163,6 +170,14 @@ static double seconds_now(void)
     return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
+/* CPU time this thread has used, in seconds. */
+static double thread_cpu_seconds(void)
+{
+    struct timespec used;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used);
+    return (double)used.tv_sec + (double)used.tv_nsec / 1e9;
+}
+
 /* Dies when nothing has progressed for STALL_SECONDS; *last is the time
  * of the last progress, moved on when progressed. */
 static void stall_check(double *last, bool progressed, const char *what)
@@ -183,7 +198,7 @@ static void pattern_init(void)
     }
 }
 
-/* The pattern from stream offset onward (valid for WRITE_SIZE bytes). */
+/* The pattern from stream offset onward (valid for WRITE_SIZE_MAX bytes). */
 static const uint8_t *pattern_at(uint64_t offset)
 {
     return pattern + offset % PATTERN_PERIOD;
@@ -337,24 +352,26 @@ static void usock_connection_open(struct pair *pair, uint16_t port, int *client,
         die("usock: TCP_NODELAY: %s", strerror(errno));
 }
 
-/* Workload 1, usock: moves bytes from client to server in WRITE_SIZE
- * writes, checking each byte read.  Returns MB/s. */
-static double usock_throughput(uint64_t bytes, struct report *report)
+/* Workload 1, usock: moves bytes from client to server in write_size
+ * writes, checking each byte read.  Returns MB/s; stores in *cpu_seconds
+ * the CPU time this thread (both stacks, both programs) spent on it. */
+static double usock_throughput(uint64_t bytes, struct report *report, double *cpu_seconds)
 {
     struct pair pair;
     pair_open(&pair, 0);
     int client, server;
     usock_connection_open(&pair, STREAM_PORT, &client, &server);
-    uint8_t *buffer = malloc(WRITE_SIZE);
+    uint8_t *buffer = malloc(write_size);
     if (!buffer)
         die("out of memory");
 
     uint64_t sent = 0, got = 0;
     double started = seconds_now(), last = started;
+    double cpu_started = thread_cpu_seconds();
     while (got < bytes) {
         bool progressed = false;
         while (sent < bytes) {
-            size_t length = bytes - sent < WRITE_SIZE ? (size_t)(bytes - sent) : WRITE_SIZE;
+            size_t length = bytes - sent < write_size ? (size_t)(bytes - sent) : write_size;
             ssize_t n = usock_send(pair.client, client, pattern_at(sent), length, 0);
             if (n < 0 && errno != EAGAIN)
                 die("usock throughput: send: %s", strerror(errno));
@@ -365,7 +382,7 @@ static double usock_throughput(uint64_t bytes, struct report *report)
         }
         pair_poll(&pair);
         for (;;) {
-            ssize_t n = usock_recv(pair.server, server, buffer, WRITE_SIZE, 0);
+            ssize_t n = usock_recv(pair.server, server, buffer, write_size, 0);
             if (n < 0 && errno == EAGAIN)
                 break;
             if (n <= 0)
@@ -380,6 +397,7 @@ static double usock_throughput(uint64_t bytes, struct report *report)
         stall_check(&last, progressed, "usock throughput");
     }
     double seconds = seconds_now() - started;
+    *cpu_seconds = thread_cpu_seconds() - cpu_started;
     note(report, "usock throughput: %llu segments sent, %llu ACKs back, %llu retransmitted, "
          "%llu frames the wire refused (queue full), %llu delayed ACKs",
          (unsigned long long)usock_stack_counter(pair.client, "TcpOutSegs"),
@@ -761,13 +779,13 @@ struct kernel_sender {
 };
 
 /* Sender thread of the kernel throughput run: bytes of the pattern in
- * WRITE_SIZE writes. */
+ * write_size writes. */
 static void *kernel_sender_main(void *argument)
 {
     struct kernel_sender *sender = argument;
     for (uint64_t sent = 0; sent < sender->bytes;) {
-        size_t length = sender->bytes - sent < WRITE_SIZE ? (size_t)(sender->bytes - sent)
-                                                         : WRITE_SIZE;
+        size_t length = sender->bytes - sent < write_size ? (size_t)(sender->bytes - sent)
+                                                         : write_size;
         ssize_t n = send(sender->fd, pattern_at(sent), length, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
@@ -784,7 +802,7 @@ static double kernel_throughput(uint64_t bytes)
 {
     int client, server;
     kernel_connection_open(STREAM_PORT, &client, &server);
-    uint8_t *buffer = malloc(WRITE_SIZE);
+    uint8_t *buffer = malloc(write_size);
     if (!buffer)
         die("out of memory");
     struct kernel_sender sender = {.fd = client, .bytes = bytes};
@@ -793,7 +811,7 @@ static double kernel_throughput(uint64_t bytes)
     if (pthread_create(&thread, NULL, kernel_sender_main, &sender) != 0)
         die("cannot start a thread");
     for (uint64_t got = 0; got < bytes;) {
-        ssize_t n = recv(server, buffer, WRITE_SIZE, 0);
+        ssize_t n = recv(server, buffer, write_size, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -1281,7 +1299,7 @@ static void report_print_table(const struct report *report, double seconds)
 {
     printf("usock (two stacks, in-memory wire, one thread, event mode) against the Linux "
            "kernel (127.0.0.1, two threads)\n%s\n\n", ratio_meaning);
-    printf("%-46s %12s %12s %8s\n", "workload", "usock", "kernel", "ratio");
+    printf("%-60s %12s %12s %8s\n", "workload", "usock", "kernel", "ratio");
     for (int i = 0; i < FIGURE_COUNT; i++) {
         const struct figure *figure = &report->figures[i];
         char name[96], usock[32], kernel[32], ratio[32];
@@ -1293,7 +1311,7 @@ static void report_print_table(const struct report *report, double seconds)
             snprintf(ratio, sizeof(ratio), "-");
         else
             snprintf(ratio, sizeof(ratio), "%.2f", value);
-        printf("%-46s %12s %12s %8s\n", name, usock, kernel, ratio);
+        printf("%-60s %12s %12s %8s\n", name, usock, kernel, ratio);
     }
     printf("\nnotes:\n");
     for (unsigned i = 0; i < report->note_count; i++)
@@ -1312,7 +1330,12 @@ static void report_print_json(const struct report *report, double seconds)
         double ratio = figure_ratio(figure);
         printf("%s{\"key\": \"%s\", \"workload\": ", i ? ", " : "", figure->key);
         json_string(figure->workload);
-        printf(", \"unit\": \"%s\", \"usock\": %.6g, \"kernel\": ", figure->unit, figure->usock);
+        printf(", \"unit\": \"%s\", \"usock\": ", figure->unit);
+        if (figure->usock < 0)
+            printf("null");
+        else
+            printf("%.6g", figure->usock);
+        printf(", \"kernel\": ");
         if (figure->kernel < 0)
             printf("null");
         else
@@ -1341,6 +1364,8 @@ static void usage(void)
             "[--in-flight N]\n"
             "                         [--round-trips N] [--pairs N] [--time-wait-ms N] "
             "[--no-kernel] [--json]\n"
+            "                         [--write-size N (1..262144, default 65536)] "
+            "[--throughput-only]\n"
             "  --quick  a run of a few seconds: 100 MB, 2000 connections, 10000 round "
             "trips, 2000 pairs\n");
     exit(2);
@@ -1388,6 +1413,13 @@ int main(int argc, char **argv)
             options.time_wait_ms = option_count(argc, argv, &i);
         } else if (strcmp(argv[i], "--no-kernel") == 0) {
             options.kernel = false;
+        } else if (strcmp(argv[i], "--throughput-only") == 0) {
+            options.throughput_only = true;
+        } else if (strcmp(argv[i], "--write-size") == 0) {
+            uint64_t size = option_count(argc, argv, &i);
+            if (size == 0 || size > WRITE_SIZE_MAX)
+                usage();
+            write_size = (size_t)size;
         } else if (strcmp(argv[i], "--json") == 0) {
             options.json = true;
         } else {
@@ -1414,11 +1446,13 @@ int main(int argc, char **argv)
                                 .lower_is_better = true},
             [FIGURE_MEMORY] = {.key = "memory_per_connection", .unit = "B",
                                .lower_is_better = true},
+            [FIGURE_CPU] = {.key = "bytes_per_cpu_second", .unit = "MB/CPU-s"},
         },
     };
     struct figure *figures = report.figures;
     snprintf(figures[FIGURE_THROUGHPUT].workload, sizeof(figures[0].workload),
-             "TCP throughput, 1 flow, %llu MB", (unsigned long long)options.megabytes);
+             "TCP throughput, 1 flow, %llu MB, %zu B writes", (unsigned long long)options.megabytes,
+             write_size);
     snprintf(figures[FIGURE_CONNECT_SEQUENTIAL].workload, sizeof(figures[0].workload),
              "connections, 1 at a time, %u", options.connections);
     snprintf(figures[FIGURE_CONNECT_PARALLEL].workload, sizeof(figures[0].workload),
@@ -1429,8 +1463,12 @@ int main(int argc, char **argv)
              "1-byte round trip, p99");
     snprintf(figures[FIGURE_MEMORY].workload, sizeof(figures[0].workload),
              "memory per idle connection, %u pairs", options.pairs);
-    for (int i = 0; i < FIGURE_COUNT; i++)
+    snprintf(figures[FIGURE_CPU].workload, sizeof(figures[0].workload),
+             "throughput run: bytes moved per CPU-second");
+    for (int i = 0; i < FIGURE_COUNT; i++) {
+        figures[i].usock = -1;
         figures[i].kernel = -1;
+    }
 
     /* The namespace first: the kernel threads made later inherit it. */
     bool kernel = false;
@@ -1466,14 +1504,24 @@ int main(int argc, char **argv)
          (unsigned long long)options.time_wait_ms, CONNECT_PORTS);
 
     /* Memory first: nothing freed or in TIME_WAIT yet to blur the deltas. */
-    figures[FIGURE_MEMORY].usock = usock_memory(options.pairs, &report);
-    if (kernel)
-        figures[FIGURE_MEMORY].kernel = kernel_memory(options.pairs, &report);
+    if (!options.throughput_only) {
+        figures[FIGURE_MEMORY].usock = usock_memory(options.pairs, &report);
+        if (kernel)
+            figures[FIGURE_MEMORY].kernel = kernel_memory(options.pairs, &report);
+    }
 
     uint64_t bytes = options.megabytes * 1000000ULL;
-    figures[FIGURE_THROUGHPUT].usock = usock_throughput(bytes, &report);
+    double cpu_seconds = 0;
+    figures[FIGURE_THROUGHPUT].usock = usock_throughput(bytes, &report, &cpu_seconds);
+    if (cpu_seconds > 0)
+        figures[FIGURE_CPU].usock = (double)bytes / 1e6 / cpu_seconds;
+    note(&report, "CPU cost: usock's throughput run used %.3f CPU-seconds of one thread "
+         "(both stacks and both programs); the kernel's CPU is spent in two threads and in "
+         "softirqs no process is charged for, so no kernel figure is printed", cpu_seconds);
     if (kernel)
         figures[FIGURE_THROUGHPUT].kernel = kernel_throughput(bytes);
+    if (options.throughput_only)
+        goto print;
 
     uint64_t time_wait_ns = options.time_wait_ms * 1000000ULL;
     figures[FIGURE_CONNECT_SEQUENTIAL].usock =
@@ -1493,6 +1541,7 @@ int main(int argc, char **argv)
         kernel_latency(options.round_trips, &figures[FIGURE_RTT_MEAN].kernel,
                        &figures[FIGURE_RTT_P99].kernel);
 
+print:;
     char load[64];
     proc_read_line("/proc/loadavg", load, sizeof(load));
     note(&report, "this machine: %ld CPUs, load average at the end %.14s; other jobs share "
