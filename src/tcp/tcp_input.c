@@ -798,11 +798,12 @@ static bool tcp_input_text(struct usock_stack *stack, struct tcp_connection *tcb
             tcp_urgent_arrived(stack, tcb);
             socket_wake(stack, tcb->socket);
         }
-        if (filled_hole || fin)
+        /* A FIN alone is acknowledged as tcp_process_fin decides. */
+        if (filled_hole)
             tcb->ack_now = true;
         else if (taken)
             tcp_acknowledge_data(stack, tcb, taken, now);
-        else
+        else if (!fin)
             tcb->ack_now = true;
     } else {
         /* Beyond a hole: keep it, and say at once what we miss (a
@@ -823,20 +824,26 @@ bool tcp_process_fin(struct usock_stack *stack, struct tcp_connection *tcb, uint
     tcb->rcv_nxt++;
     tcb->fin_received = true;
     tcb->socket->shutdown |= SHUTDOWN_RECEIVE; /* as Linux's sk_shutdown */
-    tcb->ack_now = true;
     socket_wake(stack, tcb->socket);
     switch (tcb->state) {
     case TCPS_SYN_RECEIVED:
     case TCPS_ESTABLISHED:
+        /* As Linux (tcp_fin: pingpong mode): the ACK waits the delayed-ACK
+         * time, so a program that closes at once sends it on its own FIN
+         * (a request/reply exchange costs 10 segments, not 11). */
         tcp_set_state(stack, tcb, TCPS_CLOSE_WAIT);
+        tcb->quickack = 0;
+        tcp_schedule_delayed_ack(stack, tcb, now);
         break;
     case TCPS_FIN_WAIT_1:
+        tcb->ack_now = true;
         tcp_set_state(stack, tcb, TCPS_CLOSING);
         break;
     case TCPS_FIN_WAIT_2:
         tcp_send_ack(stack, tcb, now);
         return tcp_enter_time_wait(stack, tcb, now);
     default:
+        tcb->ack_now = true;
         break;
     }
     return true;

@@ -1410,6 +1410,10 @@ static void test_passive_close_through_close_wait_and_last_ack(void)
     uint32_t p = PEER_ISS + 1, l = s.iss + 1;
     uint8_t buffer[16];
     inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    /* As Linux: the FIN's ACK waits the delayed-ACK time (a program that
+     * closes at once sends it on its FIN; see the next test). */
+    EXPECT_NOTHING(&s);
+    advance(&s, 40 * NS_PER_MS);
     EXPECT(&s, TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
     EXPECT_NOTHING(&s);
     CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 0);
@@ -1419,6 +1423,29 @@ static void test_passive_close_through_close_wait_and_last_ack(void)
     CHECK_STATE(&s, "LAST-ACK");
     inject(&s, TCP_FLAG_ACK, p + 1, l + 1, PEER_WINDOW, NULL, NULL, 0);
     EXPECT_NOTHING(&s);
+    CHECK_GONE(&s);
+    script_free(&s);
+}
+
+/* A program that closes as soon as it reads the peer's EOF sends the
+ * FIN's acknowledgment on its own FIN: one segment, not two (Linux's
+ * request/reply exchange of 10 segments). */
+static void test_fin_ack_rides_on_our_fin_when_the_program_closes_at_once(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t buffer[16];
+    inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 0);
+    CHECK_EQ(usock_close(s.stack, fd), 0);
+    EXPECT(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
+    advance(&s, 100 * NS_PER_MS);
+    EXPECT_NOTHING(&s); /* no delayed ACK left over */
+    inject(&s, TCP_FLAG_ACK, p + 1, l + 1, PEER_WINDOW, NULL, NULL, 0);
     CHECK_GONE(&s);
     script_free(&s);
 }
@@ -1657,6 +1684,7 @@ static void test_ack_with_fin_in_syn_recv_establishes_then_close_wait(void)
     /* RFC 9293 3.10.7.4: the ACK moves SYN-RECEIVED to ESTABLISHED, then
      * the FIN (eighth step) to CLOSE-WAIT. */
     inject(&s, TCP_FLAG_ACK | TCP_FLAG_FIN, p, l, PEER_WINDOW, NULL, NULL, 0);
+    advance(&s, 40 * NS_PER_MS); /* the FIN's ACK is delayed, as Linux's */
     EXPECT(&s, TCP_FLAG_ACK, l, p + 1, ANY, 0);
     EXPECT_NOTHING(&s);
     CHECK_STATE(&s, "CLOSE-WAIT");
@@ -1731,6 +1759,7 @@ static void test_rst_in_close_wait_gives_epipe(void)
     uint32_t p = PEER_ISS + 1, l = s.iss + 1;
     uint8_t buffer[16];
     inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    advance(&s, 40 * NS_PER_MS); /* the FIN's ACK is delayed, as Linux's */
     EXPECT(&s, TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
     CHECK_STATE(&s, "CLOSE-WAIT");
     CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 0);
@@ -1778,6 +1807,7 @@ static void test_rst_in_last_ack_ends_it_silently(void)
     uint32_t p = PEER_ISS + 1, l = s.iss + 1;
     uint8_t buffer[16];
     inject(&s, TCP_FLAG_FIN | TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, NULL, 0);
+    advance(&s, 40 * NS_PER_MS); /* the FIN's ACK is delayed, as Linux's */
     EXPECT(&s, TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
     CHECK_EQ(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), 0);
     CHECK_EQ(usock_close(s.stack, fd), 0);
@@ -3380,6 +3410,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_rst_outside_window_is_ignored),
     CHECK_TEST(test_syn_in_established_gets_challenge_ack),
     CHECK_TEST(test_passive_close_through_close_wait_and_last_ack),
+    CHECK_TEST(test_fin_ack_rides_on_our_fin_when_the_program_closes_at_once),
     CHECK_TEST(test_active_close_through_fin_wait_and_time_wait),
     CHECK_TEST(test_time_wait_lasts_the_configured_time),
     CHECK_TEST(test_simultaneous_close_goes_through_closing),
