@@ -24,10 +24,11 @@
 #   and throughput against write size (64 B .. 256 KiB) in memory beside
 #   kernel loopback, the data of scripts/performance_chart.py.
 #
-# Usage: bench/run.sh [--quick] [--json]
+# Usage: bench/run.sh [--quick] [--json] [--save FILE]
 #   --quick   a run of about two minutes instead of ten
 #   --json    one JSON document on stdout instead of the table (the input of
 #             scripts/performance_chart.py, which draws the write-size chart)
+#   --save    also write that JSON document to FILE (with the table printed)
 # Needs root (namespaces, TAP devices).  Every host lives in a network
 # namespace made here, with addresses from 198.18.0.0/15, all removed on
 # exit, even on failure.
@@ -36,11 +37,13 @@ cd "$(dirname "$0")/.."
 
 QUICK=0
 JSON=0
+SAVE=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) QUICK=1 ;;
         --json) JSON=1 ;;
-        *) echo "usage: bench/run.sh [--quick] [--json]" >&2; exit 2 ;;
+        --save) SAVE=$2; shift ;;
+        *) echo "usage: bench/run.sh [--quick] [--json] [--save FILE]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -144,10 +147,11 @@ for size in "${WRITE_SIZES[@]}"; do
 done
 
 # ---- the report --------------------------------------------------------------
-python3 - "$WORK" "$JSON" "$QUICK" "${WRITE_SIZES[*]}" <<'PY'
+python3 - "$WORK" "$JSON" "$QUICK" "${WRITE_SIZES[*]}" "$SAVE" <<'PY'
 import json, os, platform, sys
 
 work, as_json, quick, sizes = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4].split()
+save = sys.argv[5]
 load = lambda name: json.load(open(os.path.join(work, name)))
 tap, stack, rr_tap, rr_veth = load("tap.json"), load("stack.json"), load("rr-tap.json"), load("rr-veth.json")
 try:
@@ -209,16 +213,20 @@ machine = {
     "cpu": cpu_model(), "cpus": os.cpu_count(), "kernel": platform.release(),
     "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
 }
+document = json.dumps({
+    "machine": machine, "quick": quick,
+    "ratio_meaning": "> 1 means usock is better: usock/kernel for rates, kernel/usock for times and memory",
+    "figures": [dict(zip(("section", "workload", "unit", "usock", "kernel", "ratio", "ratio_is"), r))
+                for r in rows],
+    "write_size_sweep": sweep,
+    "details": {"tap": tap, "stack": stack, "connections_max": biggest,
+                "round_trip_tap": rr_tap, "round_trip_veth": rr_veth},
+}, indent=1)
+if save:
+    with open(save, "w") as out:
+        out.write(document + "\n")
 if as_json:
-    print(json.dumps({
-        "machine": machine, "quick": quick,
-        "ratio_meaning": "> 1 means usock is better: usock/kernel for rates, kernel/usock for times and memory",
-        "figures": [dict(zip(("section", "workload", "unit", "usock", "kernel", "ratio", "ratio_is"), r))
-                    for r in rows],
-        "write_size_sweep": sweep,
-        "details": {"tap": tap, "stack": stack, "connections_max": biggest,
-                    "round_trip_tap": rr_tap, "round_trip_veth": rr_veth},
-    }, indent=1))
+    print(document)
     sys.exit(0)
 
 fmt = lambda v: "-" if v is None else ("%.2f" % v if v < 100 else "%.0f" % v)
