@@ -71,8 +71,13 @@ void stack_timer_arm(struct usock_stack *stack, struct timer *timer, uint64_t de
         /* Out of memory for the heap: retry on the next poll by keeping the
          * stack busy; the timer fires late rather than never. */
         timer->deadline = deadline;
+        stack_kick(stack);
+        return;
     }
-    stack_kick(stack);
+    /* The thread recomputes its deadline each round; it needs waking only
+     * when it sleeps towards a later one. */
+    if (deadline < stack->thread_sleeps_until)
+        stack_kick(stack);
 }
 
 void stack_link_send(struct usock_stack *stack, struct packet_buffer *buffer, uint64_t now)
@@ -391,6 +396,7 @@ static void *stack_thread_main(void *argument)
     while (!stack->thread_stop) {
         uint64_t now = usock_stack_now(stack);
         uint64_t deadline = stack_poll_locked(stack, now, true);
+        stack->thread_sleeps_until = deadline;
         pthread_mutex_unlock(&stack->lock);
 
         struct pollfd fds[2] = {{.fd = stack->wake_fd, .events = POLLIN},

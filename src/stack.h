@@ -79,6 +79,7 @@ struct usock_stack {
     bool thread_stop;
     pthread_t thread;
     int wake_fd;                   /* eventfd that interrupts the thread's wait */
+    uint64_t thread_sleeps_until;  /* the deadline the thread last waits towards */
     /* control endpoint */
     bool control_running;
     pthread_t control_thread;
