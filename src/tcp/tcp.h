@@ -67,9 +67,9 @@ enum tcp_state {
 #define TCP_TIME_WAIT_LIMIT 4096
 #define TCP_RECEIVE_BUFFER_DEFAULT 131072    /* tcp_rmem[1] */
 #define TCP_RECEIVE_BUFFER_MAX (6 * 1024 * 1024) /* tcp_rmem[2]: sizes the window scale */
-/* The shortest round trip receive auto-tuning measures over: shorter
- * ones (a TAP's tens of microseconds) left a window of two super-segments
- * and the kernel sender waiting for it to open. */
+/* The shortest round trip receive auto-tuning measures over: over a TAP's
+ * tens of microseconds, twice what the reader takes would be a window of
+ * a few 64 KiB super-segments. */
 #define TCP_AUTOTUNE_ROUND_TRIP_MIN_NS 1000000
 #define TCP_WINDOW_SHIFT_MAX 14              /* RFC 7323 2.3 */
 #define TCP_TIMESTAMPS_LENGTH 12             /* NOP, NOP, kind 8 option */
