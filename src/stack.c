@@ -172,6 +172,11 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool 
 {
     struct usock_link *link = stack->interface.link;
     bool more_input = false;
+    /* Threads blocked on sockets wake once, after the batch (they would
+     * only wait for the lock it holds). */
+    bool hold_wakes = stack->thread_running;
+    if (hold_wakes)
+        socket_hold_wakes(stack);
     if (link) {
         int frames = 0;
         for (; frames < LINK_BATCH; frames++) {
@@ -216,6 +221,8 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool 
     }
     if (more_input || stack->loopback.count > 0)
         deadline = now;
+    if (hold_wakes)
+        socket_release_wakes(stack);
     return deadline;
 }
 

@@ -54,6 +54,8 @@
 #define NC_POLL_MS 100
 /* Most bytes read from stdin (and from a TCP socket) at a time. */
 #define NC_CHUNK_MAX 65536
+/* Most reads of the socket in a row before nc looks for signals again. */
+#define NC_READS_WITHOUT_WAIT 64
 /* Largest UDP payload over IPv4: one stdin read at most, one datagram. */
 #define NC_DATAGRAM_MAX 65507
 /* Idle time after stdin's EOF before a UDP client ends, without -w. */
@@ -666,6 +668,9 @@ static int nc_output(const struct nc *nc, size_t length)
 static int nc_copy_out(struct nc *nc, uint64_t idle_limit_ns)
 {
     bool peer_closed = false;
+    /* Reads in a row without waiting: while data keeps coming, read again
+     * at once (a signal is still looked for every NC_READS_WITHOUT_WAIT). */
+    unsigned reads_in_a_row = 0;
 
     if (nc->pending > 0) {
         int status = nc_output(nc, nc->pending);
@@ -697,24 +702,29 @@ static int nc_copy_out(struct nc *nc, uint64_t idle_limit_ns)
             continue;
         }
 
-        short revents = 0;
-        enum nc_wait_result waited = nc_wait(nc, nc->fd, POLLIN, &revents);
-        if (waited == NC_WAIT_SIGNAL)
-            return 128 + nc->signal_number;
-        if (waited == NC_WAIT_FAILED) {
-            cli_error("nc: poll: %s", strerror(errno));
-            return CLI_EXIT_FAILURE;
+        if (reads_in_a_row == 0 || reads_in_a_row >= NC_READS_WITHOUT_WAIT) {
+            reads_in_a_row = 0;
+            short revents = 0;
+            enum nc_wait_result waited = nc_wait(nc, nc->fd, POLLIN, &revents);
+            if (waited == NC_WAIT_SIGNAL)
+                return 128 + nc->signal_number;
+            if (waited == NC_WAIT_FAILED) {
+                cli_error("nc: poll: %s", strerror(errno));
+                return CLI_EXIT_FAILURE;
+            }
+            if (waited == NC_WAIT_IDLE)
+                continue;
         }
-        if (waited == NC_WAIT_IDLE)
-            continue;
 
         ssize_t got = usock_recv(nc->stack, nc->fd, nc->out, sizeof(nc->out), MSG_DONTWAIT);
         if (got < 0) {
+            reads_in_a_row = 0;
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 continue;
             cli_error("nc: %s", strerror(errno));
             return CLI_EXIT_FAILURE;
         }
+        reads_in_a_row++;
         nc_touch(nc);
         if (got == 0 && !nc->udp) {
             peer_closed = true;

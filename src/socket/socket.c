@@ -263,6 +263,9 @@ void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
     port_table_destroy(&layer->udp);
     port_table_destroy(&layer->tcp);
     port_table_destroy(&layer->ping);
+    free(layer->held_wakes);
+    layer->held_wakes = NULL;
+    layer->held_wake_capacity = 0;
 }
 
 struct socket *socket_from_descriptor(struct usock_stack *stack, int fd)
@@ -272,10 +275,52 @@ struct socket *socket_from_descriptor(struct usock_stack *stack, int fd)
     return stack->sockets.descriptors[fd];
 }
 
+/* Keeps socket for socket_release_wakes; false when out of memory. */
+static bool socket_hold_wake(struct socket_layer *layer, struct socket *socket)
+{
+    if (layer->held_wake_count == layer->held_wake_capacity) {
+        size_t capacity = layer->held_wake_capacity ? layer->held_wake_capacity * 2 : 16;
+        struct socket **held = realloc(layer->held_wakes, capacity * sizeof(*held));
+        if (!held)
+            return false;
+        layer->held_wakes = held;
+        layer->held_wake_capacity = capacity;
+    }
+    socket->references++;
+    socket->wake_held = true;
+    layer->held_wakes[layer->held_wake_count++] = socket;
+    return true;
+}
+
 void socket_wake(struct usock_stack *stack, struct socket *socket)
 {
+    struct socket_layer *layer = &stack->sockets;
+    if (layer->holding_wakes && (socket->wake_held || socket_hold_wake(layer, socket)))
+        return;
     if (socket->condition)
         pthread_cond_broadcast(socket->condition);
+    pthread_cond_broadcast(&stack->poll_condition);
+}
+
+void socket_hold_wakes(struct usock_stack *stack)
+{
+    stack->sockets.holding_wakes = true;
+}
+
+void socket_release_wakes(struct usock_stack *stack)
+{
+    struct socket_layer *layer = &stack->sockets;
+    layer->holding_wakes = false;
+    if (layer->held_wake_count == 0)
+        return;
+    for (size_t i = 0; i < layer->held_wake_count; i++) {
+        struct socket *socket = layer->held_wakes[i];
+        socket->wake_held = false;
+        if (socket->condition)
+            pthread_cond_broadcast(socket->condition);
+        socket_put(socket);
+    }
+    layer->held_wake_count = 0;
     pthread_cond_broadcast(&stack->poll_condition);
 }
 

@@ -131,6 +131,7 @@ struct socket {
     void *protocol_state;
 
     /* flags, packed together as bit fields */
+    bool wake_held : 1;       /* on the stack's held wakes (socket_hold_wakes) */
     bool closed : 1;
     bool connected : 1;
     bool address_locked : 1;      /* bind() named an address */
@@ -168,6 +169,11 @@ struct socket_layer {
     size_t lowest_free;       /* no free descriptor below this one */
     size_t limit;
     uint64_t bind_sequence;
+    /* Wakes held back while the stack thread works through a batch of
+     * frames (each socket once, with a reference), given at its end. */
+    bool holding_wakes;
+    struct socket **held_wakes;
+    size_t held_wake_count, held_wake_capacity;
     struct port_table udp;
     struct port_table tcp;
     struct port_table ping;   /* datagram ICMP sockets, by identifier */
@@ -189,8 +195,14 @@ void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
 
 /* The socket with descriptor fd, or NULL. */
 struct socket *socket_from_descriptor(struct usock_stack *stack, int fd);
-/* Wakes everything waiting on socket (readers, writers, poll). */
+/* Wakes everything waiting on socket (readers, writers, poll); between
+ * socket_hold_wakes and socket_release_wakes, once at the release. */
 void socket_wake(struct usock_stack *stack, struct socket *socket);
+/* The stack thread's batch of frames begins: a reader woken for the first
+ * frame would only wait for the stack lock the batch holds, so wakes wait
+ * for socket_release_wakes, which gives each socket one. */
+void socket_hold_wakes(struct usock_stack *stack);
+void socket_release_wakes(struct usock_stack *stack);
 /* The condition variable a thread blocking on socket waits on (stack lock
  * held): the socket's own, made on first use, or the stack's poll
  * condition when memory runs out (socket_wake broadcasts both). */
