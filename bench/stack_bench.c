@@ -1499,7 +1499,7 @@ int main(int argc, char **argv)
              "server threads, so each round trip wakes a thread twice");
     }
     note(&report, "usock connection rate: the client closes first; usock's TIME_WAIT set to "
-         "%llu ms (tcp_time_wait_ns) so its ephemeral ports (32768-60999, never shared) and "
+         "%llu ms (tcp_time_wait_ns) so its ephemeral ports (32768-60999) and "
          "TIME_WAIT table (4096) last; %d listener ports",
          (unsigned long long)options.time_wait_ms, CONNECT_PORTS);
 

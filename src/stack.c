@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@
 #include "util/siphash.h"
 
 #define LINK_BATCH 256
+/* How long the stack thread keeps polling after frames arrived. */
+#define STACK_BUSY_POLL_DEFAULT_NS 50000
 #define LOOPBACK_BATCH 1024
 
 static const char *const counter_names[COUNTER_COUNT] = {
@@ -206,6 +209,7 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool 
             stack->input_checksum_verified = false;
         }
         more_input = frames == LINK_BATCH;
+        stack->frames_last_round = (unsigned)frames;
     }
     stack_drain_loopback(stack, now);
     struct timer *timer;
@@ -357,6 +361,9 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
     }
     stack->tcp.memory_limit = config->tcp_memory_limit ? config->tcp_memory_limit
                                                        : stack_default_tcp_memory();
+    stack->busy_poll_ns = config->busy_poll_us < 0   ? 0
+                          : config->busy_poll_us == 0 ? STACK_BUSY_POLL_DEFAULT_NS
+                                                      : (uint64_t)config->busy_poll_us * 1000;
     if (config->socket_limit)
         stack->sockets.limit = config->socket_limit < SOCKET_DESCRIPTOR_CEILING
                                    ? config->socket_limit
@@ -403,6 +410,26 @@ static void *stack_thread_main(void *argument)
     while (!stack->thread_stop) {
         uint64_t now = usock_stack_now(stack);
         uint64_t deadline = stack_poll_locked(stack, now, true);
+        /* Busy polling: frames just came, so the next (an answer, the next
+         * segment) is likely within microseconds; look again for a while,
+         * letting socket calls take the lock in between, before paying
+         * for a sleep and a wakeup. */
+        if (stack->frames_last_round > 0 && stack->busy_poll_ns > 0) {
+            uint64_t spin_until = now + stack->busy_poll_ns;
+            for (;;) {
+                pthread_mutex_unlock(&stack->lock);
+                sched_yield();
+                pthread_mutex_lock(&stack->lock);
+                if (stack->thread_stop)
+                    break;
+                now = usock_stack_now(stack);
+                deadline = stack_poll_locked(stack, now, true);
+                if (stack->frames_last_round > 0)
+                    spin_until = now + stack->busy_poll_ns;
+                else if (now >= spin_until || deadline <= now)
+                    break;
+            }
+        }
         stack->thread_sleeps_until = deadline;
         pthread_mutex_unlock(&stack->lock);
 

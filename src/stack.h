@@ -80,6 +80,8 @@ struct usock_stack {
     pthread_t thread;
     int wake_fd;                   /* eventfd that interrupts the thread's wait */
     uint64_t thread_sleeps_until;  /* the deadline the thread last waits towards */
+    unsigned frames_last_round;    /* frames the last poll round took from the link */
+    uint64_t busy_poll_ns;         /* the thread polls this long after frames before sleeping */
     /* control endpoint */
     bool control_running;
     pthread_t control_thread;

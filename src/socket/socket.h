@@ -132,6 +132,7 @@ struct socket {
 
     /* flags, packed together as bit fields */
     bool wake_held : 1;       /* on the stack's held wakes (socket_hold_wakes) */
+    bool port_from_connect : 1; /* connect() chose the port (others may share it) */
     bool closed : 1;
     bool connected : 1;
     bool address_locked : 1;      /* bind() named an address */

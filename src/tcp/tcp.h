@@ -265,6 +265,9 @@ struct tcp_connection {
     bool connect_unreported : 1;        /* connect() has not yet said success */
 };
 
+/* Per-destination offsets of the connect() port walk (Linux: 256). */
+#define TCP_CONNECT_PORT_STEPS 256
+
 /* The most storage of drained rings kept for reuse (outside memory_bytes). */
 #define TCP_SPARE_BUFFER_BYTES (16u << 20)
 
@@ -277,6 +280,7 @@ struct tcp_layer {
     size_t memory_limit;            /* tcp_mem: hard limit; 3/4 is pressure */
     struct ring_pool spare_buffers; /* storage of drained rings, for reuse */
     struct tcp_connection *last_found; /* by tcp_lookup_connection; NULL once unhashed */
+    uint32_t connect_port_steps[TCP_CONNECT_PORT_STEPS]; /* tcp_pick_port_for_connect */
     uint64_t challenge_second;      /* the second challenge_count counts in */
     unsigned challenge_count;       /* challenge ACKs sent in it */
     bool cookies_sent;              /* SYN cookies went out ... */
@@ -286,6 +290,14 @@ struct tcp_layer {
 int tcp_layer_init(struct tcp_layer *layer);
 /* Frees every connection, orphans included. */
 void tcp_layer_destroy(struct usock_stack *stack);
+
+/* A local port for connect() from source to destination:destination_port
+ * (0 when none is left): one that nothing holds, or that only other
+ * connect()ed sockets hold, and whose 4-tuple is unused: Linux shares
+ * such ports between destinations. */
+uint16_t tcp_pick_port_for_connect(struct usock_stack *stack, const struct socket *socket,
+                                   uint32_t source, uint32_t destination,
+                                   uint16_t destination_port);
 
 /* tcp_input.c */
 void tcp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint64_t now);

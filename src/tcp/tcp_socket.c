@@ -99,6 +99,49 @@ struct tcp_connection *tcp_lookup_connection(struct usock_stack *stack, uint32_t
     return NULL;
 }
 
+/* True while every socket on the port got it from connect() (visit of
+ * port_table_for_each_on_port). */
+static bool port_only_connected(struct socket *other, void *context)
+{
+    bool *shareable = context;
+    if (!other->port_from_connect)
+        *shareable = false;
+    return *shareable;
+}
+
+uint16_t tcp_pick_port_for_connect(struct usock_stack *stack, const struct socket *socket,
+                                   uint32_t source, uint32_t destination,
+                                   uint16_t destination_port)
+{
+    /* Linux's __inet_hash_connect: a port connect() chose may serve
+     * other connections too, as long as each 4-tuple stays unique and no
+     * socket bound the port itself.  The walk starts where a hash of the
+     * destination and a per-destination step (Linux's table_perturb) say,
+     * so repeated connections to one place go on where the last one
+     * stopped instead of walking the used ports again. */
+    (void)socket;
+    struct port_table *table = &stack->sockets.tcp;
+    uint32_t range = EPHEMERAL_PORT_LAST - EPHEMERAL_PORT_FIRST + 1;
+    struct {
+        uint32_t destination;
+        uint16_t destination_port;
+    } key = {destination, destination_port};
+    uint64_t hash = siphash13(stack->secret, &key, sizeof(key));
+    uint32_t *step = &stack->tcp.connect_port_steps[hash % TCP_CONNECT_PORT_STEPS];
+    uint32_t start = (uint32_t)(hash >> 32) + *step;
+    for (uint32_t i = 0; i < range; i++) {
+        uint16_t candidate = (uint16_t)(EPHEMERAL_PORT_FIRST + (start + i) % range);
+        bool shareable = true;
+        port_table_for_each_on_port(stack, table, candidate, port_only_connected, &shareable);
+        if (shareable &&
+            !tcp_lookup_connection(stack, source, candidate, destination, destination_port)) {
+            *step += i + 1;
+            return candidate;
+        }
+    }
+    return 0;
+}
+
 struct tcp_connection *tcp_lookup_listener(struct usock_stack *stack, uint32_t local_address,
                                            uint16_t local_port)
 {
@@ -765,10 +808,12 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
     uint32_t source = socket->source_address ? socket->source_address : route.source;
     if (!socket->hashed) {
         struct port_table *table = &stack->sockets.tcp;
-        uint16_t port = port_table_pick_ephemeral(stack, table, socket, 0);
+        uint16_t port = tcp_pick_port_for_connect(stack, socket, source, destination,
+                                                  destination_port);
         if (port == 0)
             return -EADDRNOTAVAIL;
         socket->local_port = port;
+        socket->port_from_connect = true;
         socket->bind_sequence = ++stack->sockets.bind_sequence;
         socket->local_address = 0;
         port_table_insert(stack, table, socket);

@@ -425,6 +425,49 @@ static void test_socket_limit_gives_emfile_and_room_after_close(void)
     world_free(&world);
 }
 
+/* connect() shares ephemeral ports between destinations as Linux does:
+ * with every port of the range taken by connections to one port, a
+ * connection elsewhere still gets one (a 4-tuple of its own), and one more
+ * to the first port has none left.  (The SYNs are lost on the way, so every
+ * connection stays in SYN-SENT holding its port.) */
+static void test_connect_shares_ephemeral_ports_between_destinations(void)
+{
+    struct world world;
+    world_init_impaired(&world, "loss=100%");
+    const unsigned range = 60999 - 32768 + 1;
+    struct sockaddr_in first = address_of("198.18.0.2", 80);
+    struct sockaddr_in second = address_of("198.18.0.2", 81);
+    uint8_t *used = calloc(65536, 1);
+    CHECK(used != NULL);
+    for (unsigned i = 0; i < range; i++) {
+        int fd = usock_socket(world.a, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        CHECK(fd >= 0);
+        CHECK_ERRNO(usock_connect(world.a, fd, (struct sockaddr *)&first, sizeof(first)),
+                    EINPROGRESS);
+        struct sockaddr_in local;
+        socklen_t length = sizeof(local);
+        CHECK_EQ(usock_getsockname(world.a, fd, (struct sockaddr *)&local, &length), 0);
+        CHECK(!used[ntohs(local.sin_port)]);
+        used[ntohs(local.sin_port)] = 1;
+    }
+    int extra = usock_socket(world.a, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    CHECK_ERRNO(usock_connect(world.a, extra, (struct sockaddr *)&first, sizeof(first)),
+                EADDRNOTAVAIL);
+    int elsewhere = usock_socket(world.a, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    CHECK_ERRNO(usock_connect(world.a, elsewhere, (struct sockaddr *)&second, sizeof(second)),
+                EINPROGRESS);
+    struct sockaddr_in local;
+    socklen_t length = sizeof(local);
+    CHECK_EQ(usock_getsockname(world.a, elsewhere, (struct sockaddr *)&local, &length), 0);
+    CHECK(used[ntohs(local.sin_port)]); /* shared with a connection to port 80 */
+    /* A port connect() shares is not free for bind(). */
+    int bound = usock_socket(world.a, AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in same = address_of("0.0.0.0", ntohs(local.sin_port));
+    CHECK_ERRNO(usock_bind(world.a, bound, (struct sockaddr *)&same, sizeof(same)), EADDRINUSE);
+    free(used);
+    world_free(&world);
+}
+
 static void test_bulk_transfer_survives_loss_reordering_duplication(void)
 {
     struct world world;
@@ -599,6 +642,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_close_with_unread_data_resets_the_peer),
     CHECK_TEST(test_half_close_lets_the_other_side_keep_sending),
     CHECK_TEST(test_bulk_transfer_arrives_intact),
+    CHECK_TEST(test_connect_shares_ephemeral_ports_between_destinations),
     CHECK_TEST(test_socket_limit_gives_emfile_and_room_after_close),
     CHECK_TEST(test_bulk_transfer_uses_segmentation_offload_only_when_both_ends_can),
     CHECK_TEST(test_bulk_transfer_survives_loss_reordering_duplication),
