@@ -337,6 +337,23 @@ static enum nc_wait_result nc_wait(struct nc *nc, int fd, short events, short *r
     return NC_WAIT_READY;
 }
 
+/* Waits one slice for nc->fd to be readable.  Returns 0 when it is,
+ * NC_SLICE_PASSED when the slice passed quietly, or the exit status for a
+ * signal or a failed poll (after printing why). */
+#define NC_SLICE_PASSED (-1)
+static int nc_wait_readable(struct nc *nc)
+{
+    short revents = 0;
+    enum nc_wait_result waited = nc_wait(nc, nc->fd, POLLIN, &revents);
+    if (waited == NC_WAIT_SIGNAL)
+        return 128 + nc->signal_number;
+    if (waited == NC_WAIT_FAILED) {
+        cli_error("nc: poll: %s", strerror(errno));
+        return CLI_EXIT_FAILURE;
+    }
+    return waited == NC_WAIT_IDLE ? NC_SLICE_PASSED : 0;
+}
+
 /* ---- output ---- */
 
 /* Writes all of buffer to stdout.  Returns 0 or -errno. */
@@ -547,16 +564,11 @@ static int nc_accept(struct nc *nc, const struct nc_options *options, struct soc
         return CLI_EXIT_FAILURE;
     }
     for (;;) {
-        short revents = 0;
-        enum nc_wait_result waited = nc_wait(nc, nc->fd, POLLIN, &revents);
-        if (waited == NC_WAIT_SIGNAL)
-            return 128 + nc->signal_number;
-        if (waited == NC_WAIT_FAILED) {
-            cli_error("nc: poll: %s", strerror(errno));
-            return CLI_EXIT_FAILURE;
-        }
-        if (waited == NC_WAIT_IDLE)
+        int waited = nc_wait_readable(nc);
+        if (waited == NC_SLICE_PASSED)
             continue;
+        if (waited != 0)
+            return waited;
 
         socklen_t length = sizeof(*peer);
         if (!options->udp) {
@@ -704,16 +716,11 @@ static int nc_copy_out(struct nc *nc, uint64_t idle_limit_ns)
 
         if (reads_in_a_row == 0 || reads_in_a_row >= NC_READS_WITHOUT_WAIT) {
             reads_in_a_row = 0;
-            short revents = 0;
-            enum nc_wait_result waited = nc_wait(nc, nc->fd, POLLIN, &revents);
-            if (waited == NC_WAIT_SIGNAL)
-                return 128 + nc->signal_number;
-            if (waited == NC_WAIT_FAILED) {
-                cli_error("nc: poll: %s", strerror(errno));
-                return CLI_EXIT_FAILURE;
-            }
-            if (waited == NC_WAIT_IDLE)
+            int waited = nc_wait_readable(nc);
+            if (waited == NC_SLICE_PASSED)
                 continue;
+            if (waited != 0)
+                return waited;
         }
 
         ssize_t got = usock_recv(nc->stack, nc->fd, nc->out, sizeof(nc->out), MSG_DONTWAIT);

@@ -25,21 +25,55 @@ static uint64_t world_clock(void *context)
     return ((struct world *)context)->now;
 }
 
+/* The configuration of a world's stack on link at address (a /24). */
+static void world_stack_config(struct world *world, struct usock_link *link,
+                               const char *address, unsigned seed,
+                               struct usock_stack_config *config)
+{
+    usock_stack_config_init(config);
+    config->link = link;
+    inet_pton(AF_INET, address, &config->address);
+    config->prefix_length = 24;
+    config->clock = world_clock;
+    config->clock_context = world;
+    config->seed = seed;
+    config->tcp_time_wait_ns = 2000000000ULL;
+}
+
 static struct usock_stack *make_stack(struct world *world, struct usock_link *link,
                                       const char *address, unsigned seed)
 {
     struct usock_stack_config config;
-    usock_stack_config_init(&config);
-    config.link = link;
-    inet_pton(AF_INET, address, &config.address);
-    config.prefix_length = 24;
-    config.clock = world_clock;
-    config.clock_context = world;
-    config.seed = seed;
-    config.tcp_time_wait_ns = 2000000000ULL;
+    world_stack_config(world, link, address, seed, &config);
     struct usock_stack *stack = usock_stack_new(&config);
     CHECK(stack != NULL);
     return stack;
+}
+
+/* A world whose stack b is made with the configuration change of adjust. */
+static void world_init_adjusted(struct world *world,
+                                void (*adjust)(struct usock_stack_config *config))
+{
+    memset(world, 0, sizeof(*world));
+    world->now = 1000000000ULL;
+    struct usock_link *a, *b;
+    CHECK_EQ(usock_link_mem_pair(&a, &b), 0);
+    world->a = make_stack(world, a, "198.18.0.1", 1);
+    struct usock_stack_config config;
+    world_stack_config(world, b, "198.18.0.2", 2, &config);
+    adjust(&config);
+    world->b = usock_stack_new(&config);
+    CHECK(world->b != NULL);
+}
+
+static void refuse_offloads(struct usock_stack_config *config)
+{
+    config->no_offloads = 1;
+}
+
+static void two_sockets_at_most(struct usock_stack_config *config)
+{
+    config->socket_limit = 2;
 }
 
 static void world_init_impaired(struct world *world, const char *impairment)
@@ -335,32 +369,12 @@ static void test_bulk_transfer_uses_segmentation_offload_only_when_both_ends_can
 {
     for (int variant = 0; variant < 3; variant++) {
         struct world world;
-        if (variant == 2) {
-            world_init_impaired(&world, "delay=1ms,seed=4");
-        } else {
+        if (variant == 0)
             world_init(&world);
-        }
-        if (variant == 1) {
-            /* Rebuild b with offloads refused: a keeps asking alone. */
-            usock_stack_free(world.b);
-            usock_stack_free(world.a);
-            memset(&world, 0, sizeof(world));
-            world.now = 1000000000ULL;
-            struct usock_link *a, *b;
-            CHECK_EQ(usock_link_mem_pair(&a, &b), 0);
-            world.a = make_stack(&world, a, "198.18.0.1", 1);
-            struct usock_stack_config config;
-            usock_stack_config_init(&config);
-            config.link = b;
-            inet_pton(AF_INET, "198.18.0.2", &config.address);
-            config.prefix_length = 24;
-            config.clock = world_clock;
-            config.clock_context = &world;
-            config.seed = 2;
-            config.no_offloads = 1;
-            world.b = usock_stack_new(&config);
-            CHECK(world.b != NULL);
-        }
+        else if (variant == 1)
+            world_init_adjusted(&world, refuse_offloads); /* a asks alone */
+        else
+            world_init_impaired(&world, "delay=1ms,seed=4");
         int client, server;
         connect_pair(&world, 80, &client, &server);
         transfer_and_check(&world, client, server, 2 << 20, false);
@@ -389,22 +403,7 @@ static void test_bulk_transfer_uses_segmentation_offload_only_when_both_ends_can
 static void test_socket_limit_gives_emfile_and_room_after_close(void)
 {
     struct world world;
-    memset(&world, 0, sizeof(world));
-    world.now = 1000000000ULL;
-    struct usock_link *a, *b;
-    CHECK_EQ(usock_link_mem_pair(&a, &b), 0);
-    world.a = make_stack(&world, a, "198.18.0.1", 1);
-    struct usock_stack_config config;
-    usock_stack_config_init(&config);
-    config.link = b;
-    inet_pton(AF_INET, "198.18.0.2", &config.address);
-    config.prefix_length = 24;
-    config.clock = world_clock;
-    config.clock_context = &world;
-    config.seed = 2;
-    config.socket_limit = 2;
-    world.b = usock_stack_new(&config);
-    CHECK(world.b != NULL);
+    world_init_adjusted(&world, two_sockets_at_most);
     int listener = listener_on(world.b, 80);
     int spare = usock_socket(world.b, AF_INET, SOCK_STREAM, 0);
     CHECK(spare >= 0);

@@ -363,18 +363,20 @@ static void test_tcp_parses_captured_ack_with_three_sack_blocks(void)
 
 /* usock's option layout is Linux's: parse a capture, emit it again, and the
  * bytes (checksum included) come out identical. */
+/* The captured segments, with who sent each. */
+static const struct {
+    const uint8_t *bytes;
+    size_t length;
+    bool from_client;
+} captures[] = {
+    {syn_segment, sizeof(syn_segment), true},
+    {syn_ack_segment, sizeof(syn_ack_segment), false},
+    {data_segment, sizeof(data_segment), true},
+    {sack_segment, sizeof(sack_segment), false},
+};
+
 static void test_tcp_emit_reproduces_captured_segments(void)
 {
-    static const struct {
-        const uint8_t *bytes;
-        size_t length;
-        bool from_client;
-    } captures[] = {
-        {syn_segment, sizeof(syn_segment), true},
-        {syn_ack_segment, sizeof(syn_ack_segment), false},
-        {data_segment, sizeof(data_segment), true},
-        {sack_segment, sizeof(sack_segment), false},
-    };
     for (size_t i = 0; i < sizeof(captures) / sizeof(captures[0]); i++) {
         uint32_t source = captures[i].from_client ? CLIENT : SERVER;
         uint32_t destination = captures[i].from_client ? SERVER : CLIENT;
@@ -402,15 +404,6 @@ static void test_tcp_emit_reproduces_captured_segments(void)
  * the checksum field included), gives the captured segments exactly. */
 static void test_tcp_emit_checksum_partial_finishes_to_captured_segments(void)
 {
-    static const struct {
-        const uint8_t *bytes;
-        size_t length;
-        bool from_client;
-    } captures[] = {
-        {syn_segment, sizeof(syn_segment), true},
-        {data_segment, sizeof(data_segment), true},
-        {sack_segment, sizeof(sack_segment), false},
-    };
     for (size_t i = 0; i < sizeof(captures) / sizeof(captures[0]); i++) {
         uint32_t source = captures[i].from_client ? CLIENT : SERVER;
         uint32_t destination = captures[i].from_client ? SERVER : CLIENT;
