@@ -13,8 +13,8 @@
 #      a time and 100 in flight, in memory beside kernel loopback
 #   4. 1-byte request/response latency in memory beside kernel loopback
 #      (bench_stack_bench), and over TAP beside veth (bench_tcp_rr: a kernel
-#      client against usock's tcp-echo service on a TAP, and against a kernel
-#      echo server across a veth pair)
+#      client against usock's tcp-echo service on a TAP, run with
+#      --busy-poll 50, and against a kernel echo server across a veth pair)
 #   5. memory per idle established connection (bench_stack_bench), and the
 #      most concurrent established connections one process holds, with its
 #      RSS (bench_connections_max; no kernel figure: its socket memory is in
@@ -116,7 +116,7 @@ ns=$TAG-rr
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 ip netns exec "$ns" "$USOCK" up --link tap:urr0 --addr 198.18.0.2/24 --name "$TAG" \
-    --serve tcp-echo:7 >"$WORK/rr-usock.log" 2>&1 &
+    --busy-poll 50 --serve tcp-echo:7 >"$WORK/rr-usock.log" 2>&1 &
 for _ in $(seq 100); do ip -n "$ns" link show urr0 >/dev/null 2>&1 && break; sleep 0.05; done
 ip -n "$ns" addr add 198.18.0.1/24 dev urr0
 ip -n "$ns" link set urr0 up

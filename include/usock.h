@@ -158,10 +158,10 @@ struct usock_stack_config {
     uint64_t tcp_time_wait_ns; /* TCP TIME_WAIT (2MSL); 0: 60 s as Linux */
     size_t socket_limit;      /* most descriptors open at once (socket() and accept()
                                * then fail with EMFILE); 0: 65536 */
-    int busy_poll_us;         /* threaded mode: after frames arrive the stack thread
-                               * keeps polling the link this long before it sleeps
-                               * (a reply then costs no wakeup); 0: 50 us,
-                               * negative: never */
+    unsigned busy_poll_us;    /* threaded mode: after frames arrive and the link is
+                               * empty, the stack thread keeps polling it this long
+                               * before it sleeps (a reply then costs no wakeup, but
+                               * the CPU is busy meanwhile); 0: never */
     size_t tcp_memory_limit;  /* bytes all TCP buffers may hold (Linux's
                                * tcp_mem): past 3/4 of it buffers stop
                                * growing, past it new data is dropped and

@@ -30,8 +30,6 @@
 #include "util/siphash.h"
 
 #define LINK_BATCH 256
-/* How long the stack thread keeps polling after frames arrived. */
-#define STACK_BUSY_POLL_DEFAULT_NS 50000
 #define LOOPBACK_BATCH 1024
 
 static const char *const counter_names[COUNTER_COUNT] = {
@@ -361,9 +359,7 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
     }
     stack->tcp.memory_limit = config->tcp_memory_limit ? config->tcp_memory_limit
                                                        : stack_default_tcp_memory();
-    stack->busy_poll_ns = config->busy_poll_us < 0   ? 0
-                          : config->busy_poll_us == 0 ? STACK_BUSY_POLL_DEFAULT_NS
-                                                      : (uint64_t)config->busy_poll_us * 1000;
+    stack->busy_poll_ns = (uint64_t)config->busy_poll_us * 1000;
     if (config->socket_limit)
         stack->sockets.limit = config->socket_limit < SOCKET_DESCRIPTOR_CEILING
                                    ? config->socket_limit
@@ -410,11 +406,14 @@ static void *stack_thread_main(void *argument)
     while (!stack->thread_stop) {
         uint64_t now = usock_stack_now(stack);
         uint64_t deadline = stack_poll_locked(stack, now, true);
-        /* Busy polling: frames just came, so the next (an answer, the next
-         * segment) is likely within microseconds; look again for a while,
-         * letting socket calls take the lock in between, before paying
-         * for a sleep and a wakeup. */
-        if (stack->frames_last_round > 0 && stack->busy_poll_ns > 0) {
+        /* Busy polling: frames just came and the link is empty now, so
+         * the next (an answer, the next segment) is likely within
+         * microseconds; look again for a while, letting socket calls take
+         * the lock in between, before paying for a sleep and a wakeup.
+         * Once frames come the spin ends and the loop goes on as ever (a
+         * flood never holds the thread in here). */
+        if (stack->frames_last_round > 0 && stack->frames_last_round < LINK_BATCH &&
+            stack->busy_poll_ns > 0) {
             uint64_t spin_until = now + stack->busy_poll_ns;
             for (;;) {
                 pthread_mutex_unlock(&stack->lock);
@@ -424,9 +423,7 @@ static void *stack_thread_main(void *argument)
                     break;
                 now = usock_stack_now(stack);
                 deadline = stack_poll_locked(stack, now, true);
-                if (stack->frames_last_round > 0)
-                    spin_until = now + stack->busy_poll_ns;
-                else if (now >= spin_until || deadline <= now)
+                if (stack->frames_last_round > 0 || now >= spin_until || deadline <= now)
                     break;
             }
         }

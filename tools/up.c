@@ -49,6 +49,8 @@ static const char up_usage[] =
     "  --impair SPEC    impair the link both ways, e.g.\n"
     "                   loss=2%,dup=1%,reorder=10%,corrupt=0.1%,delay=2ms,jitter=1ms,seed=N\n"
     "  --no-offload     plain frames only (TAP: no checksum offload, TSO or super-segments)\n"
+    "  --busy-poll US   after frames, poll the link US microseconds before sleeping\n"
+    "                   (lower latency, a busy CPU; default 0: never)\n"
     "  --serve SPEC     run a service (repeatable):\n"
     "                   udp-echo:PORT, udp-discard:PORT  (RFC 862, RFC 863)\n"
     "                   tcp-echo:PORT, tcp-discard:PORT  (the same over TCP)\n"
@@ -70,6 +72,7 @@ struct up_options {
     bool impaired;
     struct usock_impairment impairment;
     bool no_offloads;
+    unsigned busy_poll_us;
     struct service_spec services[UP_SERVICES_MAX];
     size_t service_count;
 };
@@ -85,6 +88,7 @@ enum up_option {
     UP_OPTION_PCAP,
     UP_OPTION_IMPAIR,
     UP_OPTION_SERVE,
+    UP_OPTION_BUSY_POLL,
     UP_OPTION_COUNT,
 };
 
@@ -93,7 +97,7 @@ static const char *const up_option_names[] = {
     [UP_OPTION_GATEWAY] = "--gateway", [UP_OPTION_MAC] = "--mac",
     [UP_OPTION_MTU] = "--mtu",       [UP_OPTION_NAME] = "--name",
     [UP_OPTION_PCAP] = "--pcap",     [UP_OPTION_IMPAIR] = "--impair",
-    [UP_OPTION_SERVE] = "--serve",
+    [UP_OPTION_SERVE] = "--serve",   [UP_OPTION_BUSY_POLL] = "--busy-poll",
 };
 _Static_assert(sizeof(up_option_names) / sizeof(up_option_names[0]) == UP_OPTION_COUNT,
                "a name for each option");
@@ -145,6 +149,8 @@ static int up_apply(struct up_options *options, enum up_option option, const cha
         }
         options->service_count++;
         return 0;
+    case UP_OPTION_BUSY_POLL:
+        return cli_parse_unsigned(value, "busy poll (us)", 0, 1000000, &options->busy_poll_us);
     case UP_OPTION_COUNT:
         break;
     }
@@ -341,6 +347,7 @@ int cmd_up(int argc, char **argv)
     memcpy(config.mac, options.mac, sizeof(config.mac));
     config.mtu = options.mtu;
     config.no_offloads = options.no_offloads;
+    config.busy_poll_us = options.busy_poll_us;
     config.name = options.name;
     link = NULL; /* the stack's now, even if usock_stack_new fails */
     struct usock_stack *stack = usock_stack_new(&config);
