@@ -139,7 +139,7 @@ void stack_drain_loopback(struct usock_stack *stack, uint64_t now)
 {
     /* Delivery may send more to ourselves (an echo service answering a
      * local client); the outer drain picks those up, bounded per call. */
-    if (stack->draining_loopback)
+    if (stack->draining_loopback || stack->loopback.count == 0)
         return;
     stack->draining_loopback = true;
     for (int i = 0; i < LOOPBACK_BATCH; i++) {
