@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "link/offload.h"
 #include "net/ipv4.h"
 #include "util/siphash.h"
 
@@ -113,11 +114,7 @@ void stack_link_send(struct usock_stack *stack, struct packet_buffer *buffer, ui
             COUNT(stack, LinkOutErrors);
             return;
         }
-        size_t at = 0;
-        for (int i = 0; i < count; i++) {
-            memcpy(flat + at, parts[i].iov_base, parts[i].iov_len);
-            at += parts[i].iov_len;
-        }
+        link_parts_copy(flat, parts, count);
         frame = flat;
     }
     if (offloaded)

@@ -44,6 +44,7 @@
 
 #include "link/frame_queue.h"
 #include "link/link.h"
+#include "link/offload.h"
 
 /* Frames up to this size are allocated to fit; larger ones get
  * LINK_FRAME_MAX bytes and are recycled, up to MEM_SPARE_FRAMES of them. */
@@ -137,11 +138,7 @@ static int mem_send_frame(struct mem_link *end, const struct iovec *parts, int c
         copy->info.checksum_verified = info->checksum_partial;
         copy->info.checksum_partial = false;
     }
-    size_t at = 0;
-    for (int i = 0; i < count; i++) {
-        memcpy(copy->data + at, parts[i].iov_base, parts[i].iov_len);
-        at += parts[i].iov_len;
-    }
+    link_parts_copy(copy->data, parts, count);
 
     pthread_mutex_lock(&wire->lock);
     if (!peer->open) {

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 /*
  * link_frame_complete_checksum - finishes an unfinished ("partial")
@@ -18,5 +19,10 @@
  * the checksum.  A frame whose offsets do not fit is left as it is.
  */
 void link_frame_complete_checksum(uint8_t *frame, size_t length, size_t start, size_t offset);
+
+/* Copies the count parts one after another into out (which has room for
+ * them all); returns the bytes copied.  Puts together a frame gathered
+ * from a header and a ring's payload. */
+size_t link_parts_copy(uint8_t *out, const struct iovec *parts, int count);
 
 #endif /* USOCK_LINK_OFFLOAD_H */

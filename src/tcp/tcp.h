@@ -295,9 +295,8 @@ void tcp_layer_destroy(struct usock_stack *stack);
  * (0 when none is left): one that nothing holds, or that only other
  * connect()ed sockets hold, and whose 4-tuple is unused: Linux shares
  * such ports between destinations. */
-uint16_t tcp_pick_port_for_connect(struct usock_stack *stack, const struct socket *socket,
-                                   uint32_t source, uint32_t destination,
-                                   uint16_t destination_port);
+uint16_t tcp_pick_port_for_connect(struct usock_stack *stack, uint32_t source,
+                                   uint32_t destination, uint16_t destination_port);
 
 /* tcp_input.c */
 void tcp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint64_t now);

@@ -109,9 +109,8 @@ static bool port_only_connected(struct socket *other, void *context)
     return *shareable;
 }
 
-uint16_t tcp_pick_port_for_connect(struct usock_stack *stack, const struct socket *socket,
-                                   uint32_t source, uint32_t destination,
-                                   uint16_t destination_port)
+uint16_t tcp_pick_port_for_connect(struct usock_stack *stack, uint32_t source,
+                                   uint32_t destination, uint16_t destination_port)
 {
     /* Linux's __inet_hash_connect: a port connect() chose may serve
      * other connections too, as long as each 4-tuple stays unique and no
@@ -119,7 +118,6 @@ uint16_t tcp_pick_port_for_connect(struct usock_stack *stack, const struct socke
      * destination and a per-destination step (Linux's table_perturb) say,
      * so repeated connections to one place go on where the last one
      * stopped instead of walking the used ports again. */
-    (void)socket;
     struct port_table *table = &stack->sockets.tcp;
     uint32_t range = EPHEMERAL_PORT_LAST - EPHEMERAL_PORT_FIRST + 1;
     struct {
@@ -808,8 +806,7 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
     uint32_t source = socket->source_address ? socket->source_address : route.source;
     if (!socket->hashed) {
         struct port_table *table = &stack->sockets.tcp;
-        uint16_t port = tcp_pick_port_for_connect(stack, socket, source, destination,
-                                                  destination_port);
+        uint16_t port = tcp_pick_port_for_connect(stack, source, destination, destination_port);
         if (port == 0)
             return -EADDRNOTAVAIL;
         socket->local_port = port;
