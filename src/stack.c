@@ -69,13 +69,7 @@ void stack_kick(struct usock_stack *stack)
 
 void stack_timer_arm(struct usock_stack *stack, struct timer *timer, uint64_t deadline)
 {
-    if (timer_arm(&stack->timers, timer, deadline) != 0) {
-        /* Out of memory for the heap: retry on the next poll by keeping the
-         * stack busy; the timer fires late rather than never. */
-        timer->deadline = deadline;
-        stack_kick(stack);
-        return;
-    }
+    timer_arm(&stack->timers, timer, deadline);
     /* The thread recomputes its deadline each round; it needs waking only
      * when it sleeps towards a later one. */
     if (deadline < stack->thread_sleeps_until)
@@ -208,11 +202,11 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool 
     }
     stack_drain_loopback(stack, now);
     struct timer *timer;
-    while ((timer = timer_heap_pop_due(&stack->timers, now)))
+    while ((timer = timer_wheel_pop_due(&stack->timers, now)))
         timer->fire(stack, timer, now);
     stack_drain_loopback(stack, now);
 
-    uint64_t deadline = timer_heap_next(&stack->timers);
+    uint64_t deadline = timer_wheel_next(&stack->timers);
     if (link && link->ops->deadline) {
         uint64_t link_deadline = link->ops->deadline(link, now);
         if (link_deadline < deadline)
@@ -321,7 +315,7 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
     stack->verify_checksums = true;
     stack->tcp_time_wait_ns = config->tcp_time_wait_ns ? config->tcp_time_wait_ns
                                                        : TCP_TIME_WAIT_NS;
-    timer_heap_init(&stack->timers);
+    timer_wheel_init(&stack->timers);
     packet_queue_init(&stack->loopback, LOOPBACK_QUEUE_LIMIT);
     icmp_rate_limit_init(&stack->icmp_limit);
 
@@ -385,7 +379,7 @@ void usock_stack_free(struct usock_stack *stack)
     fragment_table_destroy(stack);
     igmp_layer_destroy(stack);
     packet_queue_purge(&stack->loopback);
-    timer_heap_destroy(&stack->timers);
+    timer_wheel_destroy(&stack->timers);
     pthread_mutex_unlock(&stack->lock);
     if (stack->interface.link)
         usock_link_close(stack->interface.link);

@@ -59,7 +59,7 @@ struct usock_stack {
     struct neighbour_cache neighbours;
     struct fragment_table fragments;
     struct igmp_layer igmp;
-    struct timer_heap timers;
+    struct timer_wheel timers;
     struct socket_layer sockets;
     struct tcp_layer tcp;
     struct raw_layer raw;
