@@ -58,6 +58,7 @@
     X(TcpLostRetransmit) X(TcpLossProbes) X(TcpTimeWaitRstsIgnored)  \
     X(TcpUrgentPointersIgnored) X(TcpSynCookiesSent) X(TcpSynCookiesRecv)       \
     X(TcpSynCookiesFailed) X(TcpMemoryPressures) X(TcpMemoryDrops)     \
+    X(TcpHeaderPredictedData) X(TcpHeaderPredictedAcks)                          \
     X(TcpChallengeAcksSkipped) X(TcpInAckTooOld)
 
 enum counter_id {

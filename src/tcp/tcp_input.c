@@ -932,6 +932,63 @@ static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connect
     tcp_output(stack, tcb, now);
 }
 
+/* Header prediction (Van Jacobson's, as Linux's tcp_rcv_established fast
+ * path): in ESTABLISHED, the common segment carries the flags ACK (and
+ * maybe PSH) and nothing else, begins at RCV.NXT, fits in the window we
+ * advertised, carries no SACK blocks and no older timestamp, acknowledges
+ * nothing outside what we sent and leaves the peer's window as it was.
+ * Such a segment needs none of the checks for resets, SYNs, PAWS, window
+ * trimming, D-SACK or urgent data, and its data goes straight to the ring. */
+static bool tcp_header_predicted(const struct tcp_connection *tcb,
+                                 const struct tcp_segment *segment)
+{
+    const uint8_t unusual = TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST | TCP_FLAG_URG;
+    const struct tcp_options *options = &segment->header.options;
+    uint32_t ack = segment->header.acknowledgment;
+    if (tcb->state != TCPS_ESTABLISHED || tcb->orphaned || (segment->flags & unusual) ||
+        !(segment->flags & TCP_FLAG_ACK) || segment->sequence != tcb->rcv_nxt ||
+        options->sack_block_count != 0 || options->has_timestamps != tcb->timestamps)
+        return false;
+    if (tcb->timestamps && seq_lt(options->timestamp_value, tcb->timestamp_recent))
+        return false;
+    if (segment->data_length > 0 && (!seq_gt(tcb->rcv_adv, tcb->rcv_nxt) ||
+                                     segment->data_length > tcb->rcv_adv - tcb->rcv_nxt))
+        return false;
+    return seq_geq(ack, tcb->snd_una) && seq_leq(ack, tcb->snd_max) &&
+           tcp_segment_window(tcb, segment) == tcb->snd_wnd;
+}
+
+/* What tcp_input_synchronized does for a predicted segment, without the
+ * checks that cannot fire. */
+static void tcp_input_predicted(struct usock_stack *stack, struct tcp_connection *tcb,
+                                struct tcp_segment *segment, uint64_t now)
+{
+    tcp_update_timestamp_recent(tcb, segment, now);
+    tcb->last_received = now;
+    tcb->keepalive_probes_sent = 0;
+    uint32_t ack = segment->header.acknowledgment;
+    if (segment->data_length == 0 || ack != tcb->snd_una) {
+        if (segment->data_length == 0)
+            COUNT(stack, TcpHeaderPredictedAcks);
+        if (tcp_process_ack(stack, tcb, segment, now) != TCP_STEP_CONTINUE) {
+            if (tcb->state != TCPS_CLOSED && tcb->ack_now)
+                tcp_send_ack(stack, tcb, now);
+            return;
+        }
+    } else if (seq_lt(tcb->snd_wl1, segment->sequence) ||
+               (tcb->snd_wl1 == segment->sequence && seq_leq(tcb->snd_wl2, ack))) {
+        /* Nothing new acknowledged and the same window: only the record
+         * of which segment last set it moves on. */
+        tcb->snd_wl1 = segment->sequence;
+        tcb->snd_wl2 = ack;
+    }
+    if (segment->data_length > 0) {
+        COUNT(stack, TcpHeaderPredictedData);
+        tcp_input_text(stack, tcb, segment, now);
+    }
+    tcp_output(stack, tcb, now);
+}
+
 void tcp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint64_t now)
 {
     struct tcp_segment segment;
@@ -998,6 +1055,10 @@ void tcp_input(struct usock_stack *stack, const struct ipv4_packet *packet, uint
     }
     if (tcb->state == TCPS_SYN_SENT) {
         tcp_input_syn_sent(stack, tcb, packet, &segment, now);
+        return;
+    }
+    if (tcp_header_predicted(tcb, &segment)) {
+        tcp_input_predicted(stack, tcb, &segment, now);
         return;
     }
     tcp_input_synchronized(stack, tcb, packet, &segment, now);
