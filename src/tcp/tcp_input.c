@@ -935,10 +935,10 @@ static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connect
 /* Header prediction (Van Jacobson's, as Linux's tcp_rcv_established fast
  * path): in ESTABLISHED, the common segment carries the flags ACK (and
  * maybe PSH) and nothing else, begins at RCV.NXT, fits in the window we
- * advertised, carries no SACK blocks and no older timestamp, acknowledges
- * nothing outside what we sent and leaves the peer's window as it was.
- * Such a segment needs none of the checks for resets, SYNs, PAWS, window
- * trimming, D-SACK or urgent data, and its data goes straight to the ring. */
+ * advertised, carries no SACK blocks and no older timestamp, and
+ * acknowledges nothing outside what we sent.  Such a segment needs none of
+ * the checks for resets, SYNs, PAWS, window trimming, D-SACK or urgent
+ * data, and its data goes straight to the ring. */
 static bool tcp_header_predicted(const struct tcp_connection *tcb,
                                  const struct tcp_segment *segment)
 {
@@ -954,8 +954,7 @@ static bool tcp_header_predicted(const struct tcp_connection *tcb,
     if (segment->data_length > 0 && (!seq_gt(tcb->rcv_adv, tcb->rcv_nxt) ||
                                      segment->data_length > tcb->rcv_adv - tcb->rcv_nxt))
         return false;
-    return seq_geq(ack, tcb->snd_una) && seq_leq(ack, tcb->snd_max) &&
-           tcp_segment_window(tcb, segment) == tcb->snd_wnd;
+    return seq_geq(ack, tcb->snd_una) && seq_leq(ack, tcb->snd_max);
 }
 
 /* What tcp_input_synchronized does for a predicted segment, without the
@@ -967,7 +966,8 @@ static void tcp_input_predicted(struct usock_stack *stack, struct tcp_connection
     tcb->last_received = now;
     tcb->keepalive_probes_sent = 0;
     uint32_t ack = segment->header.acknowledgment;
-    if (segment->data_length == 0 || ack != tcb->snd_una) {
+    if (segment->data_length == 0 || ack != tcb->snd_una ||
+        tcp_segment_window(tcb, segment) != tcb->snd_wnd) {
         if (segment->data_length == 0)
             COUNT(stack, TcpHeaderPredictedAcks);
         if (tcp_process_ack(stack, tcb, segment, now) != TCP_STEP_CONTINUE) {

@@ -358,6 +358,12 @@ static void test_bulk_transfer_arrives_intact(void)
     connect_pair(&world, 80, &client, &server);
     transfer_and_check(&world, client, server, 4 << 20, false);
     CHECK_EQ(usock_stack_counter(world.a, "TcpRetransSegs"), 0);
+    /* On a clean wire nearly every segment takes the predicted path: the
+     * receiver's data segments and the sender's pure ACKs. */
+    uint64_t data_segments = usock_stack_counter(world.b, "TcpInSegs");
+    uint64_t ack_segments = usock_stack_counter(world.a, "TcpInSegs");
+    CHECK(usock_stack_counter(world.b, "TcpHeaderPredictedData") * 10 > data_segments * 8);
+    CHECK(usock_stack_counter(world.a, "TcpHeaderPredictedAcks") * 10 > ack_segments * 8);
     world_free(&world);
 }
 
