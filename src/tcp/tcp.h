@@ -198,6 +198,7 @@ struct tcp_connection {
     /* round-trip time (RFC 6298) */
     uint64_t srtt_ns, rttvar_ns, rto_ns;
     uint32_t rtt_sequence;
+    uint32_t flight_window_end;  /* snd_max when flight_max began measuring */
     uint64_t rtt_started;
     uint32_t retransmitted_high; /* end of the highest retransmitted byte */
     uint32_t retransmit_timestamp; /* our TSval when we last retransmitted */
@@ -232,6 +233,7 @@ struct tcp_connection {
     struct timer keepalive_timer;   /* keepalive; FIN_WAIT_2 and TIME_WAIT expiry */
     uint64_t last_received;         /* when the peer last sent anything */
     unsigned keepalive_probes_sent;
+    uint32_t flight_max;         /* most bytes in flight since flight_window_end's window began */
 
     /* socket options */
     uint64_t keepalive_idle_ns, keepalive_interval_ns;

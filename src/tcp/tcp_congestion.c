@@ -140,8 +140,23 @@ void tcp_congestion_on_loss(struct tcp_connection *tcb, uint64_t now)
     tcb->ssthresh = tcb->congestion->loss(tcb, now);
 }
 
+/* Whether the window is what limits the sender (RFC 7661's validated
+ * window, as Linux's tcp_is_cwnd_limited): in slow start while less than
+ * twice the most sent in flight over the last window, after it while that
+ * reached the window.  A sender held back by the peer's window or by its
+ * program would otherwise grow a window it never tests, and with it the
+ * send buffer, which auto-tuning sizes from the window. */
+static bool tcp_window_limits_sender(const struct tcp_connection *tcb)
+{
+    if (tcb->cwnd < tcb->ssthresh)
+        return tcb->cwnd < 2 * tcb->flight_max;
+    return tcb->flight_max + tcb->mss > tcb->cwnd;
+}
+
 void tcp_congestion_grow(struct tcp_connection *tcb, uint32_t acknowledged, uint64_t now)
 {
+    if (!tcp_window_limits_sender(tcb))
+        return;
     if (tcb->cwnd < tcb->ssthresh) {
         /* Slow start with appropriate byte counting, L = 1 SMSS (RFC 5681
          * 3.1, RFC 3465). */

@@ -231,6 +231,15 @@ static void tcp_sent(struct usock_stack *stack, struct tcp_connection *tcb, uint
             tcb->rtt_started = now;
         }
         tcb->snd_max = end;
+        /* The most in flight over the last window of data, for
+         * tcp_congestion_grow (Linux's max_packets_out). */
+        uint32_t flight = tcb->snd_max - tcb->snd_una;
+        if (seq_geq(tcb->snd_una, tcb->flight_window_end)) {
+            tcb->flight_max = flight;
+            tcb->flight_window_end = tcb->snd_max;
+        } else if (flight > tcb->flight_max) {
+            tcb->flight_max = flight;
+        }
     }
     if (!timer_is_armed(&tcb->retransmit_timer))
         tcp_arm_retransmit(stack, tcb, now);

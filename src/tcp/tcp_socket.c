@@ -499,6 +499,7 @@ struct tcp_connection *tcp_create_child(struct usock_stack *stack, struct tcp_co
                                     tcb->socket->peer_address, tcb->socket->peer_port, now);
     tcb->snd_una = tcb->snd_nxt = tcb->snd_max = tcb->iss;
     tcb->recover = tcb->iss;
+    tcb->flight_window_end = tcb->iss;
     tcb->snd_wl2 = tcb->iss;
     tcp_negotiate_options(tcb, header, now);
     tcp_set_state(stack, tcb, TCPS_SYN_RECEIVED);
@@ -576,6 +577,7 @@ struct tcp_connection *tcp_create_child_from_cookie(struct usock_stack *stack,
     tcb->snd_una = tcb->snd_nxt = tcb->snd_max = ack->acknowledgment;
     tcb->syn_acknowledged = true;
     tcb->recover = tcb->iss;
+    tcb->flight_window_end = tcb->iss;
     tcb->timestamps = options->has_timestamps;
     tcb->window_scaling = false;
     tcb->sack_permitted = false;
@@ -843,6 +845,7 @@ static int tcp_connect(struct usock_stack *stack, struct socket *socket,
     tcb->timestamp_offset = tcp_timestamp_offset(stack, socket);
     tcb->snd_una = tcb->snd_nxt = tcb->snd_max = tcb->iss;
     tcb->recover = tcb->iss;
+    tcb->flight_window_end = tcb->iss;
     tcb->rto_ns = TCP_RTO_INITIAL_NS;
     tcb->retransmits = 0;
     tcb->reset_received = false;
