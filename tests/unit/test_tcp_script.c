@@ -3287,6 +3287,41 @@ static void test_congestion_window_restarts_after_an_idle_rto(void)
 }
 
 
+/* RFC 7661, Linux's tcp_is_cwnd_limited: a sender that never fills its
+ * window (here one segment at a time, each ACKed) does not grow it. */
+static void test_congestion_window_grows_only_while_it_limits(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    static uint8_t data[10 * 1460];
+    for (uint32_t i = 0; i < 30; i++) {
+        CHECK_EQ(usock_send(s.stack, fd, data, 1460, 0), 1460);
+        EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + i * 1460, p, ANY, 1460);
+        advance(&s, 10 * NS_PER_MS);
+        inject(&s, TCP_FLAG_ACK, p, l + (i + 1) * 1460, PEER_WINDOW, NULL, NULL, 0);
+    }
+    struct tcp_info info;
+    socklen_t length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK_EQ(info.tcpi_snd_cwnd, 10);
+    /* Filling the window makes it grow again. */
+    uint32_t next = l + 30 * 1460;
+    CHECK_EQ(usock_send(s.stack, fd, data, 10 * 1460, 0), 10 * 1460);
+    for (uint32_t i = 0; i < 10; i++)
+        EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, next + i * 1460, p, ANY, 1460);
+    advance(&s, 10 * NS_PER_MS);
+    for (uint32_t i = 1; i <= 10; i++)
+        inject(&s, TCP_FLAG_ACK, p, next + i * 1460, PEER_WINDOW, NULL, NULL, 0);
+    length = sizeof(info);
+    CHECK_EQ(usock_getsockopt(s.stack, fd, IPPROTO_TCP, TCP_INFO, &info, &length), 0);
+    CHECK_EQ(info.tcpi_snd_cwnd, 20);
+    script_free(&s);
+}
+
+
 static void test_tcp_memory_limit_drops_new_buffers_and_recovers(void)
 {
     struct script s;
@@ -3464,6 +3499,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_receive_buffer_grows_with_what_the_reader_takes),
     CHECK_TEST(test_keepalive_probes_then_gives_up_after_keepcnt),
     CHECK_TEST(test_congestion_window_restarts_after_an_idle_rto),
+    CHECK_TEST(test_congestion_window_grows_only_while_it_limits),
     CHECK_TEST(test_tcp_memory_limit_drops_new_buffers_and_recovers),
     CHECK_TEST(test_challenge_acks_are_rate_limited_and_old_acks_challenged),
 };
