@@ -166,6 +166,18 @@ struct usock_stack_config {
                                * tcp_mem): past 3/4 of it buffers stop
                                * growing, past it new data is dropped and
                                * send() answers ENOBUFS; 0: 1/16 of RAM */
+    size_t datagram_memory_limit; /* bytes all UDP, raw and ping receive queues may
+                                   * hold together (Linux's udp_mem): past it a
+                                   * datagram is dropped and counted (UdpMemErrors);
+                                   * 0: 1/32 of RAM */
+    size_t reassembly_memory_limit; /* bytes IP reassembly may hold (Linux's
+                                     * ipfrag_high_thresh): past it fragments are
+                                     * dropped and counted; 0: 4 MiB */
+    size_t neighbour_limit;   /* most neighbour (ARP) entries (Linux's gc_thresh3):
+                               * past it a new neighbour is refused, and what is
+                               * sent to it dropped and counted (ArpCacheFull,
+                               * IpOutDiscards; send() succeeds, as Linux's does
+                               * for a drop below the socket); 0: 1024 */
 };
 
 /* Fills config with defaults (everything zero, clock monotonic). */

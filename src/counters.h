@@ -35,9 +35,9 @@
     X(IcmpOutRateLimited) X(IcmpOutSuppressed)                                   \
     /* UDP */                                                                    \
     X(UdpInDatagrams) X(UdpNoPorts) X(UdpInErrors) X(UdpOutDatagrams)            \
-    X(UdpRcvbufErrors) X(UdpSndbufErrors) X(UdpInCsumErrors)                     \
+    X(UdpRcvbufErrors) X(UdpSndbufErrors) X(UdpInCsumErrors) X(UdpMemErrors)     \
     X(UdpInTruncated) X(UdpInBadLength) X(UdpOutErrors)                         \
-    X(RawRcvbufErrors)                                                           \
+    X(RawRcvbufErrors) X(RawMemErrors) X(PingRcvbufErrors) X(PingMemErrors)      \
     /* IGMP */                                                                   \
     X(IgmpInMsgs) X(IgmpInErrors) X(IgmpInQueries) X(IgmpInReports)              \
     X(IgmpInLeaves) X(IgmpOutReports) X(IgmpOutLeaves) X(IgmpReportsSuppressed)  \

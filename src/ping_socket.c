@@ -284,9 +284,19 @@ bool ping_socket_deliver_reply(struct usock_stack *stack, const struct ipv4_pack
         .time_to_live = packet->header.time_to_live,
         .type_of_service = packet->header.type_of_service,
     };
-    if (datagram_queue_push(&ping_of(socket)->queue, (size_t)socket->receive_buffer, &origin,
-                            packet->payload, packet->payload_length))
+    switch (datagram_queue_push(&ping_of(socket)->queue, (size_t)socket->receive_buffer,
+                                &stack->datagram_memory, &origin, packet->payload,
+                                packet->payload_length)) {
+    case DATAGRAM_QUEUED:
         socket_wake(stack, socket);
+        break;
+    case DATAGRAM_SOCKET_FULL:
+        COUNT(stack, PingRcvbufErrors);
+        break;
+    case DATAGRAM_STACK_FULL:
+        COUNT(stack, PingMemErrors);
+        break;
+    }
     return true;
 }
 

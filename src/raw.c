@@ -353,11 +353,19 @@ bool raw_deliver(struct usock_stack *stack, const struct ipv4_packet *packet)
             .time_to_live = header->time_to_live,
             .type_of_service = header->type_of_service,
         };
-        if (datagram_queue_push(&raw->queue, (size_t)socket->receive_buffer, &origin,
-                                packet->packet, packet->length))
+        switch (datagram_queue_push(&raw->queue, (size_t)socket->receive_buffer,
+                                    &stack->datagram_memory, &origin, packet->packet,
+                                    packet->length)) {
+        case DATAGRAM_QUEUED:
             socket_wake(stack, socket);
-        else
+            break;
+        case DATAGRAM_SOCKET_FULL:
             COUNT(stack, RawRcvbufErrors);
+            break;
+        case DATAGRAM_STACK_FULL:
+            COUNT(stack, RawMemErrors);
+            break;
+        }
     }
     return delivered;
 }

@@ -221,10 +221,14 @@ static uint64_t stack_poll_locked(struct usock_stack *stack, uint64_t now, bool 
 
 /* Linux sizes tcp_mem from RAM; usock lets TCP buffers take 1/16 of it
  * (at least 16 MB). */
-static size_t stack_default_tcp_memory(void)
+/* A share of the machine's memory (1/divisor), and at least 16 MiB: the
+ * default of the buffer memory limits, as Linux sizes tcp_mem and
+ * udp_mem. */
+static size_t stack_default_memory(unsigned divisor)
 {
     long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-    size_t memory = pages > 0 && page_size > 0 ? (size_t)pages * (size_t)page_size / 16 : 0;
+    size_t memory =
+        pages > 0 && page_size > 0 ? (size_t)pages * (size_t)page_size / divisor : 0;
     return memory > (16u << 20) ? memory : (16u << 20);
 }
 
@@ -349,7 +353,14 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
         return NULL;
     }
     stack->tcp.memory_limit = config->tcp_memory_limit ? config->tcp_memory_limit
-                                                       : stack_default_tcp_memory();
+                                                       : stack_default_memory(16);
+    stack->datagram_memory.limit = config->datagram_memory_limit
+                                       ? config->datagram_memory_limit
+                                       : stack_default_memory(32);
+    if (config->reassembly_memory_limit)
+        stack->fragments.memory_limit = config->reassembly_memory_limit;
+    if (config->neighbour_limit)
+        stack->neighbours.limit = config->neighbour_limit;
     stack->busy_poll_ns = (uint64_t)config->busy_poll_us * 1000;
     if (config->socket_limit)
         stack->sockets.limit = config->socket_limit < SOCKET_DESCRIPTOR_CEILING

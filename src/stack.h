@@ -22,6 +22,7 @@
 #include "net/igmp.h"
 #include "net/icmp.h"
 #include "raw.h"
+#include "socket/datagram_queue.h"
 #include "socket/socket.h"
 #include "tcp/tcp.h"
 #include "usock.h"
@@ -58,6 +59,7 @@ struct usock_stack {
     struct interface interface;
     struct neighbour_cache neighbours;
     struct fragment_table fragments;
+    struct datagram_memory datagram_memory; /* UDP, raw and ping receive queues */
     struct igmp_layer igmp;
     struct timer_wheel timers;
     struct socket_layer sockets;

@@ -340,9 +340,16 @@ static bool udp_queue(struct usock_stack *stack, struct socket *socket,
                       const struct datagram_origin *origin, const uint8_t *payload,
                       size_t length)
 {
-    if (!datagram_queue_push(&udp_of(socket)->queue, (size_t)socket->receive_buffer, origin,
-                             payload, length)) {
+    switch (datagram_queue_push(&udp_of(socket)->queue, (size_t)socket->receive_buffer,
+                                &stack->datagram_memory, origin, payload, length)) {
+    case DATAGRAM_QUEUED:
+        break;
+    case DATAGRAM_SOCKET_FULL:
         COUNT(stack, UdpRcvbufErrors);
+        COUNT(stack, UdpInErrors);
+        return false;
+    case DATAGRAM_STACK_FULL:
+        COUNT(stack, UdpMemErrors);
         COUNT(stack, UdpInErrors);
         return false;
     }

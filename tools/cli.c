@@ -162,6 +162,37 @@ int cli_parse_unsigned(const char *text, const char *what, unsigned minimum, uns
     return 0;
 }
 
+int cli_parse_size(const char *text, const char *what, size_t *value)
+{
+    static const size_t maximum = (size_t)1 << 40;
+    char digits[32];
+    size_t length = strlen(text);
+    size_t scale = 1;
+    if (length > 0 && length < sizeof(digits)) {
+        switch (text[length - 1]) {
+        case 'k': case 'K': scale = (size_t)1 << 10; break;
+        case 'm': case 'M': scale = (size_t)1 << 20; break;
+        case 'g': case 'G': scale = (size_t)1 << 30; break;
+        default: break;
+        }
+    }
+    if (length == 0 || length >= sizeof(digits))
+        goto bad;
+    memcpy(digits, text, length + 1);
+    if (scale != 1)
+        digits[length - 1] = '\0';
+    unsigned long number;
+    bool overflow;
+    if (!parse_decimal(digits, &number, &overflow) || overflow || number == 0 ||
+        number > maximum / scale)
+        goto bad;
+    *value = (size_t)number * scale;
+    return 0;
+bad:
+    cli_error("bad %s '%s' (expected bytes, 1 to 1T, with an optional K, M or G)", what, text);
+    return -EINVAL;
+}
+
 int cli_check_name(const char *name)
 {
     if (*name == '\0' || strchr(name, '/') || strcmp(name, ".") == 0 ||

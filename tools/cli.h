@@ -74,6 +74,9 @@ int cli_parse_mac(const char *text, uint8_t mac[6]);
 /* A decimal number in minimum..maximum; what names it in messages. */
 int cli_parse_unsigned(const char *text, const char *what, unsigned minimum, unsigned maximum,
                        unsigned *value);
+/* A byte count with an optional K, M or G (powers of 1024), 1 to 1 TiB.
+ * Returns 0 or -EINVAL after printing the problem. */
+int cli_parse_size(const char *text, const char *what, size_t *value);
 /* A stack name: nonempty, no '/', not "." or "..". */
 int cli_check_name(const char *name);
 

@@ -51,12 +51,20 @@ static const char up_usage[] =
     "  --no-offload     plain frames only (TAP: no checksum offload, TSO or super-segments)\n"
     "  --busy-poll US   after frames, poll the link US microseconds before sleeping\n"
     "                   (lower latency, a busy CPU; default 0: never)\n"
+    "  --time-wait MS   how long TCP connections stay in TIME_WAIT (default 60000)\n"
     "  --serve SPEC     run a service (repeatable):\n"
     "                   udp-echo:PORT, udp-discard:PORT  (RFC 862, RFC 863)\n"
     "                   tcp-echo:PORT, tcp-discard:PORT  (the same over TCP)\n"
     "                   http:PORT  HTTP/1.x: GET or HEAD of / (a short page) or of\n"
     "                   /bytes/N (N bytes, N <= 1 GiB; bytes 4k..4k+3 are the 32-bit\n"
-    "                   number k, big-endian); one request per connection\n";
+    "                   number k, big-endian); one request per connection\n"
+    "Limits (past one, socket() fails with EMFILE, a TCP send() with ENOBUFS, and\n"
+    "what comes off the wire is dropped and counted in usock stats):\n"
+    "  --socket-limit N         sockets open at once (default 65536)\n"
+    "  --tcp-memory SIZE        all TCP buffers together (default 1/16 of RAM)\n"
+    "  --datagram-memory SIZE   all UDP, raw and ping queues (default 1/32 of RAM)\n"
+    "  --reassembly-memory SIZE IP fragments held for reassembly (default 4M)\n"
+    "  --neighbour-limit N      ARP entries (default 1024)\n";
 
 /* Everything `usock up` was asked for, validated. */
 struct up_options {
@@ -73,6 +81,12 @@ struct up_options {
     struct usock_impairment impairment;
     bool no_offloads;
     unsigned busy_poll_us;
+    unsigned time_wait_ms;
+    unsigned socket_limit;
+    size_t tcp_memory_limit;
+    size_t datagram_memory_limit;
+    size_t reassembly_memory_limit;
+    unsigned neighbour_limit;
     struct service_spec services[UP_SERVICES_MAX];
     size_t service_count;
 };
@@ -89,6 +103,12 @@ enum up_option {
     UP_OPTION_IMPAIR,
     UP_OPTION_SERVE,
     UP_OPTION_BUSY_POLL,
+    UP_OPTION_TIME_WAIT,
+    UP_OPTION_SOCKET_LIMIT,
+    UP_OPTION_TCP_MEMORY,
+    UP_OPTION_DATAGRAM_MEMORY,
+    UP_OPTION_REASSEMBLY_MEMORY,
+    UP_OPTION_NEIGHBOUR_LIMIT,
     UP_OPTION_COUNT,
 };
 
@@ -98,6 +118,12 @@ static const char *const up_option_names[] = {
     [UP_OPTION_MTU] = "--mtu",       [UP_OPTION_NAME] = "--name",
     [UP_OPTION_PCAP] = "--pcap",     [UP_OPTION_IMPAIR] = "--impair",
     [UP_OPTION_SERVE] = "--serve",   [UP_OPTION_BUSY_POLL] = "--busy-poll",
+    [UP_OPTION_TIME_WAIT] = "--time-wait",
+    [UP_OPTION_SOCKET_LIMIT] = "--socket-limit",
+    [UP_OPTION_TCP_MEMORY] = "--tcp-memory",
+    [UP_OPTION_DATAGRAM_MEMORY] = "--datagram-memory",
+    [UP_OPTION_REASSEMBLY_MEMORY] = "--reassembly-memory",
+    [UP_OPTION_NEIGHBOUR_LIMIT] = "--neighbour-limit",
 };
 _Static_assert(sizeof(up_option_names) / sizeof(up_option_names[0]) == UP_OPTION_COUNT,
                "a name for each option");
@@ -151,6 +177,19 @@ static int up_apply(struct up_options *options, enum up_option option, const cha
         return 0;
     case UP_OPTION_BUSY_POLL:
         return cli_parse_unsigned(value, "busy poll (us)", 0, 1000000, &options->busy_poll_us);
+    case UP_OPTION_TIME_WAIT:
+        return cli_parse_unsigned(value, "TIME_WAIT (ms)", 1, 3600000, &options->time_wait_ms);
+    case UP_OPTION_SOCKET_LIMIT:
+        return cli_parse_unsigned(value, "socket limit", 1, 1u << 20, &options->socket_limit);
+    case UP_OPTION_TCP_MEMORY:
+        return cli_parse_size(value, "TCP memory", &options->tcp_memory_limit);
+    case UP_OPTION_DATAGRAM_MEMORY:
+        return cli_parse_size(value, "datagram memory", &options->datagram_memory_limit);
+    case UP_OPTION_REASSEMBLY_MEMORY:
+        return cli_parse_size(value, "reassembly memory", &options->reassembly_memory_limit);
+    case UP_OPTION_NEIGHBOUR_LIMIT:
+        return cli_parse_unsigned(value, "neighbour limit", 1, 1u << 20,
+                                  &options->neighbour_limit);
     case UP_OPTION_COUNT:
         break;
     }
@@ -348,6 +387,12 @@ int cmd_up(int argc, char **argv)
     config.mtu = options.mtu;
     config.no_offloads = options.no_offloads;
     config.busy_poll_us = options.busy_poll_us;
+    config.tcp_time_wait_ns = (uint64_t)options.time_wait_ms * 1000000;
+    config.socket_limit = options.socket_limit;
+    config.tcp_memory_limit = options.tcp_memory_limit;
+    config.datagram_memory_limit = options.datagram_memory_limit;
+    config.reassembly_memory_limit = options.reassembly_memory_limit;
+    config.neighbour_limit = options.neighbour_limit;
     config.name = options.name;
     link = NULL; /* the stack's now, even if usock_stack_new fails */
     struct usock_stack *stack = usock_stack_new(&config);

@@ -81,6 +81,7 @@ static uint64_t reassembly_hash(const struct usock_stack *stack, uint32_t source
 int fragment_table_init(struct fragment_table *table)
 {
     memset(table, 0, sizeof(*table));
+    table->memory_limit = REASSEMBLY_MEMORY;
     return hash_table_init(&table->datagrams, 64);
 }
 
@@ -290,7 +291,7 @@ void fragment_input(struct usock_stack *stack, const struct ipv4_header *header,
         return;
     }
     if (entry->piece_count >= FRAGMENTS_PER_DATAGRAM ||
-        table->bytes + payload_length + length > REASSEMBLY_MEMORY) {
+        table->bytes + payload_length + length > table->memory_limit) {
         reassembly_fail(stack, entry, COUNTER_IpReasmMemoryDrops);
         return;
     }

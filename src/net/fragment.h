@@ -22,6 +22,7 @@ struct fragment_table {
     struct hash_table datagrams;
     size_t count;
     size_t bytes;
+    size_t memory_limit; /* most bytes held (REASSEMBLY_MEMORY unless configured) */
 };
 
 int fragment_table_init(struct fragment_table *table);

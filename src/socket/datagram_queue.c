@@ -25,6 +25,8 @@ void datagram_queue_init(struct datagram_queue *queue)
 
 void datagram_queue_purge(struct datagram_queue *queue)
 {
+    if (queue->memory)
+        queue->memory->bytes -= queue->charged;
     while (queue->head) {
         struct datagram *next = queue->head->next;
         free(queue->head);
@@ -33,17 +35,22 @@ void datagram_queue_purge(struct datagram_queue *queue)
     datagram_queue_init(queue);
 }
 
-bool datagram_queue_push(struct datagram_queue *queue, size_t limit,
-                         const struct datagram_origin *origin, const uint8_t *data,
-                         size_t length)
+enum datagram_push_result datagram_queue_push(struct datagram_queue *queue, size_t limit,
+                                              struct datagram_memory *memory,
+                                              const struct datagram_origin *origin,
+                                              const uint8_t *data, size_t length)
 {
     size_t charge = length + DATAGRAM_OVERHEAD;
     /* Like Linux, one datagram always fits an empty queue. */
     if (queue->head && queue->charged + charge > limit)
-        return false;
+        return DATAGRAM_SOCKET_FULL;
+    if (memory->bytes + charge > memory->limit)
+        return DATAGRAM_STACK_FULL;
     struct datagram *datagram = malloc(sizeof(*datagram) + length);
     if (!datagram)
-        return false;
+        return DATAGRAM_SOCKET_FULL;
+    queue->memory = memory;
+    memory->bytes += charge;
     datagram->next = NULL;
     datagram->origin = *origin;
     datagram->length = length;
@@ -56,7 +63,7 @@ bool datagram_queue_push(struct datagram_queue *queue, size_t limit,
     queue->count++;
     queue->bytes += length;
     queue->charged += charge;
-    return true;
+    return DATAGRAM_QUEUED;
 }
 
 /* Appends one control message; false when it does not fit. */
@@ -134,6 +141,7 @@ ssize_t datagram_queue_receive(struct datagram_queue *queue, const struct socket
         queue->count--;
         queue->bytes -= datagram->length;
         queue->charged -= datagram->length + DATAGRAM_OVERHEAD;
+        queue->memory->bytes -= datagram->length + DATAGRAM_OVERHEAD;
         free(datagram);
     }
     return result;

@@ -29,21 +29,37 @@ struct datagram_origin {
     uint8_t type_of_service;
 };
 
+/* What every message-oriented socket of a stack holds in its queue, and
+ * the most they may hold together (Linux's udp_mem, here for raw and ping
+ * sockets too). */
+struct datagram_memory {
+    size_t bytes;
+    size_t limit;
+};
+
 struct datagram_queue {
     struct datagram *head, *tail;
     size_t count;
     size_t bytes;          /* payload bytes */
     size_t charged;        /* payload plus overhead, against the limit */
+    struct datagram_memory *memory; /* charged too; set by the first push */
+};
+
+enum datagram_push_result {
+    DATAGRAM_QUEUED,
+    DATAGRAM_SOCKET_FULL, /* the socket's receive buffer, or malloc */
+    DATAGRAM_STACK_FULL,  /* the stack's datagram memory */
 };
 
 void datagram_queue_init(struct datagram_queue *queue);
 void datagram_queue_purge(struct datagram_queue *queue);
-/* Appends a copy of length bytes from source:port.  Returns false (and
- * keeps nothing) when limit would be passed with something already queued,
- * or memory is short. */
-bool datagram_queue_push(struct datagram_queue *queue, size_t limit,
-                         const struct datagram_origin *origin, const uint8_t *data,
-                         size_t length);
+/* Appends a copy of length bytes from source:port, charged to the queue
+ * and to memory.  Keeps nothing and says why when limit would be passed
+ * with something already queued, or memory's limit, or malloc fails. */
+enum datagram_push_result datagram_queue_push(struct datagram_queue *queue, size_t limit,
+                                              struct datagram_memory *memory,
+                                              const struct datagram_origin *origin,
+                                              const uint8_t *data, size_t length);
 /* Copies the first datagram into message (iovecs, msg_name, MSG_TRUNC in
  * msg_flags; the control messages socket asked for, MSG_CTRUNC when they do
  * not fit), consuming it unless MSG_PEEK.  Returns its length with

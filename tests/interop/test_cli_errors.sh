@@ -61,6 +61,14 @@ say "an option usock does not know"
 expect_exit 2 ip netns exec "$NS" usock up --link tap:usk0 --addr 198.18.0.2/24 --frobnicate
 expect_one_line_error
 
+say "limits that are no sizes or numbers"
+for limit in "--tcp-memory 0" "--datagram-memory 12Q" "--reassembly-memory 2T" \
+        "--socket-limit 0" "--neighbour-limit many" "--time-wait 0"; do
+    # shellcheck disable=SC2086
+    expect_exit 2 ip netns exec "$NS" usock up --link tap:usk0 --addr 198.18.0.2/24 $limit
+    expect_one_line_error
+done
+
 say "none of that opened a link: the namespace still has only lo"
 step ip -n "$NS" -o link show | tee "$WORK/links"
 [ "$(awk '{ print $2 }' "$WORK/links")" = "lo:" ] || fail "a failed 'usock up' left an interface behind"
