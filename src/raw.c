@@ -157,11 +157,12 @@ static ssize_t raw_send_header_included(struct usock_stack *stack, struct socket
     /* Linux raw_send_hdrinc: total length and checksum always; the ID and
      * source address when the caller left them zero. */
     store_be16(packet + 2, (uint16_t)length);
-    if (load_be16(packet + 4) == 0)
-        store_be16(packet + 4, (uint16_t)(stack->ip_identification++));
     if (load_address(packet + 12) == 0)
         store_address(packet + 12, socket->source_address ? socket->source_address
                                                           : route->source);
+    if (load_be16(packet + 4) == 0)
+        store_be16(packet + 4, ipv4_next_identification(stack, load_address(packet + 12),
+                                                        destination, packet[9]));
     store_be16(packet + 10, 0);
     store_be16(packet + 10, checksum_finish(checksum_add(0, packet, header_length)));
     int error = ipv4_output_prebuilt(stack, buffer, destination, now);

@@ -315,7 +315,8 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
         uint64_t word = random_next(&stack->random);
         memcpy(stack->secret + 8 * i, &word, 8);
     }
-    stack->ip_identification = (uint32_t)random_next(&stack->random);
+    for (size_t i = 0; i < IPV4_IDENTIFICATION_BUCKETS; i++)
+        stack->ip_identifications[i] = (uint16_t)random_next(&stack->random);
     stack->verify_checksums = true;
     stack->tcp_time_wait_ns = config->tcp_time_wait_ns ? config->tcp_time_wait_ns
                                                        : TCP_TIME_WAIT_NS;

@@ -70,7 +70,11 @@ struct usock_stack {
     uint64_t counters[COUNTER_COUNT];
     struct random_state random;
     uint8_t secret[16];            /* siphash key for tables, IP IDs, ports */
-    uint32_t ip_identification;
+    /* IPv4 identification counters, one per bucket of (source,
+     * destination, protocol) hashed under the secret (as Linux's ip_idents),
+     * each starting at random: what one peer sees says nothing of what
+     * others get. */
+    uint16_t ip_identifications[IPV4_IDENTIFICATION_BUCKETS];
     bool verify_checksums;
     bool input_checksum_verified;  /* the link vouched for the frame being handled */
     uint64_t tcp_time_wait_ns;     /* 2MSL */

@@ -29,6 +29,7 @@
 #include "raw.h"
 #include "tcp/tcp.h"
 #include "udp.h"
+#include "util/siphash.h"
 #include "wire/bytes.h"
 #include "wire/ethernet.h"
 #include "wire/icmp.h"
@@ -167,6 +168,18 @@ static int ipv4_fragment(struct usock_stack *stack, struct packet_buffer *buffer
     return 0;
 }
 
+uint16_t ipv4_next_identification(struct usock_stack *stack, uint32_t source,
+                                  uint32_t destination, uint8_t protocol)
+{
+    struct {
+        uint32_t source, destination;
+        uint8_t protocol;
+        uint8_t padding[3];
+    } key = {source, destination, protocol, {0, 0, 0}};
+    uint64_t hash = siphash13(stack->secret, &key, sizeof(key));
+    return stack->ip_identifications[hash % IPV4_IDENTIFICATION_BUCKETS]++;
+}
+
 int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
                 const struct ipv4_send *send, uint64_t now)
 {
@@ -188,7 +201,8 @@ int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
     struct ipv4_header header = {
         .type_of_service = send->type_of_service,
         .total_length = (uint16_t)total,
-        .identification = (uint16_t)(stack->ip_identification++),
+        .identification = ipv4_next_identification(
+            stack, send->source ? send->source : route.source, send->destination, send->protocol),
         .dont_fragment = send->dont_fragment,
         .time_to_live = send->time_to_live,
         .protocol = send->protocol,

@@ -23,6 +23,7 @@ struct usock_stack;
 
 #define IPV4_DEFAULT_TTL 64
 #define LOOPBACK_QUEUE_LIMIT 4096
+#define IPV4_IDENTIFICATION_BUCKETS 256
 
 enum address_kind {
     ADDRESS_OTHER,       /* not ours */
@@ -64,6 +65,11 @@ struct ipv4_send {
 /* Sends the transport packet in buffer (consumed; data starts at the
  * transport header; PACKET_HEADROOM in front).  Returns 0 or -errno
  * (-ENETUNREACH, -EMSGSIZE when DF is set and it does not fit, -ENOBUFS). */
+/* The identification field for a datagram from source to destination
+ * carrying protocol: the next value of that flow's counter (one of
+ * IPV4_IDENTIFICATION_BUCKETS, chosen by a keyed hash). */
+uint16_t ipv4_next_identification(struct usock_stack *stack, uint32_t source,
+                                  uint32_t destination, uint8_t protocol);
 int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,
                 const struct ipv4_send *send, uint64_t now);
 
