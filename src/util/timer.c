@@ -111,9 +111,14 @@ void timer_arm(struct timer_wheel *wheel, struct timer *timer, uint64_t deadline
         timer_cancel(wheel, timer);
     timer->deadline = deadline;
     place(wheel, timer);
-    wheel->count++;
-    if (wheel->next_deadline_valid && deadline < wheel->next_deadline)
+    if (wheel->count++ == 0) {
+        /* Alone in the wheel: its deadline is the next, whatever an
+         * earlier answer said. */
         wheel->next_deadline = deadline;
+        wheel->next_deadline_valid = true;
+    } else if (wheel->next_deadline_valid && deadline < wheel->next_deadline) {
+        wheel->next_deadline = deadline;
+    }
 }
 
 void timer_cancel(struct timer_wheel *wheel, struct timer *timer)
@@ -223,6 +228,7 @@ struct timer *timer_wheel_pop_due(struct timer_wheel *wheel, uint64_t now)
         if (wheel->count == 0) {
             if (target > wheel->current_tick)
                 wheel->current_tick = target;
+            wheel->next_deadline_valid = false;
             return NULL;
         }
         for (struct timer *timer = wheel->slots[0][wheel->current_tick & SLOT_MASK]; timer;

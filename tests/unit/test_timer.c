@@ -158,7 +158,36 @@ static void test_many_timers_in_one_slot_fire_in_any_order_but_all(void)
     CHECK_EQ(timer_wheel_next(&wheel), UINT64_MAX);
 }
 
+/* Found by fuzz_frames: next() had cached a coarse slot's start as a lower
+ * bound; the timer behind it was cancelled, time moved on over an empty
+ * wheel, and a later timer kept the stale answer, so next() named a time
+ * in the past for ever (a stack thread would spin). */
+static void test_next_is_never_stale_after_the_wheel_empties(void)
+{
+    struct timer_wheel wheel;
+    timer_wheel_init(&wheel);
+    struct timer far, later;
+    timer_init(&far, count_fire);
+    timer_init(&later, count_fire);
+    uint64_t now = 1000;
+    timer_arm(&wheel, &far, now + 10 * NS_PER_MS * 1000); /* 10 s: a coarse level */
+    uint64_t bound = timer_wheel_next(&wheel);
+    CHECK(bound <= now + 10 * NS_PER_MS * 1000);
+    timer_cancel(&wheel, &far);
+    now += 20 * NS_PER_MS * 1000;
+    CHECK(timer_wheel_pop_due(&wheel, now) == NULL);
+    timer_arm(&wheel, &later, now + 5 * NS_PER_MS);
+    CHECK(timer_wheel_next(&wheel) > now);
+    CHECK(timer_wheel_next(&wheel) <= now + 5 * NS_PER_MS);
+    /* The same when the wheel empties by cancelling, without a poll. */
+    timer_cancel(&wheel, &later);
+    timer_arm(&wheel, &far, now + 10 * NS_PER_MS * 1000);
+    CHECK(timer_wheel_next(&wheel) > now);
+    timer_wheel_destroy(&wheel);
+}
+
 static const struct check_test tests[] = {
+    CHECK_TEST(test_next_is_never_stale_after_the_wheel_empties),
     CHECK_TEST(test_fires_exactly_at_the_deadline),
     CHECK_TEST(test_random_operations_agree_with_a_list),
     CHECK_TEST(test_many_timers_in_one_slot_fire_in_any_order_but_all),
