@@ -59,6 +59,7 @@
     X(TcpUrgentPointersIgnored) X(TcpSynCookiesSent) X(TcpSynCookiesRecv)       \
     X(TcpSynCookiesFailed) X(TcpMemoryPressures) X(TcpMemoryDrops)     \
     X(TcpHeaderPredictedData) X(TcpHeaderPredictedAcks)                          \
+    X(TcpAckSkippedSeq) X(TcpAckSkippedPaws)                                     \
     X(TcpChallengeAcksSkipped) X(TcpInAckTooOld)
 
 enum counter_id {

@@ -241,6 +241,7 @@ struct tcp_connection {
     uint64_t user_timeout_ns;       /* TCP_USER_TIMEOUT; 0 = none */
     uint64_t first_retransmit_time; /* when the current run of timeouts began */
     uint64_t last_challenge_time;   /* our last challenge ACK (0: none) */
+    uint64_t last_out_of_window_ack_time; /* our last ACK to an unacceptable segment (0: none) */
     int soft_error;                 /* reported on timeout, as Linux does */
 
     /* flags, packed together as bit fields (an idle connection's size
@@ -321,6 +322,8 @@ bool tcp_send_probe_new_data(struct usock_stack *stack, struct tcp_connection *t
                              uint64_t now);
 /* Sends a bare ACK now (window update, duplicate ACK, challenge ACK). */
 void tcp_send_ack(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
+/* Sends a keepalive probe: an ACK one below the sequence we are at. */
+void tcp_send_keepalive_probe(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
 /* Sends a RST for the connection (abort). */
 void tcp_send_reset(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now);
 /* Sends a segment that belongs to no connection (a reset, a cookie

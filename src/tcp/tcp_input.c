@@ -189,6 +189,26 @@ static void tcp_send_challenge_ack(struct usock_stack *stack, struct tcp_connect
 }
 
 
+/* Whether the ACK owed to an unacceptable or PAWS-rejected segment should
+ * be skipped (Linux's tcp_oow_rate_limited): for segments without data,
+ * at most one such ACK per 500 ms per connection, so two ends that each
+ * find the other's ACKs out of window cannot answer each other for ever
+ * (an ACK storm).  Skipped ones are counted under counter. */
+static bool tcp_out_of_window_ack_limited(struct usock_stack *stack, struct tcp_connection *tcb,
+                                          const struct tcp_segment *segment,
+                                          enum counter_id counter, uint64_t now)
+{
+    if (segment->length > 0 && !has_flag(segment, TCP_FLAG_SYN))
+        return false; /* data (or a FIN) is not likely part of an ACK loop */
+    if (tcb->last_out_of_window_ack_time &&
+        now - tcb->last_out_of_window_ack_time < TCP_CHALLENGE_INTERVAL_NS) {
+        counter_add(stack, counter, 1);
+        return true;
+    }
+    tcb->last_out_of_window_ack_time = now ? now : 1;
+    return false;
+}
+
 /* The peer's window in bytes: scaled, except on a SYN (RFC 7323 2.2). */
 static uint32_t tcp_segment_window(const struct tcp_connection *tcb,
                                    const struct tcp_segment *segment)
@@ -870,12 +890,18 @@ static void tcp_input_synchronized(struct usock_stack *stack, struct tcp_connect
     }
     if (tcp_paws_rejects(tcb, segment, now)) {
         COUNT(stack, TcpPawsEstabRejected);
-        tcp_send_ack(stack, tcb, now);
+        if (!tcp_out_of_window_ack_limited(stack, tcb, segment, COUNTER_TcpAckSkippedPaws, now))
+            tcp_send_ack(stack, tcb, now);
         return;
     }
     if (!tcp_segment_acceptable(tcb, segment)) {
         COUNT(stack, TcpInUnacceptable);
-        if (!has_flag(segment, TCP_FLAG_RST))
+        if (has_flag(segment, TCP_FLAG_RST))
+            return;
+        if (has_flag(segment, TCP_FLAG_SYN))
+            tcp_send_challenge_ack(stack, tcb, now); /* RFC 5961 4.2, wherever it lies */
+        else if (!tcp_out_of_window_ack_limited(stack, tcb, segment, COUNTER_TcpAckSkippedSeq,
+                                                now))
             tcp_send_ack(stack, tcb, now);
         return;
     }

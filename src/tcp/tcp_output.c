@@ -245,14 +245,33 @@ static void tcp_sent(struct usock_stack *stack, struct tcp_connection *tcb, uint
         tcp_arm_retransmit(stack, tcb, now);
 }
 
+/* The sequence number of a segment without data (Linux's
+ * tcp_acceptable_seq): the highest we sent, not snd_nxt, which a timeout
+ * pulls back to snd_una while the peer may already hold more; where the
+ * peer's window has shrunk below it, the window's right edge. */
+static uint32_t tcp_acceptable_sequence(const struct tcp_connection *tcb)
+{
+    uint32_t window_end = tcb->snd_una + tcb->snd_wnd;
+    if (seq_gt(tcb->snd_max, window_end) && seq_geq(window_end, tcb->snd_nxt))
+        return window_end;
+    return seq_gt(tcb->snd_max, tcb->snd_nxt) ? tcb->snd_max : tcb->snd_nxt;
+}
+
 void tcp_send_ack(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
 {
-    tcp_send_segment(stack, tcb, tcb->snd_nxt, TCP_FLAG_ACK, 0, 0, now);
+    tcp_send_segment(stack, tcb, tcp_acceptable_sequence(tcb), TCP_FLAG_ACK, 0, 0, now);
+}
+
+void tcp_send_keepalive_probe(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
+{
+    /* RFC 9293 3.8.4: SEG.SEQ = SND.NXT - 1 with no data draws an ACK. */
+    tcp_send_segment(stack, tcb, tcp_acceptable_sequence(tcb) - 1, TCP_FLAG_ACK, 0, 0, now);
 }
 
 void tcp_send_reset(struct usock_stack *stack, struct tcp_connection *tcb, uint64_t now)
 {
-    tcp_send_segment(stack, tcb, tcb->snd_nxt, TCP_FLAG_RST | TCP_FLAG_ACK, 0, 0, now);
+    tcp_send_segment(stack, tcb, tcp_acceptable_sequence(tcb), TCP_FLAG_RST | TCP_FLAG_ACK, 0, 0,
+                     now);
 }
 
 void tcp_reply_reset(struct usock_stack *stack, const struct ipv4_packet *packet,
@@ -337,9 +356,12 @@ static uint32_t tcp_send_new(struct usock_stack *stack, struct tcp_connection *t
             if (usable >= segment_size) {
                 length = usable - usable % segment_size; /* whole segments only */
             } else {
-                /* Sender SWS avoidance: a partial segment only when it
-                 * is at least half the largest window offered. */
-                if (usable == 0 || usable < tcb->max_snd_wnd / 2)
+                /* Sender SWS avoidance: a partial segment of new data
+                 * only when it is at least half the largest window
+                 * offered.  Data sent before (a retransmission after a
+                 * timeout) goes again in whatever window there is. */
+                bool resending = seq_lt(tcb->snd_nxt, tcb->snd_max);
+                if (usable == 0 || (usable < tcb->max_snd_wnd / 2 && !resending))
                     return 0;
                 length = usable;
             }

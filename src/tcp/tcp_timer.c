@@ -281,11 +281,8 @@ static void tcp_keepalive_fire(struct usock_stack *stack, struct timer *timer, u
         tcp_done(stack, tcb, ETIMEDOUT);
         return;
     }
-    /* RFC 9293 3.8.4: SEG.SEQ = SND.NXT - 1 with no data draws an ACK. */
     COUNT(stack, TcpKeepaliveProbes);
     tcb->keepalive_probes_sent++;
-    tcb->snd_nxt--;
-    tcp_send_ack(stack, tcb, now);
-    tcb->snd_nxt++;
+    tcp_send_keepalive_probe(stack, tcb, now);
     stack_timer_arm(stack, &tcb->keepalive_timer, now + tcb->keepalive_interval_ns);
 }

@@ -961,16 +961,22 @@ static void test_unacceptable_zero_length_segment_gets_ack_and_changes_nothing(v
     /* Beyond the right edge of the window. */
     inject(&s, TCP_FLAG_ACK, p + 100000, l, PEER_WINDOW, NULL, NULL, 0);
     EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
-    /* Left of it. */
+    /* Left of it: within 500 ms of the last such ACK, none (Linux's
+     * tcp_invalid_ratelimit: two ends cannot ACK each other for ever). */
+    inject(&s, TCP_FLAG_ACK, p - 1, l, PEER_WINDOW, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpAckSkippedSeq"), 1);
+    advance(&s, 500 * NS_PER_MS);
     inject(&s, TCP_FLAG_ACK, p - 1, l, PEER_WINDOW, NULL, NULL, 0);
     EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
-    /* A FIN beyond the window is not taken. */
+    /* A FIN beyond the window is not taken, and occupying sequence space
+     * it is answered at once. */
     inject(&s, TCP_FLAG_ACK | TCP_FLAG_FIN, p + 100000, l, PEER_WINDOW, NULL, NULL, 0);
     EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
     EXPECT_NOTHING(&s);
     CHECK_STATE(&s, "ESTAB");
     CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
-    CHECK_EQ(usock_stack_counter(s.stack, "TcpInUnacceptable"), 3);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpInUnacceptable"), 4);
     /* The connection still works. */
     inject(&s, TCP_FLAG_ACK, p, l, PEER_WINDOW, NULL, "x", 1);
     EXPECT(&s, TCP_FLAG_ACK, l, p + 1, WINDOW_AFTER(1), 0);
@@ -1235,6 +1241,78 @@ static void test_sender_sws_waits_for_a_sliver_of_window_until_override(void)
     script_free(&s);
 }
 
+/* Found by fuzz_session: the override sends a sliver of window, its ACK is
+ * lost, and the retransmission timeout must send it again.  Sender SWS
+ * avoidance is for new data; data already sent goes again whatever the
+ * window's size (here it never would: the window stays a sliver). */
+static void test_sliver_sent_by_override_is_retransmitted_on_timeout(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, 1000, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    uint8_t data[3000];
+    fill_pattern(data, sizeof(data), 12);
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 3000);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, OUR_WINDOW, 1000);
+    advance(&s, 100 * NS_PER_MS);
+    inject(&s, TCP_FLAG_ACK, p, l + 1000, 300, NULL, NULL, 0);
+    EXPECT_NOTHING(&s);
+    advance(&s, 250 * NS_PER_MS);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 1000, p, OUR_WINDOW, 300);
+    /* No ACK comes: one RTO later (backed off to 500 ms), again. */
+    advance(&s, 500 * NS_PER_MS - 1);
+    EXPECT_NOTHING(&s);
+    advance(&s, 1);
+    struct segment again = EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 1000, p, OUR_WINDOW, 300);
+    CHECK(memcmp(again.payload, data + 1000, 300) == 0);
+    EXPECT_NOTHING(&s);
+    /* Acknowledged at last, with the window open: the rest goes, one
+     * segment at a time after the timeout's loss window. */
+    inject(&s, TCP_FLAG_ACK, p, l + 1300, 4000, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 1300, p, OUR_WINDOW, 1460);
+    EXPECT_NOTHING(&s);
+    inject(&s, TCP_FLAG_ACK, p, l + 2760, 4000, NULL, NULL, 0);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 2760, p, OUR_WINDOW, 240);
+    EXPECT_NOTHING(&s);
+    script_free(&s);
+}
+
+/* Found by fuzz_session (an ACK storm): after a timeout pulls snd_nxt
+ * back, a bare ACK still carries the highest sequence number sent (Linux's
+ * tcp_acceptable_seq).  With snd_nxt the peer, holding more than that,
+ * finds the ACK out of window and answers with its own. */
+static void test_bare_ack_after_timeout_carries_the_highest_sequence_sent(void)
+{
+    struct script s;
+    script_init(&s);
+    int listener;
+    int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
+    uint32_t p = PEER_ISS + 1, l = s.iss + 1;
+    static uint8_t data[2920];
+    CHECK_EQ(usock_send(s.stack, fd, data, sizeof(data), 0), 2920);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, ANY, 1460);
+    EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l + 1460, p, ANY, 1460);
+    /* Nothing acknowledged: the timeout sends the first segment again. */
+    struct segment again;
+    for (int step = 0;; step++) {
+        CHECK(step < 40);
+        advance(&s, 50 * NS_PER_MS);
+        if (s.head != NULL) {
+            again = EXPECT(&s, TCP_FLAG_ACK | MAYBE_PSH, l, p, ANY, 1460);
+            break;
+        }
+    }
+    (void)again;
+    EXPECT_NOTHING(&s);
+    /* Data from the peer, acknowledging nothing new: the ACK for it says
+     * l + 2920, not l + 1460. */
+    inject(&s, TCP_FLAG_ACK | TCP_FLAG_PSH, p, l, PEER_WINDOW, NULL, "hi", 2);
+    EXPECT(&s, TCP_FLAG_ACK, l + 2920, p + 2, ANY, 0);
+    script_free(&s);
+}
+
 static void test_zero_window_stops_data_and_persist_probe_follows(void)
 {
     struct script s;
@@ -1380,14 +1458,18 @@ static void test_syn_in_established_gets_challenge_ack(void)
     int fd = open_passive(&s, PEER_WINDOW, 100 * NS_PER_MS, &listener);
     uint32_t p = PEER_ISS + 1, l = s.iss + 1;
     uint8_t buffer[16];
-    /* RFC 5961 4.2: whatever its sequence number. */
+    /* RFC 5961 4.2: whatever its sequence number (one challenge per
+     * 500 ms, so each comes later). */
     inject(&s, TCP_FLAG_SYN, p + 10, 0, PEER_WINDOW, &mss_1460, NULL, 0);
     EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    advance(&s, 500 * NS_PER_MS);
     inject(&s, TCP_FLAG_SYN, p + 200000, 0, PEER_WINDOW, &mss_1460, NULL, 0);
     EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
+    advance(&s, 500 * NS_PER_MS);
     inject(&s, TCP_FLAG_SYN, PEER_ISS, 0, PEER_WINDOW, &mss_1460, NULL, 0);
     EXPECT(&s, TCP_FLAG_ACK, l, p, OUR_WINDOW, 0);
     EXPECT_NOTHING(&s);
+    CHECK_EQ(usock_stack_counter(s.stack, "TcpChallengeAcks"), 3);
     CHECK_STATE(&s, "ESTAB");
     CHECK_ERRNO(usock_recv(s.stack, fd, buffer, sizeof(buffer), 0), EAGAIN);
     /* Unchanged: data at RCV.NXT is still taken. */
@@ -3437,6 +3519,8 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_three_duplicate_acks_trigger_fast_retransmit),
     CHECK_TEST(test_sender_fills_a_small_peer_window_and_no_more),
     CHECK_TEST(test_sender_sws_waits_for_a_sliver_of_window_until_override),
+    CHECK_TEST(test_sliver_sent_by_override_is_retransmitted_on_timeout),
+    CHECK_TEST(test_bare_ack_after_timeout_carries_the_highest_sequence_sent),
     CHECK_TEST(test_zero_window_stops_data_and_persist_probe_follows),
     CHECK_TEST(test_window_reopening_after_accepted_probe_resumes_data),
     CHECK_TEST(test_window_reopening_after_refused_probe_resumes_data_at_once),
