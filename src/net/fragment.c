@@ -167,6 +167,12 @@ static void reassembly_complete(struct usock_stack *stack, struct reassembly *en
 {
     size_t header_length = entry->first_header_length;
     size_t total = header_length + (size_t)entry->total_length;
+    if (total > IPV4_PACKET_MAX) {
+        /* The first fragment's options made the whole too long, though
+         * each piece fitted with its own header. */
+        reassembly_fail(stack, entry, COUNTER_IpReasmOversize);
+        return;
+    }
     uint8_t *datagram = malloc(total);
     if (!datagram) {
         reassembly_fail(stack, entry, COUNTER_IpReasmMemoryDrops);
@@ -210,7 +216,10 @@ void fragment_input(struct usock_stack *stack, const struct ipv4_header *header,
     const uint8_t *payload = packet + header_length;
 
     struct reassembly *entry = reassembly_find(stack, header);
-    if (offset + payload_length + header_length > IPV4_PACKET_MAX) {
+    /* The datagram will carry the first fragment's header, once known. */
+    size_t datagram_header_length =
+        entry && entry->first_header ? entry->first_header_length : header_length;
+    if (offset + payload_length + datagram_header_length > IPV4_PACKET_MAX) {
         /* Offset plus length past the largest datagram. */
         if (entry)
             reassembly_fail(stack, entry, COUNTER_IpReasmOversize);

@@ -133,7 +133,9 @@ uint16_t tcp_pick_port_for_connect(struct usock_stack *stack, uint32_t source,
         port_table_for_each_on_port(stack, table, candidate, port_only_connected, &shareable);
         if (shareable &&
             !tcp_lookup_connection(stack, source, candidate, destination, destination_port)) {
-            *step += i + 1;
+            /* Plus a small random amount (as Linux since CVE-2022-32296):
+             * one port says little of the next one to the same place. */
+            *step += i + 1 + (uint32_t)random_below(&stack->random, 8);
             return candidate;
         }
     }
