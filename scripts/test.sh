@@ -47,6 +47,9 @@ echo "== tests under ASan + UBSan"
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j"$jobs") || status=1
 
+echo "== fuzzing (clang libFuzzer): corpora replayed, 30 s per target, fixed seed"
+bash fuzz/run.sh --seconds 30 --seed 1 || status=1
+
 if [ "$status" -eq 0 ]; then
     echo "all tests passed"
 else

@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "stack.h"
 
 struct text {
@@ -112,33 +113,47 @@ static void control_answer(struct usock_stack *stack, const char *command, struc
     text_append(out, "error unknown command\n");
 }
 
+char *control_reply(struct usock_stack *stack, const char *request, size_t length,
+                    size_t *reply_length)
+{
+    char line[CONTROL_REQUEST_MAX + 1];
+    if (length > CONTROL_REQUEST_MAX)
+        length = CONTROL_REQUEST_MAX;
+    if (length > 0)
+        memcpy(line, request, length);
+    line[length] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+    struct text answer = {0};
+    control_answer(stack, line, &answer);
+    *reply_length = answer.length;
+    return answer.data;
+}
+
 static void control_serve_client(struct usock_stack *stack, int client)
 {
     struct timeval timeout = {.tv_sec = 2};
     setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    char line[128];
+    char request[CONTROL_REQUEST_MAX];
     size_t length = 0;
-    while (length < sizeof(line) - 1) {
-        ssize_t got = read(client, line + length, sizeof(line) - 1 - length);
+    while (length < sizeof(request)) {
+        ssize_t got = read(client, request + length, sizeof(request) - length);
         if (got <= 0)
             break;
         length += (size_t)got;
-        if (memchr(line, '\n', length))
+        if (memchr(request, '\n', length))
             break;
     }
-    line[length] = '\0';
-    line[strcspn(line, "\r\n")] = '\0';
-    struct text answer = {0};
-    control_answer(stack, line, &answer);
+    size_t answer_length;
+    char *answer = control_reply(stack, request, length, &answer_length);
     size_t sent = 0;
-    while (sent < answer.length) {
-        ssize_t wrote = write(client, answer.data + sent, answer.length - sent);
+    while (sent < answer_length) {
+        ssize_t wrote = write(client, answer + sent, answer_length - sent);
         if (wrote <= 0)
             break;
         sent += (size_t)wrote;
     }
-    free(answer.data);
+    free(answer);
 }
 
 static void *control_thread_main(void *argument)
