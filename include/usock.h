@@ -188,8 +188,35 @@ void usock_stack_config_init(struct usock_stack_config *config);
 struct usock_stack *usock_stack_new(const struct usock_stack_config *config);
 
 /* Stops the stack's thread if running, closes all sockets and the link, and
- * frees everything. */
+ * frees everything.  On a handle from usock_attach: detaches, which closes
+ * every descriptor made through the handle in the remote stack. */
 void usock_stack_free(struct usock_stack *stack);
+
+/* Attaches to the stack a running `usock up --name NAME` serves (at
+ * $USOCK_RUNDIR/NAME.api, $USOCK_RUNDIR defaulting to /run/usock).  The
+ * handle returned takes every socket call of this header (usock_socket ...
+ * usock_poll) with the semantics and errno values of the same call in the
+ * stack's own process; descriptors are the remote stack's, private to this
+ * handle.  Calls are thread-safe: each thread in a call holds a connection
+ * of its own (at most 128 in calls at once; more wait), so one blocked in
+ * recv() does not hold up another's send().  Ancillary data (IP_PKTINFO,
+ * IP_RECVTTL, IP_RECVTOS, MSG_ERRQUEUE) travels both ways, up to 512 bytes;
+ * option values up to 1024 bytes.  If the stack goes away, calls fail with
+ * EIO.  After fork() the child must not use the parent's handle; it
+ * attaches anew.  Stack-level calls make no sense on a handle and fail:
+ * usock_stack_poll (USOCK_NEVER, errno EINVAL), usock_stack_start,
+ * usock_stack_serve_control and usock_stack_serve_api (-EINVAL);
+ * usock_stack_stop does nothing, usock_stack_wait_fd gives -1, and
+ * usock_stack_sockets and the counters read as empty (use `usock ss` and
+ * `usock stats`).  Free the handle with usock_stack_free.
+ * Returns NULL with errno set on failure: ENOENT (no stack of that name),
+ * ECONNREFUSED (its socket file is left over, nothing answers), EAGAIN
+ * (the stack serves as many clients as it will), EINVAL (a name that is
+ * empty, over 64 bytes or holds '/'), ENAMETOOLONG, EMFILE, ENOMEM. */
+struct usock_stack *usock_attach(const char *name);
+
+/* usock_attach with the endpoint's path given in full. */
+struct usock_stack *usock_attach_path(const char *path);
 
 /* The stack's clock, as configured. */
 uint64_t usock_stack_now(struct usock_stack *stack);
@@ -212,6 +239,16 @@ void usock_stack_stop(struct usock_stack *stack);
  * thread, for `usock ss` and `usock stats`.  Returns 0 or a negative errno. */
 int usock_stack_serve_control(struct usock_stack *stack, const char *path);
 
+/* Serves the sockets API (usock_attach) on a Unix SOCK_SEQPACKET socket at
+ * path (`usock up` uses $USOCK_RUNDIR/NAME.api), each client connection on
+ * a thread of its own, at most 256 at once.  A client reaches only the
+ * descriptors it made or accepted (others are EBADF); when it detaches,
+ * exits or dies they are all closed, also while it is blocked in a call.
+ * The stack must run in threaded mode (usock_stack_start first; else
+ * -EINVAL).  usock_stack_free stops the service.  Returns 0 or a negative
+ * errno (-EALREADY when already serving). */
+int usock_stack_serve_api(struct usock_stack *stack, const char *path);
+
 /* Counters.  usock_stack_counter_count is the number of counters; entry i
  * has a MIB-style name (static string) and a value. */
 size_t usock_stack_counter_count(void);
@@ -232,6 +269,8 @@ struct usock_socket_info {
     struct sockaddr_in local;
     struct sockaddr_in peer;  /* sin_port 0 and INADDR_ANY when not connected */
     char details[256];        /* TCP: what ss -i shows (wscale, rto, rtt, cwnd ...) */
+    int owner_pid;            /* process id of the attached program holding the
+                               * descriptor (usock_attach); 0: the stack's own */
 };
 
 /* Fills up to max rows; returns the number of sockets (which may exceed max). */

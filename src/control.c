@@ -7,7 +7,8 @@
  * one line per socket, tab-separated: netid, state, listening (0/1),
  * Recv-Q, Send-Q, local address:port, peer address:port, already formatted
  * as ss prints them (an unconnected peer is "0.0.0.0:*"), and the details
- * ss -i shows (TCP; empty otherwise).
+ * ss -i shows (TCP; empty otherwise); a socket an attached program holds
+ * (usock_attach) has a ninth field, the program's process id.
  *
  * The server runs on its own thread, one client at a time, with a receive
  * timeout so a silent client cannot hold it.  It takes the stack lock only
@@ -103,9 +104,14 @@ static void control_answer(struct usock_stack *stack, const char *command, struc
             char local[64], peer[64];
             format_endpoint(local, sizeof(local), &rows[i].local, false);
             format_endpoint(peer, sizeof(peer), &rows[i].peer, true);
-            text_append(out, "%s\t%s\t%d\t%zu\t%zu\t%s\t%s\t%s\n", netid_of(&rows[i]),
+            text_append(out, "%s\t%s\t%d\t%zu\t%zu\t%s\t%s\t%s", netid_of(&rows[i]),
                         rows[i].state, rows[i].listening, rows[i].receive_queue,
                         rows[i].send_queue, local, peer, rows[i].details);
+            /* The owner's process id, only for a socket an attached
+             * program holds: other lines stay as they always were. */
+            if (rows[i].owner_pid > 0)
+                text_append(out, "\t%d", rows[i].owner_pid);
+            text_append(out, "\n");
         }
         free(rows);
         return;
@@ -181,6 +187,8 @@ static void *control_thread_main(void *argument)
 int usock_stack_serve_control(struct usock_stack *stack, const char *path)
 {
     struct sockaddr_un address = {.sun_family = AF_UNIX};
+    if (stack->remote)
+        return -EINVAL; /* an attached handle serves nothing */
     if (!path || strlen(path) >= sizeof(address.sun_path))
         return -ENAMETOOLONG;
     if (stack->control_running)

@@ -28,6 +28,7 @@
 
 #include "link/offload.h"
 #include "net/ipv4.h"
+#include "remote/client.h"
 #include "util/siphash.h"
 
 #define LINK_BATCH 256
@@ -234,6 +235,10 @@ static size_t stack_default_memory(unsigned divisor)
 
 uint64_t usock_stack_poll(struct usock_stack *stack, uint64_t now)
 {
+    if (stack->remote) {
+        errno = EINVAL; /* the stack is polled in its own process */
+        return USOCK_NEVER;
+    }
     pthread_mutex_lock(&stack->lock);
     uint64_t deadline = stack_poll_locked(stack, now, false);
     pthread_mutex_unlock(&stack->lock);
@@ -382,6 +387,12 @@ void usock_stack_free(struct usock_stack *stack)
 {
     if (!stack)
         return;
+    if (stack->remote) {
+        remote_client_close(stack->remote);
+        free(stack);
+        return;
+    }
+    stack_api_stop(stack);
     usock_stack_stop(stack);
     stack_control_stop(stack);
     pthread_mutex_lock(&stack->lock);
@@ -458,6 +469,8 @@ static void *stack_thread_main(void *argument)
 
 int usock_stack_start(struct usock_stack *stack)
 {
+    if (stack->remote)
+        return -EINVAL;
     pthread_mutex_lock(&stack->lock);
     if (stack->thread_running) {
         pthread_mutex_unlock(&stack->lock);
@@ -484,6 +497,8 @@ int usock_stack_start(struct usock_stack *stack)
 
 void usock_stack_stop(struct usock_stack *stack)
 {
+    if (stack->remote)
+        return;
     pthread_mutex_lock(&stack->lock);
     if (!stack->thread_running) {
         pthread_mutex_unlock(&stack->lock);
@@ -517,7 +532,7 @@ const char *usock_stack_counter_name(size_t index)
 
 uint64_t usock_stack_counter_value(struct usock_stack *stack, size_t index)
 {
-    if (index >= COUNTER_COUNT)
+    if (index >= COUNTER_COUNT || stack->remote)
         return 0;
     pthread_mutex_lock(&stack->lock);
     uint64_t value = stack->counters[index];
@@ -540,6 +555,7 @@ static void stack_describe_socket(struct socket *socket, struct usock_socket_inf
     row->fd = socket->fd;
     row->type = socket->type;
     row->protocol = socket->protocol;
+    row->owner_pid = socket->owner_pid;
     row->state = socket->ops->state_name(socket);
     row->listening = socket->ops->is_listening(socket);
     row->receive_queue = socket->ops->receive_queue_bytes(socket);
@@ -559,6 +575,8 @@ static void stack_describe_socket(struct socket *socket, struct usock_socket_inf
 size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *rows, size_t max)
 {
     size_t count = 0;
+    if (stack->remote)
+        return 0;
     pthread_mutex_lock(&stack->lock);
     for (size_t fd = 0; fd < stack->sockets.capacity; fd++) {
         struct socket *socket = stack->sockets.descriptors[fd];

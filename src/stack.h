@@ -94,6 +94,12 @@ struct usock_stack {
     int control_fd;
     int control_stop_fd;
     char control_path[108];
+    /* sockets API served to other processes (src/remote/server.c) */
+    struct api_server *api_server;
+    /* Set on a handle made by usock_attach: the stack lives in another
+     * process and every call goes to src/remote/client.c; nothing above
+     * is initialised then. */
+    struct remote_client *remote;
 };
 
 static inline void counter_add(struct usock_stack *stack, enum counter_id id, uint64_t amount)
@@ -113,6 +119,9 @@ void stack_link_send(struct usock_stack *stack, struct packet_buffer *buffer,
                      uint64_t now);
 /* Delivers packets queued to ourselves (loopback), up to a bound per call. */
 void stack_drain_loopback(struct usock_stack *stack, uint64_t now);
+/* Stops the sockets-API server if it runs (remote/server.c), closing
+ * every attached client's sockets. */
+void stack_api_stop(struct usock_stack *stack);
 /* Stops the control endpoint thread if it runs (control.c). */
 void stack_control_stop(struct usock_stack *stack);
 /* Arms timer; on allocation failure the timer fires on the next poll. */

@@ -223,6 +223,19 @@ int cli_control_path(const char *name, char *path, size_t size)
     return 0;
 }
 
+int cli_api_path(const char *name, char *path, size_t size)
+{
+    struct sockaddr_un unix_address;
+    int length = snprintf(path, size, "%s/%s.api", cli_rundir(), name);
+
+    if (length < 0 || (size_t)length >= size ||
+        (size_t)length >= sizeof(unix_address.sun_path)) {
+        cli_error("sockets API path '%s/%s.api' is too long", cli_rundir(), name);
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
 int cli_unix_address(const char *path, struct sockaddr_un *address)
 {
     size_t length = strlen(path);

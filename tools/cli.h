@@ -159,6 +159,9 @@ void cli_stack_destroy(struct usock_stack *stack, struct usock_link *far_end);
 /* Writes "$USOCK_RUNDIR/NAME.sock" into path.  Returns 0, or -ENAMETOOLONG
  * (after printing an error) when it does not fit a Unix socket address. */
 int cli_control_path(const char *name, char *path, size_t size);
+/* Writes "$USOCK_RUNDIR/NAME.api" (the sockets API of usock_attach) into
+ * path.  Returns 0, or -ENAMETOOLONG after printing an error. */
+int cli_api_path(const char *name, char *path, size_t size);
 /* Fills a Unix socket address for path.  Returns 0 or -ENAMETOOLONG. */
 int cli_unix_address(const char *path, struct sockaddr_un *address);
 /* The directory part of cli_control_path. */
@@ -177,6 +180,8 @@ struct socket_row {
     char peer_address[48];
     char peer_port[8];
     char details[256]; /* ss -i: protocol details, empty when none */
+    int owner_pid;     /* the attached program holding it (usock_attach); 0: none */
+    char process[64];  /* ss -p: users:(("COMM",pid=PID)), filled by the ss tool */
 };
 
 enum socket_kind {
@@ -202,6 +207,10 @@ bool socket_row_selected(const struct socket_row *row, unsigned kinds,
 /* Prints the header and rows in aligned columns, as ss does; with
  * details, each row with details is followed by a line of them (ss -i). */
 void socket_table_print(FILE *out, const struct socket_row *rows, size_t count, bool details);
+/* socket_table_print with, when processes, a last column "Process" giving
+ * each row's process as ss -p does (rows' process field). */
+void socket_table_print_processes(FILE *out, const struct socket_row *rows, size_t count,
+                                  bool details, bool processes);
 
 /* ---- built-in services (--serve) ---- */
 

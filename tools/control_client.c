@@ -7,8 +7,10 @@
  * request line ("ss\n" or "stats\n") and a reply read until EOF:
  *   stats: lines "Name value", printed here exactly as received;
  *   ss:    one line per socket, tab-separated
- *          netid state listening recv_q send_q local peer
- *          which are filtered like ss(8) and printed in its columns.
+ *          netid state listening recv_q send_q local peer [details [pid]]
+ *          which are filtered like ss(8) and printed in its columns; with
+ *          -p, the pid of an attached program (usock_attach) is shown as
+ *          ss -p shows a process, its name read from /proc/PID/comm.
  * A reply beginning "error " is the server refusing the request.  The
  * client waits at most CONTROL_TIMEOUT_SECONDS for the reply, so a wedged
  * server gives an error rather than a hung command.
@@ -28,7 +30,7 @@
 #define CONTROL_REPLY_MAX (64u << 20)
 
 static const char ss_usage[] =
-    "usage: usock ss [-t] [-u] [-w] [-l] [-a] [-n] [-i] [--name NAME]\n"
+    "usage: usock ss [-t] [-u] [-w] [-l] [-a] [-n] [-i] [-p] [--name NAME]\n"
     "\n"
     "Shows the sockets of the stack NAME (default \"" CLI_NAME_DEFAULT "\"), in the columns of ss(8).\n"
     "  -t, --tcp        TCP sockets\n"
@@ -40,6 +42,8 @@ static const char ss_usage[] =
     "  -i, --info       TCP details under each connection: options, congestion\n"
     "                   control, wscale, rto, rtt/rttvar (ms), mss, cwnd, ssthresh,\n"
     "                   bytes acked and received, retransmissions, send rate\n"
+    "  -p, --processes  the program holding each socket through usock_attach, as\n"
+    "                   users:((\"COMM\",pid=PID)) (the stack's own sockets show none)\n"
     "  --name NAME      the stack's name, as given to `usock up --name`\n"
     "The control endpoint is $USOCK_RUNDIR/NAME.sock ($USOCK_RUNDIR defaults to " CLI_RUNDIR_DEFAULT ").\n";
 
@@ -169,9 +173,12 @@ static int take_name(int argc, char **argv, int *index, const char **name)
 /* Applies one short-option letter of ss.  Returns false for a letter ss
  * does not take here. */
 static bool ss_apply_letter(char letter, unsigned *kinds, enum socket_listening_filter *listening,
-                            bool *details)
+                            bool *details, bool *processes)
 {
     switch (letter) {
+    case 'p':
+        *processes = true;
+        return true;
     case 'i':
         *details = true;
         return true;
@@ -199,6 +206,22 @@ static bool ss_apply_letter(char letter, unsigned *kinds, enum socket_listening_
     }
 }
 
+/* Fills row->process as ss -p shows it, the command name read from
+ * /proc/PID/comm ("?" when the process is gone or hidden). */
+static void row_name_process(struct socket_row *row)
+{
+    char path[64], name[32] = "?";
+    snprintf(path, sizeof(path), "/proc/%d/comm", row->owner_pid);
+    FILE *file = fopen(path, "r");
+    if (file) {
+        if (fgets(name, sizeof(name), file))
+            name[strcspn(name, "\n")] = '\0';
+        fclose(file);
+    }
+    snprintf(row->process, sizeof(row->process), "users:((\"%s\",pid=%d))", name,
+             row->owner_pid);
+}
+
 int cmd_ss(int argc, char **argv)
 {
     static const struct {
@@ -207,11 +230,12 @@ int cmd_ss(int argc, char **argv)
     } long_flags[] = {
         {"--tcp", 't'}, {"--udp", 'u'}, {"--raw", 'w'},    {"--listening", 'l'},
         {"--all", 'a'}, {"--numeric", 'n'}, {"--ipv4", '4'}, {"--info", 'i'},
+        {"--processes", 'p'},
     };
     const char *name = CLI_NAME_DEFAULT;
     unsigned kinds = 0;
     enum socket_listening_filter listening = SOCKET_SHOW_CONNECTED;
-    bool details = false;
+    bool details = false, processes = false;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -228,12 +252,13 @@ int cmd_ss(int argc, char **argv)
         if (strncmp(arg, "--", 2) == 0) {
             for (size_t j = 0; j < sizeof(long_flags) / sizeof(long_flags[0]); j++) {
                 if (strcmp(arg, long_flags[j].name) == 0)
-                    known = ss_apply_letter(long_flags[j].letter, &kinds, &listening, &details);
+                    known = ss_apply_letter(long_flags[j].letter, &kinds, &listening, &details,
+                                            &processes);
             }
         } else if (arg[0] == '-' && arg[1] != '\0') {
             known = true;
             for (const char *letter = arg + 1; *letter; letter++) {
-                if (!ss_apply_letter(*letter, &kinds, &listening, &details)) {
+                if (!ss_apply_letter(*letter, &kinds, &listening, &details, &processes)) {
                     cli_error("unknown option '-%c' in '%s' (try 'usock ss --help')", *letter,
                               arg);
                     return CLI_EXIT_USAGE;
@@ -274,10 +299,12 @@ int cmd_ss(int argc, char **argv)
             status = CLI_EXIT_FAILURE;
             goto out;
         }
+        if (processes && row.owner_pid > 0)
+            row_name_process(&row);
         if (socket_row_selected(&row, kinds, listening))
             rows[count++] = row;
     }
-    socket_table_print(stdout, rows, count, details);
+    socket_table_print_processes(stdout, rows, count, details, processes);
 out:
     free(rows);
     free(reply);

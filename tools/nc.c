@@ -32,6 +32,10 @@
  * thread to see the stop flag; the main thread joins it before the socket
  * and the stack go away.
  *
+ * With --attach NAME, nc makes no stack: it attaches to the one a running
+ * `usock up --name NAME` serves (usock_attach) and uses the same calls on
+ * it; `usock ss -p --name NAME` then shows nc's socket with its pid.
+ *
  * Exit status: 0 on a normal end, 1 on a failure at run time (one line
  * "usock: nc: <reason>"), 2 for bad arguments, 128+N after signal N.
  */
@@ -68,7 +72,7 @@
 
 static const char nc_usage[] =
     "usage: usock nc [-u] [-l] [-v] [-p PORT] [-w SECONDS] [--join GROUP] [--broadcast]\n"
-    "                --link LINK --addr A.B.C.D/N\n"
+    "                (--link LINK --addr A.B.C.D/N | --attach NAME)\n"
     "                [--gateway IP] [--mac MAC] [--mtu N] [--pcap FILE] [--impair SPEC]\n"
     "                [HOST] PORT\n"
     "\n"
@@ -83,7 +87,9 @@ static const char nc_usage[] =
     "  -v               say on stderr what is connected or listening\n"
     "  -n               accepted and ignored (addresses are always numeric)\n"
     "  --join GROUP     join multicast GROUP (UDP; IP_ADD_MEMBERSHIP), e.g. with -l\n"
-    "  --broadcast      allow sending to broadcast addresses (SO_BROADCAST)\n" CLI_STACK_OPTIONS_USAGE
+    "  --broadcast      allow sending to broadcast addresses (SO_BROADCAST)\n"
+    "  --attach NAME    use the stack a running `usock up --name NAME` serves instead\n"
+    "                   of a stack of its own (no --link, --addr ...)\n" CLI_STACK_OPTIONS_USAGE
     "At EOF on stdin a TCP connection's sending side is shut down (as nc -N); the\n"
     "session ends once the peer has closed too (at a terminal: when the peer closes).\n"
     "Exit status: 0 normal end, 1 failure, 2 bad arguments, 128+N after signal N.\n";
@@ -103,6 +109,7 @@ struct nc_options {
     bool broadcast;
     bool join_given;
     struct in_addr join_group;
+    const char *attach_name; /* --attach: NULL for a stack of nc's own */
     struct cli_stack_options stack;
 };
 
@@ -265,6 +272,14 @@ static int nc_parse(int argc, char **argv, struct nc_options *options)
                 return CLI_EXIT_USAGE;
             }
             options->join_given = true;
+        } else if (!options_ended && strcmp(arg, "--attach") == 0) {
+            if (i + 1 >= argc) {
+                cli_error("option '--attach' needs a value");
+                return CLI_EXIT_USAGE;
+            }
+            options->attach_name = argv[++i];
+            if (cli_check_name(options->attach_name) < 0)
+                return CLI_EXIT_USAGE;
         } else if (!options_ended && strncmp(arg, "--", 2) == 0) {
             int taken = cli_stack_option(argc, argv, &i, &options->stack);
             if (taken < 0)
@@ -289,6 +304,13 @@ static int nc_parse(int argc, char **argv, struct nc_options *options)
     if (options->join_given && !options->udp) {
         cli_error("--join needs -u (multicast is UDP)");
         return CLI_EXIT_USAGE;
+    }
+    if (options->attach_name) {
+        if (options->stack.link_spec || options->stack.address_text) {
+            cli_error("--attach uses a running stack: no --link or --addr with it");
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
     }
     return cli_stack_options_check(&options->stack);
 }
@@ -807,9 +829,19 @@ int cmd_nc(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a closed stdout is an EPIPE */
     nc->signals = &stop_signals;
 
-    status = cli_stack_create(&options.stack, "nc", &stack, &far_end);
-    if (status != CLI_EXIT_OK)
-        goto out_free;
+    if (options.attach_name) {
+        stack = usock_attach(options.attach_name);
+        if (!stack) {
+            cli_error("nc: cannot attach to stack '%s': %s", options.attach_name,
+                      strerror(errno));
+            status = CLI_EXIT_FAILURE;
+            goto out_free;
+        }
+    } else {
+        status = cli_stack_create(&options.stack, "nc", &stack, &far_end);
+        if (status != CLI_EXIT_OK)
+            goto out_free;
+    }
     nc->stack = stack;
 
     status = nc_establish(nc, &options);
@@ -818,7 +850,10 @@ int cmd_nc(int argc, char **argv)
 
     if (nc->fd >= 0)
         usock_close(stack, nc->fd);
-    cli_stack_destroy(stack, far_end);
+    if (options.attach_name)
+        usock_stack_free(stack); /* detaches */
+    else
+        cli_stack_destroy(stack, far_end);
 out_free:
     free(nc);
     return status;

@@ -7,6 +7,10 @@
  * struct socket_row of strings, so filtering and printing do not care where a
  * row came from.
  *
+ * An attached program's socket (usock_attach) carries a ninth field in the
+ * reply, the program's process id; ss -p shows it as ss(8) does,
+ * users:(("COMM",pid=PID)), in a last column.
+ *
  * Layout follows iproute2's ss: Netid, State, Recv-Q and Send-Q are
  * left-aligned; in each "Address:Port" column the address is right-aligned
  * and the port left-aligned, so the colons of a column line up under the
@@ -15,6 +19,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -49,14 +55,14 @@ static bool split_endpoint(const char *text, size_t length, char *address, size_
 
 int socket_row_parse(const char *line, struct socket_row *row)
 {
-    const char *fields[8];
-    size_t lengths[8];
+    const char *fields[9];
+    size_t lengths[9];
     const char *cursor = line;
 
     memset(row, 0, sizeof(*row));
-    /* Seven fields, then the optional details; any after those, if a later
-     * server sends them, are ignored. */
-    for (size_t i = 0; i < 8; i++) {
+    /* Seven fields, then the optional details and owner's process id; any
+     * after those, if a later server sends them, are ignored. */
+    for (size_t i = 0; i < 9; i++) {
         const char *tab = strchr(cursor, '\t');
         fields[i] = cursor;
         lengths[i] = tab ? (size_t)(tab - cursor) : strlen(cursor);
@@ -66,6 +72,16 @@ int socket_row_parse(const char *line, struct socket_row *row)
     }
     if (lengths[7] > 0 && !copy_field(row->details, sizeof(row->details), fields[7], lengths[7]))
         return -EINVAL;
+    if (lengths[8] > 0) {
+        char pid[16];
+        char *end;
+        if (!copy_field(pid, sizeof(pid), fields[8], lengths[8]))
+            return -EINVAL;
+        long value = strtol(pid, &end, 10);
+        if (*end != '\0' || value <= 0 || value > INT32_MAX)
+            return -EINVAL;
+        row->owner_pid = (int)value;
+    }
     if (lengths[2] != 1 || (fields[2][0] != '0' && fields[2][0] != '1'))
         return -EINVAL;
     row->listening = fields[2][0] == '1';
@@ -106,6 +122,7 @@ void socket_row_from_info(const struct usock_socket_info *info, struct socket_ro
     snprintf(row->receive_queue, sizeof(row->receive_queue), "%zu", info->receive_queue);
     snprintf(row->send_queue, sizeof(row->send_queue), "%zu", info->send_queue);
     snprintf(row->details, sizeof(row->details), "%s", info->details);
+    row->owner_pid = info->owner_pid;
     format_endpoint(&info->local, row->local_address, sizeof(row->local_address),
                     row->local_port, sizeof(row->local_port));
     format_endpoint(&info->peer, row->peer_address, sizeof(row->peer_address), row->peer_port,
@@ -152,6 +169,12 @@ static void fit(int *width, const char *text)
 
 void socket_table_print(FILE *out, const struct socket_row *rows, size_t count, bool details)
 {
+    socket_table_print_processes(out, rows, count, details, false);
+}
+
+void socket_table_print_processes(FILE *out, const struct socket_row *rows, size_t count,
+                                  bool details, bool processes)
+{
     struct column_widths w = {
         .netid = (int)strlen("Netid"),
         .state = (int)strlen("State"),
@@ -172,15 +195,29 @@ void socket_table_print(FILE *out, const struct socket_row *rows, size_t count, 
         fit(&w.peer_address, rows[i].peer_address);
         fit(&w.peer_port, rows[i].peer_port);
     }
-    fprintf(out, "%-*s %-*s %-*s %-*s %*s:%-*s %*s:%s\n", w.netid, "Netid", w.state, "State",
-            w.receive_queue, "Recv-Q", w.send_queue, "Send-Q", w.local_address, "Local Address",
-            w.local_port, "Port", w.peer_address, "Peer Address", "Port");
+    if (processes) {
+        fprintf(out, "%-*s %-*s %-*s %-*s %*s:%-*s %*s:%-*s Process\n", w.netid, "Netid",
+                w.state, "State", w.receive_queue, "Recv-Q", w.send_queue, "Send-Q",
+                w.local_address, "Local Address", w.local_port, "Port", w.peer_address,
+                "Peer Address", w.peer_port, "Port");
+    } else {
+        fprintf(out, "%-*s %-*s %-*s %-*s %*s:%-*s %*s:%s\n", w.netid, "Netid", w.state,
+                "State", w.receive_queue, "Recv-Q", w.send_queue, "Send-Q", w.local_address,
+                "Local Address", w.local_port, "Port", w.peer_address, "Peer Address", "Port");
+    }
     for (size_t i = 0; i < count; i++) {
         const struct socket_row *row = &rows[i];
-        fprintf(out, "%-*s %-*s %-*s %-*s %*s:%-*s %*s:%s\n", w.netid, row->netid, w.state,
-                row->state, w.receive_queue, row->receive_queue, w.send_queue, row->send_queue,
-                w.local_address, row->local_address, w.local_port, row->local_port,
-                w.peer_address, row->peer_address, row->peer_port);
+        if (processes && row->process[0])
+            fprintf(out, "%-*s %-*s %-*s %-*s %*s:%-*s %*s:%-*s %s\n", w.netid, row->netid,
+                    w.state, row->state, w.receive_queue, row->receive_queue, w.send_queue,
+                    row->send_queue, w.local_address, row->local_address, w.local_port,
+                    row->local_port, w.peer_address, row->peer_address, w.peer_port,
+                    row->peer_port, row->process);
+        else
+            fprintf(out, "%-*s %-*s %-*s %-*s %*s:%-*s %*s:%s\n", w.netid, row->netid, w.state,
+                    row->state, w.receive_queue, row->receive_queue, w.send_queue,
+                    row->send_queue, w.local_address, row->local_address, w.local_port,
+                    row->local_port, w.peer_address, row->peer_address, row->peer_port);
         if (details && row->details[0])
             fprintf(out, "\t %s\n", row->details);
     }

@@ -12,8 +12,9 @@
  *      pcap writer outermost, so the capture shows exactly what the stack
  *      sent and received (before loss on the way out, after it on the way in).
  *   3. The stack is made and started in threaded mode; $USOCK_RUNDIR is
- *      made (mode 0755) and the control endpoint served at NAME.sock in it;
- *      the --serve services start.
+ *      made (mode 0755) and the control endpoint served at NAME.sock in it,
+ *      the sockets API for other programs (usock_attach) at NAME.api; the
+ *      --serve services start.
  *   4. The main thread waits for a signal, then undoes all of it in reverse:
  *      services stopped and joined (they use the stack), stack stopped and
  *      freed (which closes the link and flushes the pcap), socket file removed.
@@ -44,7 +45,8 @@ static const char up_usage[] =
     "  --mac MAC        hardware address (default: the link's, or a random local one)\n"
     "  --mtu N          MTU (default: the link's)\n"
     "  --name NAME      stack name (default \"" CLI_NAME_DEFAULT "\"); the control endpoint is\n"
-    "                   $USOCK_RUNDIR/NAME.sock ($USOCK_RUNDIR defaults to " CLI_RUNDIR_DEFAULT ")\n"
+    "                   $USOCK_RUNDIR/NAME.sock ($USOCK_RUNDIR defaults to " CLI_RUNDIR_DEFAULT "),\n"
+    "                   the sockets API other programs attach to (usock_attach) NAME.api\n"
     "  --pcap FILE      write every frame sent and received to FILE\n"
     "  --impair SPEC    impair the link both ways, e.g.\n"
     "                   loss=2%,dup=1%,reorder=10%,corrupt=0.1%,delay=2ms,jitter=1ms,seed=N\n"
@@ -333,7 +335,7 @@ int cmd_up(int argc, char **argv)
     struct service *services[UP_SERVICES_MAX] = {NULL};
     size_t running = 0;
     bool control_claimed = false;
-    char control_path[256];
+    char control_path[256], api_path[256];
     int status, error;
 
     status = up_parse(argc, argv, &options);
@@ -342,6 +344,8 @@ int cmd_up(int argc, char **argv)
     if (status != 0)
         return status;
     if (cli_control_path(options.name, control_path, sizeof(control_path)) < 0)
+        return CLI_EXIT_USAGE;
+    if (cli_api_path(options.name, api_path, sizeof(api_path)) < 0)
         return CLI_EXIT_USAGE;
 
     sigset_t stop_signals;
@@ -419,6 +423,14 @@ int cmd_up(int argc, char **argv)
     control_claimed = error == 0;
     if (error < 0) {
         cli_error("cannot serve control endpoint %s: %s", control_path, strerror(-error));
+        status = CLI_EXIT_FAILURE;
+        goto fail_free_stack;
+    }
+
+    /* Removed again by usock_stack_free, which stops serving it. */
+    error = usock_stack_serve_api(stack, api_path);
+    if (error < 0) {
+        cli_error("cannot serve the sockets API at %s: %s", api_path, strerror(-error));
         status = CLI_EXIT_FAILURE;
         goto fail_free_stack;
     }

@@ -12,6 +12,18 @@
  * (which releases the stack lock) until woken by input, a timeout
  * (SO_RCVTIMEO/SO_SNDTIMEO, answered with EAGAIN as Linux does) or close
  * (EBADF).  In event mode nothing could wake it, so it answers EAGAIN.
+ *
+ * Owners: each descriptor belongs to the stack's own process (owner 0) or
+ * to one attached client (socket/api.h).  A thread acts for one owner,
+ * kept in the thread-local api_caller (like packet_buffer.c's free lists,
+ * it is per thread and holds nothing between calls that another stack
+ * could see); api_enter and poll find only that owner's descriptors, so a
+ * client can neither reach another's sockets nor the stack's own.
+ *
+ * Attached handles (usock_attach): a stack whose `remote` is set is a
+ * client of a stack in another process; every call here hands its
+ * arguments to src/remote/client.c at the top, before touching anything
+ * else of the handle.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +36,8 @@
 #include <time.h>
 
 #include "net/ipv4.h"
+#include "remote/client.h"
+#include "socket/api.h"
 #include "socket/multicast.h"
 #include "socket/socket.h"
 #include "stack.h"
@@ -35,6 +49,36 @@ static const struct socket_operations *const socket_types[] = {
     &raw_operations,
     &ping_operations,
 };
+
+/* Whom the calling thread acts for (api_act_for). */
+struct api_caller {
+    uint32_t owner;
+    int32_t pid;
+};
+static _Thread_local struct api_caller api_caller;
+
+void api_act_for(uint32_t owner, int32_t pid)
+{
+    api_caller.owner = owner;
+    api_caller.pid = pid;
+}
+
+/* The socket behind fd if the calling thread's owner holds it, else NULL
+ * (stack lock held). */
+static struct socket *api_socket_of_caller(struct usock_stack *stack, int fd)
+{
+    struct socket *socket = socket_from_descriptor(stack, fd);
+    if (socket && socket->owner != api_caller.owner)
+        return NULL;
+    return socket;
+}
+
+/* Gives a new descriptor's socket to the calling thread's owner. */
+static void api_own(struct socket *socket)
+{
+    socket->owner = api_caller.owner;
+    socket->owner_pid = api_caller.pid;
+}
 
 static int fail(int error)
 {
@@ -54,7 +98,7 @@ static uint64_t real_monotonic_ns(void)
 static struct socket *api_enter(struct usock_stack *stack, int fd, uint64_t *now)
 {
     pthread_mutex_lock(&stack->lock);
-    struct socket *socket = socket_from_descriptor(stack, fd);
+    struct socket *socket = api_socket_of_caller(stack, fd);
     if (!socket) {
         pthread_mutex_unlock(&stack->lock);
         errno = EBADF;
@@ -190,6 +234,8 @@ static ssize_t api_transfer_once(struct usock_stack *stack, struct socket *socke
 
 int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
 {
+    if (stack->remote)
+        return remote_socket(stack->remote, domain, type, protocol);
     if (domain != AF_INET)
         return fail(EAFNOSUPPORT);
     int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -231,6 +277,8 @@ int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
         result = socket_attach_descriptor(stack, socket);
         if (result < 0)
             ops->release(stack, socket);
+        else
+            api_own(socket);
     }
     pthread_mutex_unlock(&stack->lock);
     if (result < 0) {
@@ -240,23 +288,24 @@ int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
     return result;
 }
 
-int usock_close(struct usock_stack *stack, int fd)
+/* Takes socket off its descriptor and releases it (stack lock held, the
+ * caller holding a reference of its own).  With may_linger, SO_LINGER with a
+ * time makes a blocking close wait until the data is acknowledged or the
+ * time runs out. */
+static void api_close_locked(struct usock_stack *stack, struct socket *socket, uint64_t now,
+                             bool may_linger)
 {
-    uint64_t now;
-    struct socket *socket = api_enter(stack, fd, &now);
-    if (!socket)
-        return -1;
+    int fd = socket->fd;
     stack->sockets.descriptors[fd] = NULL;
     stack->sockets.open_count--;
     if ((size_t)fd < stack->sockets.lowest_free)
         stack->sockets.lowest_free = (size_t)fd;
     socket->closed = true;
+    socket->owner_pid = 0; /* an orphan belongs to no process, as in ss -p */
     socket_multicast_leave_all(stack, socket, now);
     socket->ops->release(stack, socket);
     socket_wake(stack, socket);
-    /* SO_LINGER with a time: a blocking close waits until the data is
-     * acknowledged or the time runs out. */
-    if (socket->linger && socket->linger_seconds > 0 && !socket->nonblocking &&
+    if (may_linger && socket->linger && socket->linger_seconds > 0 && !socket->nonblocking &&
         socket->ops->linger_pending && stack->thread_running) {
         uint64_t deadline = api_deadline((uint64_t)socket->linger_seconds * NS_PER_SECOND);
         stack_drain_loopback(stack, now);
@@ -270,8 +319,40 @@ int usock_close(struct usock_stack *stack, int fd)
         }
     }
     socket->references--; /* the descriptor table's reference */
+}
+
+int usock_close(struct usock_stack *stack, int fd)
+{
+    if (stack->remote)
+        return remote_close(stack->remote, fd);
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    api_close_locked(stack, socket, now, true);
     api_leave(stack, socket, now);
     return 0;
+}
+
+size_t api_close_owned(struct usock_stack *stack, uint32_t owner)
+{
+    size_t closed = 0;
+    if (owner == 0)
+        return 0;
+    pthread_mutex_lock(&stack->lock);
+    uint64_t now = usock_stack_now(stack);
+    for (size_t fd = 0; fd < stack->sockets.capacity; fd++) {
+        struct socket *socket = stack->sockets.descriptors[fd];
+        if (!socket || socket->owner != owner)
+            continue;
+        socket->references++;
+        api_close_locked(stack, socket, now, false);
+        stack_drain_loopback(stack, now);
+        socket_put(socket);
+        closed++;
+    }
+    pthread_mutex_unlock(&stack->lock);
+    return closed;
 }
 
 /* Checks a sockaddr from the caller; returns 0 or -errno.  AF_UNSPEC is
@@ -297,6 +378,8 @@ static int check_address(const struct sockaddr *address, socklen_t length, bool 
 int usock_bind(struct usock_stack *stack, int fd, const struct sockaddr *address,
                socklen_t length)
 {
+    if (stack->remote)
+        return remote_bind(stack->remote, fd, address, length);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -318,6 +401,8 @@ int usock_bind(struct usock_stack *stack, int fd, const struct sockaddr *address
 int usock_connect(struct usock_stack *stack, int fd, const struct sockaddr *address,
                   socklen_t length)
 {
+    if (stack->remote)
+        return remote_connect(stack->remote, fd, address, length);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -361,6 +446,8 @@ int usock_connect(struct usock_stack *stack, int fd, const struct sockaddr *addr
 
 int usock_listen(struct usock_stack *stack, int fd, int backlog)
 {
+    if (stack->remote)
+        return remote_listen(stack->remote, fd, backlog);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -373,6 +460,8 @@ int usock_listen(struct usock_stack *stack, int fd, int backlog)
 
 int usock_accept(struct usock_stack *stack, int fd, struct sockaddr *address, socklen_t *length)
 {
+    if (stack->remote)
+        return remote_accept(stack->remote, fd, address, length);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -404,8 +493,11 @@ int usock_accept(struct usock_stack *stack, int fd, struct sockaddr *address, so
                  * does when it cannot allocate the file. */
                 child->ops->release(stack, child);
                 socket_put(child);
-            } else if (address && length) {
-                socket_copy_address_out(child->peer_address, child->peer_port, address, length);
+            } else {
+                api_own(child);
+                if (address && length)
+                    socket_copy_address_out(child->peer_address, child->peer_port, address,
+                                            length);
             }
         }
     }
@@ -415,6 +507,8 @@ int usock_accept(struct usock_stack *stack, int fd, struct sockaddr *address, so
 
 int usock_shutdown(struct usock_stack *stack, int fd, int how)
 {
+    if (stack->remote)
+        return remote_shutdown(stack->remote, fd, how);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -427,6 +521,8 @@ int usock_shutdown(struct usock_stack *stack, int fd, int how)
 
 ssize_t usock_sendmsg(struct usock_stack *stack, int fd, const struct msghdr *message, int flags)
 {
+    if (stack->remote)
+        return remote_sendmsg(stack->remote, fd, message, flags);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -468,6 +564,8 @@ ssize_t usock_send(struct usock_stack *stack, int fd, const void *buffer, size_t
 
 ssize_t usock_recvmsg(struct usock_stack *stack, int fd, struct msghdr *message, int flags)
 {
+    if (stack->remote)
+        return remote_recvmsg(stack->remote, fd, message, flags);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -524,6 +622,8 @@ ssize_t usock_recv(struct usock_stack *stack, int fd, void *buffer, size_t lengt
 int usock_getsockname(struct usock_stack *stack, int fd, struct sockaddr *address,
                       socklen_t *length)
 {
+    if (stack->remote)
+        return remote_getsockname(stack->remote, fd, address, length);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -542,6 +642,8 @@ int usock_getsockname(struct usock_stack *stack, int fd, struct sockaddr *addres
 int usock_getpeername(struct usock_stack *stack, int fd, struct sockaddr *address,
                       socklen_t *length)
 {
+    if (stack->remote)
+        return remote_getpeername(stack->remote, fd, address, length);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -722,6 +824,8 @@ static int socket_setsockopt(struct usock_stack *stack, struct socket *socket, i
 int usock_setsockopt(struct usock_stack *stack, int fd, int level, int name, const void *value,
                      socklen_t length)
 {
+    if (stack->remote)
+        return remote_setsockopt(stack->remote, fd, level, name, value, length);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -814,6 +918,8 @@ static int socket_getsockopt(struct usock_stack *stack, struct socket *socket, i
 int usock_getsockopt(struct usock_stack *stack, int fd, int level, int name, void *value,
                      socklen_t *length)
 {
+    if (stack->remote)
+        return remote_getsockopt(stack->remote, fd, level, name, value, length);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -825,6 +931,8 @@ int usock_getsockopt(struct usock_stack *stack, int fd, int level, int name, voi
 
 int usock_fcntl(struct usock_stack *stack, int fd, int command, int argument)
 {
+    if (stack->remote)
+        return remote_fcntl(stack->remote, fd, command, argument);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -853,6 +961,8 @@ int usock_fcntl(struct usock_stack *stack, int fd, int command, int argument)
 
 int usock_ioctl(struct usock_stack *stack, int fd, unsigned long request, void *argument)
 {
+    if (stack->remote)
+        return remote_ioctl(stack->remote, fd, request, argument);
     uint64_t now;
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
@@ -889,7 +999,7 @@ static int poll_scan(struct usock_stack *stack, struct pollfd *fds, nfds_t count
         fds[i].revents = 0;
         if (fds[i].fd < 0)
             continue;
-        struct socket *socket = socket_from_descriptor(stack, fds[i].fd);
+        struct socket *socket = api_socket_of_caller(stack, fds[i].fd);
         if (!socket)
             fds[i].revents = POLLNVAL;
         else
@@ -903,6 +1013,8 @@ static int poll_scan(struct usock_stack *stack, struct pollfd *fds, nfds_t count
 
 int usock_poll(struct usock_stack *stack, struct pollfd *fds, nfds_t count, int timeout_ms)
 {
+    if (stack->remote)
+        return remote_poll(stack->remote, fds, count, timeout_ms);
     if (count > 0 && !fds)
         return fail(EFAULT);
     pthread_mutex_lock(&stack->lock);

@@ -95,6 +95,12 @@ struct socket {
     unsigned references;
     int type;
     int protocol;
+    /* The attached client (src/remote/server.c) whose descriptor this is:
+     * 0 for the stack's own process.  Only calls made for that owner find
+     * the socket by its descriptor (api.c).  owner_pid is the client's
+     * process id, for ss -p (0: none). */
+    uint32_t owner;
+    int32_t owner_pid;
     const struct socket_operations *ops;
 
     /* Addresses in network order, ports in host order. */

@@ -1,0 +1,29 @@
+/*
+ * api.h - what the socket calls (api.c) offer the stack's own services
+ * beyond include/usock.h: acting for an attached client.
+ *
+ * A descriptor belongs to an owner: 0 for the stack's own process, else
+ * the number the sockets-API server (src/remote/server.c) gave one
+ * attached client.  A thread says once whom it acts for (api_act_for);
+ * from then on every usock_* call it makes finds only that owner's
+ * descriptors (others are EBADF, POLLNVAL in poll), and the sockets it makes
+ * or accepts are that owner's, shown with its process id by ss -p.
+ */
+#ifndef USOCK_SOCKET_API_H
+#define USOCK_SOCKET_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct usock_stack;
+
+/* Makes the calling thread act for owner (0: the stack's own process),
+ * whose process id is pid (0: none), in every later usock_* call. */
+void api_act_for(uint32_t owner, int32_t pid);
+
+/* Closes every descriptor of owner (not 0) at once, as process exit does:
+ * a thread blocked on one of them wakes with EBADF; SO_LINGER is not waited
+ * for.  Returns how many were closed. */
+size_t api_close_owned(struct usock_stack *stack, uint32_t owner);
+
+#endif
