@@ -107,8 +107,8 @@ struct socket {
     uint32_t local_address;   /* bound (receive) address; 0 = wildcard */
     uint32_t source_address;  /* address to send from; 0 = pick by route */
     uint16_t local_port;      /* 0 = not bound */
-    uint32_t peer_address;
     uint16_t peer_port;
+    uint32_t peer_address;
     uint64_t bind_sequence;   /* later binds win unicast ties (as Linux) */
 
     int error;                /* pending error for SO_ERROR, 0 = none */
@@ -116,6 +116,7 @@ struct socket {
     int linger_seconds;
     int receive_buffer;       /* SO_RCVBUF as Linux reports it (doubled) */
     int send_buffer;
+    unsigned membership_count; /* entries in memberships, below */
     uint64_t receive_timeout_ns; /* 0 = wait forever */
     uint64_t send_timeout_ns;
     uint8_t time_to_live;
@@ -128,7 +129,6 @@ struct socket {
     unsigned error_queue_length;
     enum socket_device bound_device; /* SO_BINDTODEVICE */
     struct socket_membership *memberships; /* groups joined (socket/multicast.c) */
-    unsigned membership_count;
 
     struct hash_node address_port_node;
     struct hash_node port_node;

@@ -159,6 +159,7 @@ struct tcp_connection {
     struct ring receive_buffer;
     struct tcp_out_of_order *out_of_order;
     unsigned out_of_order_count;
+    unsigned keepalive_count;       /* TCP_KEEPCNT (socket options, below) */
     size_t out_of_order_bytes;
 
     /* negotiated on the SYNs (RFC 7323); while SYN-SENT, what we offer */
@@ -171,6 +172,7 @@ struct tcp_connection {
     uint64_t timestamp_recent_time; /* when TS.Recent was recorded (PAWS idle rule) */
     uint32_t last_ack_sent;      /* Last.ACK.sent (RFC 7323 4.3) */
     bool sack_permitted;         /* both SYNs carried SACK-permitted */
+    uint8_t urgent_byte;         /* the peer's urgent byte, once here (urgent data, below) */
 
     /* SACK, receiving (RFC 2018, RFC 2883) */
     uint32_t sack_recent[TCP_SACK_RECENT]; /* latest out-of-order arrivals */
@@ -193,7 +195,6 @@ struct tcp_connection {
     uint32_t snd_up;             /* one past our urgent byte */
     enum tcp_urgent_state urgent_state;
     uint32_t urgent_sequence;    /* sequence number of the peer's urgent byte */
-    uint8_t urgent_byte;
 
     /* round-trip time (RFC 6298) */
     uint64_t srtt_ns, rttvar_ns, rto_ns;
@@ -237,7 +238,6 @@ struct tcp_connection {
 
     /* socket options */
     uint64_t keepalive_idle_ns, keepalive_interval_ns;
-    unsigned keepalive_count;
     uint64_t user_timeout_ns;       /* TCP_USER_TIMEOUT; 0 = none */
     uint64_t first_retransmit_time; /* when the current run of timeouts began */
     uint64_t last_challenge_time;   /* our last challenge ACK (0: none) */
