@@ -2,7 +2,8 @@
  * cli.h - what the files of the `usock` command share.
  *
  * The command is one executable with subcommands (up, ss, stats, relay,
- * nc, ping, demo-mem), one file each.  This header declares the helpers they have in
+ * nc, ping, raw, run, demo-mem), one file each.  This header declares the
+ * helpers they have in
  * common: error messages and exit statuses, option parsing, the parsers of
  * addresses and link specs, the control endpoint's path, the socket table
  * printer and the built-in services.
@@ -45,6 +46,7 @@ int cmd_demo_memory(int argc, char **argv);
 int cmd_nc(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_raw(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* ---- messages ---- */
 

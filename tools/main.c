@@ -39,6 +39,8 @@ static const char usage_text[] =
     "  raw [-p PROTO] [--hdrincl] [-c COUNT] [-w SECONDS] [-x] --link LINK\n"
     "     --addr A.B.C.D/N [--gateway IP] [--mac MAC] [--pcap FILE] [--impair SPEC] [HOST]\n"
     "        a raw IP socket on a stack of its own: prints what arrives, sends stdin's hex\n"
+    "  run [--name NAME] -- PROGRAM [ARGS...]\n"
+    "        run an unmodified program with its IPv4 sockets on the running stack NAME\n"
     "  demo-mem\n"
     "        two stacks on an in-memory wire exchange UDP (no root needed)\n"
     "  help\n"
@@ -61,6 +63,7 @@ static const struct command commands[] = {
     {"nc", cmd_nc},
     {"ping", cmd_ping},
     {"raw", cmd_raw},
+    {"run", cmd_run},
     {"demo-mem", cmd_demo_memory},
 };
 

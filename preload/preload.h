@@ -1,0 +1,94 @@
+/*
+ * preload.h - what the files of libusock_preload.so share.
+ *
+ * The library is LD_PRELOADed into an unmodified program by `usock run`.
+ * It puts the program's AF_INET sockets on the usock stack named by
+ * $USOCK_NAME (usock_attach) and leaves every other descriptor to the
+ * kernel.  Each usock socket is known to the program by the number of a
+ * kernel descriptor the shim reserves (an eventfd), so the two never
+ * collide; fd_map.c keeps the table from that number to the usock
+ * descriptor, libc_next.c finds libc's own functions (dlsym RTLD_NEXT),
+ * socket_calls.c and poll_calls.c are the interposed calls.
+ */
+#ifndef USOCK_PRELOAD_H
+#define USOCK_PRELOAD_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "usock.h"
+
+/* Highest kernel descriptor number (exclusive) that may stand for a usock
+ * socket; a reserved descriptor at or past it makes socket() fail EMFILE. */
+#define FD_MAP_SIZE 65536
+
+/* libc's own functions, found with dlsym(RTLD_NEXT). */
+struct libc_calls {
+    int (*socket)(int, int, int);
+    int (*connect)(int, const struct sockaddr *, socklen_t);
+    int (*bind)(int, const struct sockaddr *, socklen_t);
+    int (*listen)(int, int);
+    int (*accept)(int, struct sockaddr *, socklen_t *);
+    int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+    ssize_t (*send)(int, const void *, size_t, int);
+    ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+    ssize_t (*sendmsg)(int, const struct msghdr *, int);
+    ssize_t (*recv)(int, void *, size_t, int);
+    ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+    ssize_t (*recvmsg)(int, struct msghdr *, int);
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*readv)(int, const struct iovec *, int);
+    ssize_t (*writev)(int, const struct iovec *, int);
+    int (*close)(int);
+    int (*shutdown)(int, int);
+    int (*getsockname)(int, struct sockaddr *, socklen_t *);
+    int (*getpeername)(int, struct sockaddr *, socklen_t *);
+    int (*getsockopt)(int, int, int, void *, socklen_t *);
+    int (*setsockopt)(int, int, int, const void *, socklen_t);
+    int (*fcntl)(int, int, ...);
+    int (*fcntl64)(int, int, ...);
+    int (*ioctl)(int, unsigned long, ...);
+    int (*poll)(struct pollfd *, nfds_t, int);
+    int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+    int (*dup)(int);
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
+};
+
+/* libc's functions; resolved on first use (also before the library's
+ * constructor has run), never NULL afterwards except fcntl64 on a libc
+ * without it. */
+const struct libc_calls *libc_next(void);
+
+/* The attached stack, attaching on the first call ($USOCK_NAME, default
+ * "usock"; once per process, pthread_once).  NULL when the attach failed
+ * (the reason is printed once to stderr). */
+struct usock_stack *shim_stack(void);
+
+/* The stack if already attached, else NULL; never attaches.  Any mapped
+ * descriptor implies an attached stack. */
+struct usock_stack *shim_stack_if_attached(void);
+
+/* The usock descriptor kernel descriptor fd stands for, or -1. */
+int fd_map_lookup(int fd);
+
+/* Reserves a kernel descriptor (an eventfd, close-on-exec when asked) for
+ * usock descriptor usock_fd and maps it.  Returns the kernel descriptor,
+ * or -1 with errno set (the usock descriptor is left open). */
+int fd_map_reserve(int usock_fd, int close_on_exec);
+
+/* Unmaps fd and returns the usock descriptor it stood for, or -1 when it
+ * was not mapped.  The kernel descriptor stays open: the caller closes it
+ * (after unmapping, so its number cannot be reused while still mapped). */
+int fd_map_take(int fd);
+
+/* Unmaps every descriptor, leaving the kernel descriptors open (a forked
+ * child's copies of its parent's sockets). */
+void fd_map_forget_all(void);
+
+#endif /* USOCK_PRELOAD_H */

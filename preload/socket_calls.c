@@ -1,0 +1,399 @@
+/*
+ * socket_calls.c - the interposed socket and descriptor calls of
+ * libusock_preload.so (poll and select are in poll_calls.c).
+ *
+ * Theory of operation.  socket(AF_INET, ...) makes the socket on the
+ * attached usock stack and gives the program a reserved kernel descriptor
+ * standing for it (fd_map.c); accept() and accept4() on such a socket do
+ * the same for the connection they return.  Every other call looks its
+ * descriptor up: a mapped one goes to the usock_* call of the same name
+ * (read/write become recv/send with no flags, readv/writev usock_readv/
+ * usock_writev), an unmapped one to libc's own function unchanged.
+ * Sockets of every other family (AF_UNIX, AF_NETLINK, AF_INET6 ...) stay
+ * with the kernel.
+ *
+ * Semantics kept from the kernel: write(), send() without MSG_NOSIGNAL and
+ * the like raise SIGPIPE when they fail with EPIPE (the remote stack never
+ * signals this process).  F_GETFD/F_SETFD act on the reserved kernel
+ * descriptor, so close-on-exec means what it says; F_GETFL/F_SETFL
+ * (O_NONBLOCK) and ioctl act on the usock socket.
+ *
+ * Not supported on usock sockets (they fail with EOPNOTSUPP): dup(),
+ * dup2()/dup3() from one, fcntl F_DUPFD/F_DUPFD_CLOEXEC.  dup2()/dup3()
+ * onto one closes it first, as the kernel would.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "preload.h"
+
+/* With _GNU_SOURCE glibc declares the sockaddr arguments as transparent
+ * unions; the definitions below must match that. */
+#ifndef __USE_GNU
+#error "socket_calls.c needs _GNU_SOURCE (glibc's transparent sockaddr unions)"
+#endif
+#define SOCKADDR_OF(argument) ((argument).__sockaddr__)
+
+/* The fortified variants glibc's headers may call instead (_FORTIFY_SOURCE);
+ * declared here since the build does not fortify. */
+ssize_t __read_chk(int fd, void *buffer, size_t length, size_t buffer_size);
+ssize_t __recv_chk(int fd, void *buffer, size_t length, size_t buffer_size, int flags);
+ssize_t __recvfrom_chk(int fd, void *buffer, size_t length, size_t buffer_size, int flags,
+                       __SOCKADDR_ARG address, socklen_t *address_length);
+
+/* Raises SIGPIPE after a send on a usock socket that failed with EPIPE,
+ * unless flags hold MSG_NOSIGNAL; returns result with errno kept. */
+static ssize_t sent_or_sigpipe(ssize_t result, int flags)
+{
+    if (result < 0 && errno == EPIPE && !(flags & MSG_NOSIGNAL)) {
+        raise(SIGPIPE);
+        errno = EPIPE;
+    }
+    return result;
+}
+
+/* Maps a new usock descriptor to a reserved kernel one, closing the usock
+ * descriptor when that fails.  Returns the kernel descriptor or -1. */
+static int socket_publish(struct usock_stack *stack, int usock_fd, int close_on_exec)
+{
+    int fd = fd_map_reserve(usock_fd, close_on_exec);
+    if (fd < 0) {
+        int saved_errno = errno;
+        usock_close(stack, usock_fd);
+        errno = saved_errno;
+    }
+    return fd;
+}
+
+int socket(int domain, int type, int protocol)
+{
+    if (domain != AF_INET)
+        return libc_next()->socket(domain, type, protocol);
+    struct usock_stack *stack = shim_stack();
+    if (!stack) {
+        errno = ENETDOWN;
+        return -1;
+    }
+    int usock_fd = usock_socket(stack, domain, type, protocol);
+    if (usock_fd < 0)
+        return -1;
+    return socket_publish(stack, usock_fd, (type & SOCK_CLOEXEC) != 0);
+}
+
+int connect(int fd, __CONST_SOCKADDR_ARG address, socklen_t length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->connect(fd, SOCKADDR_OF(address), length);
+    return usock_connect(shim_stack_if_attached(), usock_fd, SOCKADDR_OF(address), length);
+}
+
+int bind(int fd, __CONST_SOCKADDR_ARG address, socklen_t length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->bind(fd, SOCKADDR_OF(address), length);
+    return usock_bind(shim_stack_if_attached(), usock_fd, SOCKADDR_OF(address), length);
+}
+
+int listen(int fd, int backlog)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->listen(fd, backlog);
+    return usock_listen(shim_stack_if_attached(), usock_fd, backlog);
+}
+
+int accept4(int fd, __SOCKADDR_ARG address, socklen_t *length, int flags)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->accept4(fd, SOCKADDR_OF(address), length, flags);
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct usock_stack *stack = shim_stack_if_attached();
+    int accepted = usock_accept(stack, usock_fd, SOCKADDR_OF(address), length);
+    if (accepted < 0)
+        return -1;
+    if ((flags & SOCK_NONBLOCK) && usock_fcntl(stack, accepted, F_SETFL, O_NONBLOCK) < 0) {
+        int saved_errno = errno;
+        usock_close(stack, accepted);
+        errno = saved_errno;
+        return -1;
+    }
+    return socket_publish(stack, accepted, (flags & SOCK_CLOEXEC) != 0);
+}
+
+int accept(int fd, __SOCKADDR_ARG address, socklen_t *length)
+{
+    if (fd_map_lookup(fd) < 0)
+        return libc_next()->accept(fd, SOCKADDR_OF(address), length);
+    return accept4(fd, address, length, 0);
+}
+
+ssize_t send(int fd, const void *buffer, size_t length, int flags)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->send(fd, buffer, length, flags);
+    return sent_or_sigpipe(usock_send(shim_stack_if_attached(), usock_fd, buffer, length, flags),
+                           flags);
+}
+
+ssize_t sendto(int fd, const void *buffer, size_t length, int flags,
+               __CONST_SOCKADDR_ARG address, socklen_t address_length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->sendto(fd, buffer, length, flags, SOCKADDR_OF(address),
+                                   address_length);
+    return sent_or_sigpipe(usock_sendto(shim_stack_if_attached(), usock_fd, buffer, length,
+                                        flags, SOCKADDR_OF(address), address_length),
+                           flags);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *message, int flags)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->sendmsg(fd, message, flags);
+    return sent_or_sigpipe(usock_sendmsg(shim_stack_if_attached(), usock_fd, message, flags),
+                           flags);
+}
+
+ssize_t recv(int fd, void *buffer, size_t length, int flags)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->recv(fd, buffer, length, flags);
+    return usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, flags);
+}
+
+ssize_t __recv_chk(int fd, void *buffer, size_t length, size_t buffer_size, int flags)
+{
+    if (length > buffer_size)
+        abort();
+    return recv(fd, buffer, length, flags);
+}
+
+ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, __SOCKADDR_ARG address,
+                 socklen_t *address_length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->recvfrom(fd, buffer, length, flags, SOCKADDR_OF(address),
+                                     address_length);
+    return usock_recvfrom(shim_stack_if_attached(), usock_fd, buffer, length, flags,
+                          SOCKADDR_OF(address), address_length);
+}
+
+ssize_t __recvfrom_chk(int fd, void *buffer, size_t length, size_t buffer_size, int flags,
+                       __SOCKADDR_ARG address, socklen_t *address_length)
+{
+    if (length > buffer_size)
+        abort();
+    return recvfrom(fd, buffer, length, flags, address, address_length);
+}
+
+ssize_t recvmsg(int fd, struct msghdr *message, int flags)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->recvmsg(fd, message, flags);
+    return usock_recvmsg(shim_stack_if_attached(), usock_fd, message, flags);
+}
+
+ssize_t read(int fd, void *buffer, size_t length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->read(fd, buffer, length);
+    return usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, 0);
+}
+
+ssize_t __read_chk(int fd, void *buffer, size_t length, size_t buffer_size)
+{
+    if (length > buffer_size)
+        abort();
+    return read(fd, buffer, length);
+}
+
+ssize_t write(int fd, const void *buffer, size_t length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->write(fd, buffer, length);
+    return sent_or_sigpipe(usock_send(shim_stack_if_attached(), usock_fd, buffer, length, 0), 0);
+}
+
+ssize_t readv(int fd, const struct iovec *vectors, int count)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->readv(fd, vectors, count);
+    return usock_readv(shim_stack_if_attached(), usock_fd, vectors, count);
+}
+
+ssize_t writev(int fd, const struct iovec *vectors, int count)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->writev(fd, vectors, count);
+    return sent_or_sigpipe(usock_writev(shim_stack_if_attached(), usock_fd, vectors, count), 0);
+}
+
+int close(int fd)
+{
+    int usock_fd = fd_map_take(fd);
+    if (usock_fd < 0)
+        return libc_next()->close(fd);
+    int result = usock_close(shim_stack_if_attached(), usock_fd);
+    int saved_errno = errno;
+    libc_next()->close(fd);
+    errno = saved_errno;
+    return result;
+}
+
+int shutdown(int fd, int how)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->shutdown(fd, how);
+    return usock_shutdown(shim_stack_if_attached(), usock_fd, how);
+}
+
+int getsockname(int fd, __SOCKADDR_ARG address, socklen_t *length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->getsockname(fd, SOCKADDR_OF(address), length);
+    return usock_getsockname(shim_stack_if_attached(), usock_fd, SOCKADDR_OF(address), length);
+}
+
+int getpeername(int fd, __SOCKADDR_ARG address, socklen_t *length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->getpeername(fd, SOCKADDR_OF(address), length);
+    return usock_getpeername(shim_stack_if_attached(), usock_fd, SOCKADDR_OF(address), length);
+}
+
+int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->getsockopt(fd, level, name, value, length);
+    return usock_getsockopt(shim_stack_if_attached(), usock_fd, level, name, value, length);
+}
+
+int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->setsockopt(fd, level, name, value, length);
+    return usock_setsockopt(shim_stack_if_attached(), usock_fd, level, name, value, length);
+}
+
+/* fcntl and fcntl64 (what programs built with _FILE_OFFSET_BITS=64 call):
+ * libc_fcntl is libc's function of the name called. */
+static int fcntl_any(int (*libc_fcntl)(int, int, ...), int fd, int command, void *argument)
+{
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_fcntl(fd, command, argument);
+    switch (command) {
+    case F_GETFD:
+    case F_SETFD:
+        /* close-on-exec belongs to the reserved kernel descriptor */
+        return libc_fcntl(fd, command, argument);
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+        errno = EOPNOTSUPP;
+        return -1;
+    default:
+        return usock_fcntl(shim_stack_if_attached(), usock_fd, command,
+                           (int)(intptr_t)argument);
+    }
+}
+
+int fcntl(int fd, int command, ...)
+{
+    va_list arguments;
+    va_start(arguments, command);
+    void *argument = va_arg(arguments, void *);
+    va_end(arguments);
+    return fcntl_any(libc_next()->fcntl, fd, command, argument);
+}
+
+int fcntl64(int fd, int command, ...)
+{
+    va_list arguments;
+    va_start(arguments, command);
+    void *argument = va_arg(arguments, void *);
+    va_end(arguments);
+    return fcntl_any(libc_next()->fcntl64, fd, command, argument);
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    va_list arguments;
+    va_start(arguments, request);
+    void *argument = va_arg(arguments, void *);
+    va_end(arguments);
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
+        return libc_next()->ioctl(fd, request, argument);
+    return usock_ioctl(shim_stack_if_attached(), usock_fd, request, argument);
+}
+
+int dup(int fd)
+{
+    if (fd_map_lookup(fd) < 0)
+        return libc_next()->dup(fd);
+    errno = EOPNOTSUPP;
+    return -1;
+}
+
+/* Before old is duplicated onto new: a usock socket new stood for is
+ * closed, as the kernel closes what new was.  Returns 0, or -1 with errno
+ * EOPNOTSUPP when old is a usock socket (and new is not old). */
+static int dup_onto_prepare(int old_fd, int new_fd)
+{
+    if (fd_map_lookup(old_fd) >= 0) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    int replaced = fd_map_take(new_fd);
+    if (replaced >= 0)
+        usock_close(shim_stack_if_attached(), replaced);
+    return 0;
+}
+
+int dup2(int old_fd, int new_fd)
+{
+    if (old_fd == new_fd && fd_map_lookup(old_fd) >= 0)
+        return new_fd;
+    if (dup_onto_prepare(old_fd, new_fd) < 0)
+        return -1;
+    return libc_next()->dup2(old_fd, new_fd);
+}
+
+int dup3(int old_fd, int new_fd, int flags)
+{
+    if (old_fd == new_fd) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (dup_onto_prepare(old_fd, new_fd) < 0)
+        return -1;
+    return libc_next()->dup3(old_fd, new_fd, flags);
+}
