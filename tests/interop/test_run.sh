@@ -8,7 +8,13 @@
 #      receives 1 MB from it, both intact;
 #   3. python3 -m http.server, run on usock and bound to the stack's
 #      198.18.0.2, serves the page to kernel curl intact; while it runs,
-#      `usock ss -p` shows its listening socket with its process id.
+#      `usock ss -p` shows its listening socket with its process id;
+#   4. wget, run on usock, fetches the page from the kernel web server;
+#   5. socat, run on usock, listens; a kernel socat sends it 1 MB and
+#      receives 1 MB back, both intact;
+#   6. iperf3, run on usock, measures 2 s against a kernel iperf3 server,
+#      then serves a kernel iperf3 client for 2 s; both print their
+#      summaries (the figures are printed, not judged).
 #
 #   kernel 198.18.0.1/24 --usk0 (TAP)-- usock up 198.18.0.2/24 --name run
 #                                          ^ $USOCK_RUNDIR/run.api
@@ -28,6 +34,9 @@ PRELOAD="$(dirname "$USOCK")/libusock_preload.so"
 
 need curl curl
 need nc netcat-openbsd
+need wget wget
+need socat socat
+need iperf3 iperf3
 need sha256sum coreutils
 [ -x /usr/bin/python3 ] || need python3 python3
 
@@ -100,6 +109,56 @@ server_gone() {
     ! usock ss -t -a -p --name run | grep -q "pid=$SERVER_PID"
 }
 wait_until 5 "the server's socket to go from usock ss" server_gone
+
+say "4. wget on usock fetches the page from the kernel web server"
+GETS_BEFORE=$(grep -c '^198\.18\.0\.2 .*"GET /page' "$WORK/kernel-http.log")
+step timeout 30 ip netns exec "$NS" usock run --name run -- \
+    wget -q -O "$WORK/page.wget" http://198.18.0.1:8000/page ||
+    fail "wget on usock exited $?"
+same "$WORK/www/page" "$WORK/page.wget"
+[ "$(grep -c '^198\.18\.0\.2 .*"GET /page' "$WORK/kernel-http.log")" -gt "$GETS_BEFORE" ] ||
+    fail "the kernel web server logged no GET /page from 198.18.0.2 for wget"
+
+say "5. socat on usock listens; a kernel socat sends it a file and gets one back"
+start_io download upload.socat usock-socat ip netns exec "$NS" usock run --name run -- \
+    socat -t 2 TCP-LISTEN:5002,bind=198.18.0.2 STDIO
+SOCAT_PID=$LAST_PID
+socat_listed() {
+    usock ss -t -l -p --name run | grep -F "pid=$SOCAT_PID" | grep -q "198.18.0.2:5002"
+}
+wait_until 10 "usock ss -p to show socat on 5002 with pid $SOCAT_PID" socat_listed
+step timeout 30 ip netns exec "$NS" socat -t 2 STDIO TCP:198.18.0.2:5002 \
+    <"$WORK/upload" >"$WORK/download.socat" ||
+    fail "the kernel socat exited $?"
+wait_exit "$SOCAT_PID" "socat on usock" 10
+same "$WORK/upload" "$WORK/upload.socat"
+same "$WORK/download" "$WORK/download.socat"
+
+say "6. iperf3 on usock as client to a kernel iperf3 server, then as server"
+start kernel-iperf3 ip netns exec "$NS" iperf3 -s -B 198.18.0.1 -p 5201 -1
+wait_until 10 "the kernel iperf3 to listen on 5201" kernel_listening "$NS" 5201
+OPENS_BEFORE=$(counter run TcpActiveOpens)
+step timeout 60 ip netns exec "$NS" usock run --name run -- \
+    iperf3 -c 198.18.0.1 -p 5201 -t 2 -f m >"$WORK/iperf3-client.out" ||
+    fail "iperf3 on usock (client) exited $?"
+step cat "$WORK/iperf3-client.out"
+grep -q "receiver" "$WORK/iperf3-client.out" || fail "iperf3 on usock printed no receiver summary"
+[ "$(counter run TcpActiveOpens)" -ge $((OPENS_BEFORE + 2)) ] ||
+    fail "the stack did not make iperf3's control and data connections"
+PASSIVE_BEFORE=$(counter run TcpPassiveOpens)
+start usock-iperf3 ip netns exec "$NS" usock run --name run -- iperf3 -s -B 198.18.0.2 -p 5202 -1
+IPERF_PID=$LAST_PID
+iperf_listed() {
+    usock ss -t -l -p --name run | grep -F "pid=$IPERF_PID" | grep -q "198.18.0.2:5202"
+}
+wait_until 10 "usock ss -p to show iperf3 on 5202" iperf_listed
+step timeout 60 ip netns exec "$NS" iperf3 -c 198.18.0.2 -p 5202 -t 2 -f m >"$WORK/iperf3-kernel.out" ||
+    fail "kernel iperf3 to the server on usock exited $?"
+step cat "$WORK/iperf3-kernel.out"
+grep -q "receiver" "$WORK/iperf3-kernel.out" || fail "kernel iperf3 printed no receiver summary"
+[ "$(counter run TcpPassiveOpens)" -ge $((PASSIVE_BEFORE + 2)) ] ||
+    fail "the stack did not accept the kernel iperf3's control and data connections"
+wait_exit "$IPERF_PID" "iperf3 on usock" 10
 
 usock_stop "$USOCK_PID" run
 pass
