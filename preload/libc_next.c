@@ -65,6 +65,9 @@ static void libc_resolve(void)
     RESOLVE(dup);
     RESOLVE(dup2);
     RESOLVE(dup3);
+    RESOLVE(epoll_ctl);
+    RESOLVE(epoll_wait);
+    RESOLVE(epoll_pwait);
     if (!calls.fcntl64)
         calls.fcntl64 = calls.fcntl;
 }

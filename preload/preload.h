@@ -8,13 +8,16 @@
  * kernel descriptor the shim reserves (an eventfd), so the two never
  * collide; fd_map.c keeps the table from that number to the usock
  * descriptor, libc_next.c finds libc's own functions (dlsym RTLD_NEXT),
- * socket_calls.c and poll_calls.c are the interposed calls.
+ * socket_calls.c, poll_calls.c and epoll_calls.c are the interposed
+ * calls.
  */
 #ifndef USOCK_PRELOAD_H
 #define USOCK_PRELOAD_H
 
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -58,6 +61,9 @@ struct libc_calls {
     int (*dup)(int);
     int (*dup2)(int, int);
     int (*dup3)(int, int, int);
+    int (*epoll_ctl)(int, int, int, struct epoll_event *);
+    int (*epoll_wait)(int, struct epoll_event *, int, int);
+    int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
 };
 
 /* libc's functions; resolved on first use (also before the library's
@@ -90,5 +96,15 @@ int fd_map_take(int fd);
 /* Unmaps every descriptor, leaving the kernel descriptors open (a forked
  * child's copies of its parent's sockets). */
 void fd_map_forget_all(void);
+
+/* epoll_calls.c: fd (a kernel descriptor about to be closed) leaves every
+ * epoll set the shim keeps: as an epoll instance its set is dropped, as a
+ * usock socket its registrations are.  Cheap when there are none. */
+void epoll_forget_descriptor(int fd);
+
+/* epoll_calls.c: a call on usock socket fd would have blocked, so the
+ * readiness bits (EPOLLIN, EPOLLOUT ...) an edge-triggered epoll last
+ * reported for it are over: the next time they are ready is an edge. */
+void epoll_note_would_block(int fd, uint32_t bits);
 
 #endif /* USOCK_PRELOAD_H */

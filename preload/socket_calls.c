@@ -59,6 +59,28 @@ static ssize_t sent_or_sigpipe(ssize_t result, int flags)
     return result;
 }
 
+/* A read or accept on fd that would block (EAGAIN) ends the readiness an
+ * edge-triggered epoll reported for it (epoll_calls.c); result passes
+ * through with errno kept. */
+static ssize_t after_read(int fd, ssize_t result)
+{
+    if (result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        epoll_note_would_block(fd, EPOLLIN | EPOLLRDHUP);
+        errno = EAGAIN;
+    }
+    return result;
+}
+
+/* The same for a write that would block, and writability. */
+static ssize_t after_write(int fd, ssize_t result)
+{
+    if (result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        epoll_note_would_block(fd, EPOLLOUT);
+        errno = EAGAIN;
+    }
+    return result;
+}
+
 /* Maps a new usock descriptor to a reserved kernel one, closing the usock
  * descriptor when that fails.  Returns the kernel descriptor or -1. */
 static int socket_publish(struct usock_stack *stack, int usock_fd, int close_on_exec)
@@ -123,7 +145,7 @@ int accept4(int fd, __SOCKADDR_ARG address, socklen_t *length, int flags)
     struct usock_stack *stack = shim_stack_if_attached();
     int accepted = usock_accept(stack, usock_fd, SOCKADDR_OF(address), length);
     if (accepted < 0)
-        return -1;
+        return (int)after_read(fd, -1);
     if ((flags & SOCK_NONBLOCK) && usock_fcntl(stack, accepted, F_SETFL, O_NONBLOCK) < 0) {
         int saved_errno = errno;
         usock_close(stack, accepted);
@@ -145,7 +167,8 @@ ssize_t send(int fd, const void *buffer, size_t length, int flags)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->send(fd, buffer, length, flags);
-    return sent_or_sigpipe(usock_send(shim_stack_if_attached(), usock_fd, buffer, length, flags),
+    return sent_or_sigpipe(after_write(fd, usock_send(shim_stack_if_attached(), usock_fd, buffer,
+                                                      length, flags)),
                            flags);
 }
 
@@ -156,8 +179,9 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags,
     if (usock_fd < 0)
         return libc_next()->sendto(fd, buffer, length, flags, SOCKADDR_OF(address),
                                    address_length);
-    return sent_or_sigpipe(usock_sendto(shim_stack_if_attached(), usock_fd, buffer, length,
-                                        flags, SOCKADDR_OF(address), address_length),
+    return sent_or_sigpipe(after_write(fd, usock_sendto(shim_stack_if_attached(), usock_fd, buffer,
+                                                        length, flags, SOCKADDR_OF(address),
+                                                        address_length)),
                            flags);
 }
 
@@ -166,8 +190,8 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->sendmsg(fd, message, flags);
-    return sent_or_sigpipe(usock_sendmsg(shim_stack_if_attached(), usock_fd, message, flags),
-                           flags);
+    return sent_or_sigpipe(
+        after_write(fd, usock_sendmsg(shim_stack_if_attached(), usock_fd, message, flags)), flags);
 }
 
 ssize_t recv(int fd, void *buffer, size_t length, int flags)
@@ -175,7 +199,7 @@ ssize_t recv(int fd, void *buffer, size_t length, int flags)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->recv(fd, buffer, length, flags);
-    return usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, flags);
+    return after_read(fd, usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, flags));
 }
 
 ssize_t __recv_chk(int fd, void *buffer, size_t length, size_t buffer_size, int flags)
@@ -192,8 +216,8 @@ ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, __SOCKADDR_ARG 
     if (usock_fd < 0)
         return libc_next()->recvfrom(fd, buffer, length, flags, SOCKADDR_OF(address),
                                      address_length);
-    return usock_recvfrom(shim_stack_if_attached(), usock_fd, buffer, length, flags,
-                          SOCKADDR_OF(address), address_length);
+    return after_read(fd, usock_recvfrom(shim_stack_if_attached(), usock_fd, buffer, length, flags,
+                                         SOCKADDR_OF(address), address_length));
 }
 
 ssize_t __recvfrom_chk(int fd, void *buffer, size_t length, size_t buffer_size, int flags,
@@ -209,7 +233,7 @@ ssize_t recvmsg(int fd, struct msghdr *message, int flags)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->recvmsg(fd, message, flags);
-    return usock_recvmsg(shim_stack_if_attached(), usock_fd, message, flags);
+    return after_read(fd, usock_recvmsg(shim_stack_if_attached(), usock_fd, message, flags));
 }
 
 ssize_t read(int fd, void *buffer, size_t length)
@@ -217,7 +241,7 @@ ssize_t read(int fd, void *buffer, size_t length)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->read(fd, buffer, length);
-    return usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, 0);
+    return after_read(fd, usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, 0));
 }
 
 ssize_t __read_chk(int fd, void *buffer, size_t length, size_t buffer_size)
@@ -232,7 +256,8 @@ ssize_t write(int fd, const void *buffer, size_t length)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->write(fd, buffer, length);
-    return sent_or_sigpipe(usock_send(shim_stack_if_attached(), usock_fd, buffer, length, 0), 0);
+    return sent_or_sigpipe(
+        after_write(fd, usock_send(shim_stack_if_attached(), usock_fd, buffer, length, 0)), 0);
 }
 
 ssize_t readv(int fd, const struct iovec *vectors, int count)
@@ -240,7 +265,7 @@ ssize_t readv(int fd, const struct iovec *vectors, int count)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->readv(fd, vectors, count);
-    return usock_readv(shim_stack_if_attached(), usock_fd, vectors, count);
+    return after_read(fd, usock_readv(shim_stack_if_attached(), usock_fd, vectors, count));
 }
 
 ssize_t writev(int fd, const struct iovec *vectors, int count)
@@ -248,11 +273,13 @@ ssize_t writev(int fd, const struct iovec *vectors, int count)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->writev(fd, vectors, count);
-    return sent_or_sigpipe(usock_writev(shim_stack_if_attached(), usock_fd, vectors, count), 0);
+    return sent_or_sigpipe(
+        after_write(fd, usock_writev(shim_stack_if_attached(), usock_fd, vectors, count)), 0);
 }
 
 int close(int fd)
 {
+    epoll_forget_descriptor(fd);
     int usock_fd = fd_map_take(fd);
     if (usock_fd < 0)
         return libc_next()->close(fd);

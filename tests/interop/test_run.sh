@@ -14,7 +14,9 @@
 #      receives 1 MB back, both intact;
 #   6. iperf3, run on usock, measures 2 s against a kernel iperf3 server,
 #      then serves a kernel iperf3 client for 2 s; both print their
-#      summaries (the figures are printed, not judged).
+#      summaries (the figures are printed, not judged);
+#   7. a python3 asyncio echo server (an epoll event loop), run on usock,
+#      echoes 1 MB from a kernel socat intact.
 #
 #   kernel 198.18.0.1/24 --usk0 (TAP)-- usock up 198.18.0.2/24 --name run
 #                                          ^ $USOCK_RUNDIR/run.api
@@ -159,6 +161,40 @@ grep -q "receiver" "$WORK/iperf3-kernel.out" || fail "kernel iperf3 printed no r
 [ "$(counter run TcpPassiveOpens)" -ge $((PASSIVE_BEFORE + 2)) ] ||
     fail "the stack did not accept the kernel iperf3's control and data connections"
 wait_exit "$IPERF_PID" "iperf3 on usock" 10
+
+say "7. a python3 asyncio echo server (epoll) on usock echoes a kernel socat's 1 MB"
+cat >"$WORK/echo.py" <<'PY'
+import asyncio
+
+async def echo(reader, writer):
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            break
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(echo, "198.18.0.2", 7007)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+PY
+start usock-asyncio ip netns exec "$NS" usock run --name run -- /usr/bin/python3 "$WORK/echo.py"
+ASYNCIO_PID=$LAST_PID
+asyncio_listed() {
+    usock ss -t -l -p --name run | grep -F "pid=$ASYNCIO_PID" | grep -q "198.18.0.2:7007"
+}
+wait_until 10 "usock ss -p to show the asyncio server on 7007" asyncio_listed
+step timeout 30 ip netns exec "$NS" socat -t 2 STDIO TCP:198.18.0.2:7007 \
+    <"$WORK/upload" >"$WORK/upload.echoed" ||
+    fail "the kernel socat to the asyncio server exited $?"
+same "$WORK/upload" "$WORK/upload.echoed"
+step kill -TERM "$ASYNCIO_PID"
+wait "$ASYNCIO_PID" 2>/dev/null
+forget "$ASYNCIO_PID"
 
 usock_stop "$USOCK_PID" run
 pass
