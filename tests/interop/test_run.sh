@@ -16,7 +16,10 @@
 #      then serves a kernel iperf3 client for 2 s; both print their
 #      summaries (the figures are printed, not judged);
 #   7. a python3 asyncio echo server (an epoll event loop), run on usock,
-#      echoes 1 MB from a kernel socat intact.
+#      echoes 1 MB from a kernel socat intact;
+#   8. redis-server, run on usock, answers a kernel redis-benchmark (SET
+#      and GET) and redis-cli; redis-benchmark, run on usock, drives a
+#      kernel redis-server.  Their figures are printed, not judged.
 #
 #   kernel 198.18.0.1/24 --usk0 (TAP)-- usock up 198.18.0.2/24 --name run
 #                                          ^ $USOCK_RUNDIR/run.api
@@ -39,6 +42,18 @@ need nc netcat-openbsd
 need wget wget
 need socat socat
 need iperf3 iperf3
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1; then
+    # Installing redis-server starts its service where there is an init
+    # script; policy-rc.d (the Debian way) says no, and goes after.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        REMOVE_POLICY=1
+    fi
+    need redis-server redis-server redis-tools
+    need redis-benchmark redis-tools
+    [ -z "${REMOVE_POLICY:-}" ] || rm -f /usr/sbin/policy-rc.d
+fi
 need sha256sum coreutils
 [ -x /usr/bin/python3 ] || need python3 python3
 
@@ -195,6 +210,38 @@ same "$WORK/upload" "$WORK/upload.echoed"
 step kill -TERM "$ASYNCIO_PID"
 wait "$ASYNCIO_PID" 2>/dev/null
 forget "$ASYNCIO_PID"
+
+say "8. redis-server on usock driven by kernel redis-benchmark, and the reverse"
+start usock-redis ip netns exec "$NS" usock run --name run -- redis-server --bind 198.18.0.2 \
+    --port 6379 --save "" --appendonly no --protected-mode no
+REDIS_PID=$LAST_PID
+redis_listed() {
+    usock ss -t -l -p --name run | grep -F "pid=$REDIS_PID" | grep -q "198.18.0.2:6379"
+}
+wait_until 10 "usock ss -p to show redis-server on 6379" redis_listed
+step timeout 60 ip netns exec "$NS" redis-benchmark -h 198.18.0.2 -p 6379 -n 5000 -c 10 \
+    -t set,get --csv >"$WORK/redis-usock-server.csv" ||
+    fail "kernel redis-benchmark against redis-server on usock exited $?"
+step cat "$WORK/redis-usock-server.csv"
+grep -q '^"SET"' "$WORK/redis-usock-server.csv" && grep -q '^"GET"' "$WORK/redis-usock-server.csv" ||
+    fail "redis-benchmark printed no SET and GET figures"
+step ip netns exec "$NS" redis-cli -h 198.18.0.2 -p 6379 set usock works
+[ "$(ip netns exec "$NS" redis-cli -h 198.18.0.2 -p 6379 get usock)" = works ] ||
+    fail "redis-server on usock did not give back what was set"
+step kill -TERM "$REDIS_PID"
+wait "$REDIS_PID" 2>/dev/null
+forget "$REDIS_PID"
+start kernel-redis ip netns exec "$NS" redis-server --bind 198.18.0.1 --port 6380 --save "" \
+    --appendonly no --protected-mode no
+wait_until 10 "the kernel redis-server to listen on 6380" kernel_listening "$NS" 6380
+OPENS_BEFORE=$(counter run TcpActiveOpens)
+step timeout 60 ip netns exec "$NS" usock run --name run -- redis-benchmark -h 198.18.0.1 \
+    -p 6380 -n 5000 -c 10 -t set,get --csv >"$WORK/redis-usock-client.csv" ||
+    fail "redis-benchmark on usock against the kernel redis-server exited $?"
+step cat "$WORK/redis-usock-client.csv"
+grep -q '^"GET"' "$WORK/redis-usock-client.csv" || fail "redis-benchmark on usock printed no GET figure"
+[ "$(counter run TcpActiveOpens)" -ge $((OPENS_BEFORE + 10)) ] ||
+    fail "redis-benchmark's connections did not go over the stack"
 
 usock_stop "$USOCK_PID" run
 pass
