@@ -42,6 +42,21 @@ else
     PYTHON=python3
 fi
 
+# http_bytes_pattern SIZE: writes to stdout the SIZE bytes that usock's
+# http service sends for /bytes/SIZE: bytes 4k..4k+3 are k as a big-endian
+# 32-bit number.
+http_bytes_pattern() {
+    "$PYTHON" -c '
+import array, sys
+size = int(sys.argv[1])
+words = array.array("I", range((size + 3) // 4))
+assert words.itemsize == 4
+if sys.byteorder == "little":
+    words.byteswap()
+sys.stdout.buffer.write(words.tobytes()[:size])
+' "$1"
+}
+
 NAMESPACES=()
 PIDS=()
 

@@ -34,17 +34,7 @@ SIZE=100000000
 IMPAIRED_SIZE=100000000
 IMPAIRMENT=reorder=2%,dup=1%,corrupt=0.1%,delay=1ms,jitter=1ms,seed=11
 
-# The pattern of /bytes/N: bytes 4k..4k+3 are k as a big-endian 32-bit number.
-cat >"$WORK/pattern.py" <<'PY'
-import array, sys
-size = int(sys.argv[1])
-words = array.array("I", range((size + 3) // 4))
-assert words.itemsize == 4
-if sys.byteorder == "little":
-    words.byteswap()
-sys.stdout.buffer.write(words.tobytes()[:size])
-PY
-step "$PYTHON" "$WORK/pattern.py" "$SIZE" >"$WORK/file" || fail "cannot make the file"
+step http_bytes_pattern "$SIZE" >"$WORK/file" || fail "cannot make the file"
 step sha256sum "$WORK/file"
 
 # fetch NS LABEL BYTES SECONDS: curl gets /bytes/BYTES into $WORK/LABEL

@@ -20,17 +20,7 @@ need sha256sum coreutils
 
 SIZE=10000000
 
-# The pattern of /bytes/N: bytes 4k..4k+3 are k as a big-endian 32-bit number.
-cat >"$WORK/pattern.py" <<'PY'
-import array, sys
-size = int(sys.argv[1])
-words = array.array("I", range((size + 3) // 4))
-assert words.itemsize == 4
-if sys.byteorder == "little":
-    words.byteswap()
-sys.stdout.buffer.write(words.tobytes()[:size])
-PY
-step "$PYTHON" "$WORK/pattern.py" "$SIZE" >"$WORK/expected" || fail "cannot make the pattern"
+step http_bytes_pattern "$SIZE" >"$WORK/expected" || fail "cannot make the pattern"
 EXPECTED=$(sha "$WORK/expected")
 say "the expected 10 MB has sha256 $EXPECTED"
 

@@ -43,16 +43,6 @@ UPLOAD_SIZE=2000000
 ECHO_SECONDS=20
 IMPAIRMENT=loss=5%,seed=5
 
-# The pattern of /bytes/N: bytes 4k..4k+3 are k as a big-endian 32-bit number.
-cat >"$WORK/pattern.py" <<'PY'
-import array, sys
-size = int(sys.argv[1])
-words = array.array("I", range((size + 3) // 4))
-assert words.itemsize == 4
-if sys.byteorder == "little":
-    words.byteswap()
-sys.stdout.buffer.write(words.tobytes()[:size])
-PY
 
 # capture_start NS DEV LABEL: dumpcap on DEV in NS into $WORK/LABEL.pcapng
 # (128 bytes of each frame); waits until it captures.  Sets CAPTURE_PID.
@@ -138,7 +128,7 @@ usock_tap_up "$NS1" topt usock-up --serve http:8080
 capture_start "$NS1" usk0 synack
 
 say "curl fetches 100 kB from usock's http service"
-step "$PYTHON" "$WORK/pattern.py" 100000 >"$WORK/small.expected" || fail "cannot make the pattern"
+step http_bytes_pattern 100000 >"$WORK/small.expected" || fail "cannot make the pattern"
 step ip netns exec "$NS1" curl -sS --max-time 10 -o "$WORK/small" "http://198.18.0.2:8080/bytes/100000" ||
     fail "curl from usock's http service exited $?"
 [ "$(sha "$WORK/small")" = "$(sha "$WORK/small.expected")" ] ||
@@ -210,7 +200,7 @@ usock_tap_up "$NS3" tops usock-lossy --impair "$IMPAIRMENT" --serve http:8080 \
 capture_start "$NS3" usk0 sack
 
 say "curl downloads $LOSS_SIZE bytes over the lossy link"
-step "$PYTHON" "$WORK/pattern.py" "$LOSS_SIZE" >"$WORK/download.expected" || fail "cannot make the pattern"
+step http_bytes_pattern "$LOSS_SIZE" >"$WORK/download.expected" || fail "cannot make the pattern"
 start_ns=$(date +%s%N)
 step ip netns exec "$NS3" curl -sS --max-time 60 -o "$WORK/download" \
     "http://198.18.0.2:8080/bytes/$LOSS_SIZE" ||

@@ -106,17 +106,7 @@ else
     MIN_UDP=50000
 fi
 
-# The pattern of /bytes/N: bytes 4k..4k+3 are k as a big-endian 32-bit number.
-cat >"$WORK/pattern.py" <<'PY'
-import array, sys
-size = int(sys.argv[1])
-words = array.array("I", range((size + 3) // 4))
-assert words.itemsize == 4
-if sys.byteorder == "little":
-    words.byteswap()
-sys.stdout.buffer.write(words.tobytes()[:size])
-PY
-step "$PYTHON" "$WORK/pattern.py" "$SMALL" >"$WORK/expected" || fail "cannot make the pattern"
+step http_bytes_pattern "$SMALL" >"$WORK/expected" || fail "cannot make the pattern"
 EXPECTED=$(sha "$WORK/expected")
 
 # fetch.sh COUNT|until FILE LABEL: fetches /bytes/$SMALL COUNT times (or
