@@ -75,6 +75,7 @@ struct usock_stack {
      * each starting at random: what one peer sees says nothing of what
      * others get. */
     uint16_t ip_identifications[IPV4_IDENTIFICATION_BUCKETS];
+    struct ipv4_identification_cache ip_identification_last;
     bool verify_checksums;
     bool input_checksum_verified;  /* the link vouched for the frame being handled */
     uint64_t tcp_time_wait_ns;     /* 2MSL */

@@ -171,13 +171,23 @@ static int ipv4_fragment(struct usock_stack *stack, struct packet_buffer *buffer
 uint16_t ipv4_next_identification(struct usock_stack *stack, uint32_t source,
                                   uint32_t destination, uint8_t protocol)
 {
-    struct {
-        uint32_t source, destination;
-        uint8_t protocol;
-        uint8_t padding[3];
-    } key = {source, destination, protocol, {0, 0, 0}};
-    uint64_t hash = siphash13(stack->secret, &key, sizeof(key));
-    return stack->ip_identifications[hash % IPV4_IDENTIFICATION_BUCKETS]++;
+    _Static_assert(IPV4_IDENTIFICATION_BUCKETS <= 256, "a bucket fits in a byte");
+    struct ipv4_identification_cache *last = &stack->ip_identification_last;
+    if (!last->valid || last->source != source || last->destination != destination ||
+        last->protocol != protocol) {
+        struct {
+            uint32_t source, destination;
+            uint8_t protocol;
+            uint8_t padding[3];
+        } key = {source, destination, protocol, {0, 0, 0}};
+        uint64_t hash = siphash13(stack->secret, &key, sizeof(key));
+        last->source = source;
+        last->destination = destination;
+        last->protocol = protocol;
+        last->bucket = (uint8_t)(hash % IPV4_IDENTIFICATION_BUCKETS);
+        last->valid = true;
+    }
+    return stack->ip_identifications[last->bucket]++;
 }
 
 int ipv4_output(struct usock_stack *stack, struct packet_buffer *buffer,

@@ -25,6 +25,15 @@ struct usock_stack;
 #define LOOPBACK_QUEUE_LIMIT 4096
 #define IPV4_IDENTIFICATION_BUCKETS 256
 
+/* The last flow ipv4_next_identification hashed, and its bucket: a run of
+ * datagrams to one place (a TCP transfer) hashes once, not per packet. */
+struct ipv4_identification_cache {
+    uint32_t source, destination;
+    uint8_t protocol;
+    bool valid;
+    uint8_t bucket; /* < IPV4_IDENTIFICATION_BUCKETS */
+};
+
 enum address_kind {
     ADDRESS_OTHER,       /* not ours */
     ADDRESS_LOCAL,       /* the interface address or 127.0.0.0/8 */
