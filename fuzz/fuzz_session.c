@@ -355,16 +355,19 @@ static bool stack_holds_connection(struct usock_stack *stack)
     return false;
 }
 
-/* An end saw an error, or the connection is gone from both stacks while
- * the transfer is unfinished: A closed its descriptor once everything
- * was written, and the connection died after (B gave up waiting for the
- * handshake's ACK and reset it), which no program can be told of. */
+/* An end saw an error, or A's connection is gone while the transfer is
+ * unfinished: A closed its descriptor once everything was written, and
+ * the connection died after (B gave up waiting for the handshake's ACK and
+ * reset it; or A's retransmissions timed out and its reset was lost, so B
+ * waits in FIN-WAIT-2 for data that cannot come, as Linux's would without
+ * keepalive).  No program can be told of it: a closed descriptor hears no
+ * error. */
 static bool session_failed(const struct session *session)
 {
     if (session->a.failed || session->b.failed)
         return true;
     return session->a.closed && !stack_holds_connection(session->a.stack) &&
-           !stack_holds_connection(session->b.stack) && !session->b.end_of_stream;
+           !session->b.end_of_stream;
 }
 
 /* ---- the path ---------------------------------------------------------- */
