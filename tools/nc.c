@@ -27,7 +27,9 @@
  * peer's FIN only means it has nothing more to send, so what stdin still has
  * goes out first, except to a person at a terminal), when -w seconds pass
  * with no data once stdin is at EOF (UDP client without -w: 2 s), on an
- * error, or on a signal.  The socket has
+ * error, or on a signal.  After a normal TCP end on a stack of its own, nc
+ * waits (nc_drain) until its FIN is acknowledged, since the stack and its
+ * unsent data go when nc exits.  The socket has
  * SO_SNDTIMEO of NC_POLL_MS, so a blocked send returns in time for the stdin
  * thread to see the stop flag; the main thread joins it before the socket
  * and the stack go away.
@@ -42,6 +44,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -66,6 +69,10 @@
 #define NC_UDP_CLIENT_LINGER_S 2
 /* Largest -w. */
 #define NC_TIMEOUT_MAX_S 86400
+/* How long nc waits at the end for what it sent to be acknowledged, unless
+ * -w gives a time (see nc_drain). */
+#define NC_DRAIN_LIMIT_S 30
+#define NC_DRAIN_SLICE_MS 5
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
@@ -765,6 +772,36 @@ static int nc_copy_out(struct nc *nc, uint64_t idle_limit_ns)
     }
 }
 
+/* After a normal end of a TCP session on a stack of nc's own: the stack goes
+ * when nc exits, and what is still in the send buffer with it, unlike a
+ * kernel whose orphaned connection goes on sending after its process is gone.
+ * So nc sends its FIN (if stdin's side has not) and waits, in slices, until
+ * the FIN is acknowledged (and with it every byte before it), the connection
+ * ends otherwise, limit_ns passes, or a signal comes.  Returns the exit
+ * status: 0, or 128+N after signal N. */
+static int nc_drain(struct nc *nc, uint64_t limit_ns)
+{
+    uint64_t deadline = nc_now() + limit_ns;
+
+    (void)usock_shutdown(nc->stack, nc->fd, SHUT_WR);
+    while (nc_now() < deadline) {
+        struct tcp_info info;
+        socklen_t length = sizeof(info);
+        if (usock_getsockopt(nc->stack, nc->fd, IPPROTO_TCP, TCP_INFO, &info, &length) < 0)
+            return CLI_EXIT_OK;
+        if (info.tcpi_state != TCP_FIN_WAIT1 && info.tcpi_state != TCP_CLOSING &&
+            info.tcpi_state != TCP_LAST_ACK)
+            return CLI_EXIT_OK;
+        nc->signal_number = nc_pending_signal(nc);
+        if (nc->signal_number)
+            return 128 + nc->signal_number;
+        poll(NULL, 0, NC_DRAIN_SLICE_MS);
+    }
+    cli_error("nc: %.0f s passed and the peer has not acknowledged all that was sent",
+              (double)limit_ns / NS_PER_S);
+    return CLI_EXIT_FAILURE;
+}
+
 /* Runs the session on the established nc->fd.  Returns the exit status. */
 static int nc_session(struct nc *nc, const struct nc_options *options)
 {
@@ -788,6 +825,9 @@ static int nc_session(struct nc *nc, const struct nc_options *options)
     int status = nc_copy_out(nc, idle_limit_ns);
     atomic_store(&nc->stopping, true);
     pthread_join(stdin_thread, NULL);
+    if (status == CLI_EXIT_OK && !nc->udp && !options->attach_name)
+        status = nc_drain(nc, options->timeout_given ? options->timeout_s * NS_PER_S
+                                                     : NC_DRAIN_LIMIT_S * NS_PER_S);
     return status;
 }
 
