@@ -263,6 +263,7 @@ struct tcp_connection {
     bool ack_now : 1;
     bool delayed_ack_pending : 1;
     bool nodelay : 1;
+    bool corked : 1;          /* TCP_CORK: partial segments wait for uncork */
     bool keepalive : 1;
     bool reset_received : 1;
     bool connect_unreported : 1;        /* connect() has not yet said success */

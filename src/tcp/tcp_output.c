@@ -370,12 +370,14 @@ static uint32_t tcp_send_new(struct usock_stack *stack, struct tcp_connection *t
         /* Nagle: a small segment waits while data is unacknowledged,
          * unless TCP_NODELAY, or it carries the FIN along. */
         bool urgent = tcb->send_urgent && seq_lt(tcb->snd_nxt, tcb->snd_up);
-        bool nagle = in_flight && !tcb->nodelay && !urgent &&
-                     !(length == available && tcb->fin_queued);
-        if (length > segment_size && length % segment_size != 0 && nagle)
+        bool fin_along = length == available && tcb->fin_queued;
+        bool nagle = in_flight && !tcb->nodelay && !urgent && !fin_along;
+        /* TCP_CORK: only whole segments, until uncorked or the FIN. */
+        bool hold_partial = nagle || (tcb->corked && !urgent && !fin_along);
+        if (length > segment_size && length % segment_size != 0 && hold_partial)
             length -= length % segment_size; /* the small tail waits, as its own segment would */
         bool last = length == available;
-        if (length < segment_size && nagle)
+        if (length < segment_size && hold_partial)
             return 0;
         bool with_fin = last && tcb->fin_queued;
         uint8_t flags = TCP_FLAG_ACK | (last ? TCP_FLAG_PSH : 0) | (with_fin ? TCP_FLAG_FIN : 0);

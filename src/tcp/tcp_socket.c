@@ -453,6 +453,7 @@ static struct tcp_connection *tcp_child_new(struct usock_stack *stack,
     }
     struct tcp_connection *parent = listener;
     tcb->nodelay = parent->nodelay;
+    tcb->corked = parent->corked;
     tcb->user_mss = parent->user_mss;
     tcb->keepalive = parent->keepalive;
     tcb->keepalive_idle_ns = parent->keepalive_idle_ns;
@@ -1362,6 +1363,13 @@ static int tcp_setsockopt(struct usock_stack *stack, struct socket *socket, int 
         if (tcb->nodelay)
             tcp_output(stack, tcb, now);
         return 0;
+    case TCP_CORK:
+        /* Linux: held until uncorked (or a FIN); uncorking sends what
+         * waited. */
+        tcb->corked = integer != 0;
+        if (!tcb->corked)
+            tcp_output(stack, tcb, now);
+        return 0;
     case TCP_MAXSEG:
         /* Linux: 88..65535 (TCP_MIN_MSS), or 0 for none. */
         if (integer != 0 && (integer < 88 || integer > 65535))
@@ -1505,6 +1513,8 @@ static int tcp_getsockopt(struct usock_stack *stack, struct socket *socket, int 
     switch (name) {
     case TCP_NODELAY:
         return copy_int_option(tcb->nodelay, value, length);
+    case TCP_CORK:
+        return copy_int_option(tcb->corked, value, length);
     case TCP_MAXSEG:
         /* Linux: the current MSS once connected, else the user's or 536. */
         return copy_int_option(tcb->state >= TCPS_ESTABLISHED ? tcb->mss
