@@ -203,7 +203,8 @@ void usock_stack_free(struct usock_stack *stack);
  * IP_RECVTTL, IP_RECVTOS, MSG_ERRQUEUE) travels both ways, up to 512 bytes;
  * option values up to 1024 bytes.  If the stack goes away, calls fail with
  * EIO.  After fork() the child must not use the parent's handle; it
- * attaches anew.  Stack-level calls make no sense on a handle and fail:
+ * attaches anew (`usock run` shares the parent's sockets with the child
+ * as the kernel does; see preload/fork_calls.c).  Stack-level calls make no sense on a handle and fail:
  * usock_stack_poll (USOCK_NEVER, errno EINVAL), usock_stack_start,
  * usock_stack_serve_control and usock_stack_serve_api (-EINVAL);
  * usock_stack_stop does nothing, usock_stack_wait_fd gives -1, and
@@ -282,6 +283,12 @@ size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *
 
 int usock_socket(struct usock_stack *stack, int domain, int type, int protocol);
 int usock_close(struct usock_stack *stack, int fd);
+/* dup(2): a new descriptor (the lowest free) for the socket behind fd,
+ * sharing it as the kernel's dup does: one socket, its options and file
+ * status flags (O_NONBLOCK) seen through either, released when the last
+ * descriptor is closed.  Returns the new descriptor, or -1 with errno
+ * (EBADF, EMFILE). */
+int usock_dup(struct usock_stack *stack, int fd);
 int usock_bind(struct usock_stack *stack, int fd, const struct sockaddr *address,
                socklen_t length);
 int usock_connect(struct usock_stack *stack, int fd, const struct sockaddr *address,

@@ -580,8 +580,8 @@ size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *
     pthread_mutex_lock(&stack->lock);
     for (size_t fd = 0; fd < stack->sockets.capacity; fd++) {
         struct socket *socket = stack->sockets.descriptors[fd];
-        if (!socket)
-            continue;
+        if (!socket || socket->fd != (int)fd)
+            continue; /* a socket with several descriptors is one row */
         if (count < max && rows)
             stack_describe_socket(socket, &rows[count]);
         count++;

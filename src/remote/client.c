@@ -65,7 +65,9 @@
 #define RUNDIR_DEFAULT "/run/usock"
 
 struct remote_connection {
-    struct remote_connection *next;
+    struct remote_connection *next;        /* in the idle list */
+    struct remote_connection *next_open;   /* in the list of all open ones */
+    struct remote_connection **previous_open;
     int fd;
     /* REMOTE_CONTROL_MAX + REMOTE_DATA_MAX: received ancillary data, poll
      * entries, and buffers scattered over too many iovecs */
@@ -79,7 +81,8 @@ struct remote_client {
     uint32_t session;
     uint8_t token[REMOTE_TOKEN_SIZE];
     struct remote_connection *idle;
-    unsigned open;               /* connections open, idle or in a call */
+    struct remote_connection *all; /* every open connection, idle or in a call */
+    unsigned open;               /* connections open or being opened */
 };
 
 static int fail(int error)
@@ -125,13 +128,39 @@ static ssize_t connection_receive(struct remote_connection *connection, struct i
     return got - (ssize_t)sizeof(struct remote_reply);
 }
 
-/* Opens a connection to path and says hello: with join, into the session
- * of client (token); else making a new session, stored in client.
- * Returns the connection, or NULL with *error set (ENOENT: no stack of
- * that name, ECONNREFUSED: none answers, EAGAIN: the server is full). */
-static struct remote_connection *connection_open(struct remote_client *client, bool join,
-                                                 int *error)
+/* How a new connection says hello. */
+enum hello_kind {
+    HELLO_NEW,     /* makes a new session, stored in the client */
+    HELLO_JOIN,    /* joins the client's session (its token) */
+    HELLO_FORKED,  /* claims the session a fork made (the client's token) */
+};
+
+/* Puts connection on client's list of open ones (client lock held). */
+static void client_list_open(struct remote_client *client, struct remote_connection *connection)
 {
+    connection->next_open = client->all;
+    connection->previous_open = &client->all;
+    if (client->all)
+        client->all->previous_open = &connection->next_open;
+    client->all = connection;
+}
+
+/* Takes connection off client's list of open ones (client lock held). */
+static void client_list_close(struct remote_connection *connection)
+{
+    *connection->previous_open = connection->next_open;
+    if (connection->next_open)
+        connection->next_open->previous_open = connection->previous_open;
+}
+
+/* Opens a connection to path and says hello (kind).  Returns the
+ * connection, or NULL with *error set (ENOENT: no stack of that name,
+ * ECONNREFUSED: none answers, EAGAIN: the server is full, EACCES: the
+ * token is not good). */
+static struct remote_connection *connection_open(struct remote_client *client,
+                                                 enum hello_kind kind, int *error)
+{
+    bool join = kind != HELLO_NEW;
     struct sockaddr_un address = {.sun_family = AF_UNIX};
     snprintf(address.sun_path, sizeof(address.sun_path), "%s", client->path);
     struct remote_connection *connection = calloc(1, sizeof(*connection));
@@ -149,9 +178,11 @@ static struct remote_connection *connection_open(struct remote_client *client, b
         *error = errno;
         goto fail_free;
     }
-    struct remote_request request = {.operation = REMOTE_HELLO,
-                                     .arguments = {REMOTE_PROTOCOL_VERSION},
-                                     .value_length = join ? REMOTE_TOKEN_SIZE : 0};
+    struct remote_request request = {
+        .operation = REMOTE_HELLO,
+        .arguments = {REMOTE_PROTOCOL_VERSION,
+                      kind == HELLO_FORKED ? REMOTE_HELLO_FORKED : REMOTE_HELLO_JOIN},
+        .value_length = join ? REMOTE_TOKEN_SIZE : 0};
     struct iovec out[2] = {{&request, sizeof(request)}, {client->token, REMOTE_TOKEN_SIZE}};
     struct remote_reply reply;
     uint8_t token[REMOTE_TOKEN_SIZE];
@@ -170,7 +201,7 @@ static struct remote_connection *connection_open(struct remote_client *client, b
         *error = EPROTO;
         goto fail_free;
     }
-    if (!join) {
+    if (kind != HELLO_JOIN) {
         client->session = (uint32_t)reply.result;
         memcpy(client->token, token, sizeof(token));
     }
@@ -199,15 +230,17 @@ static struct remote_connection *client_take(struct remote_client *client, int *
     }
     client->open++;
     pthread_mutex_unlock(&client->lock);
-    connection = connection_open(client, true, error);
-    if (!connection) {
-        pthread_mutex_lock(&client->lock);
+    connection = connection_open(client, HELLO_JOIN, error);
+    pthread_mutex_lock(&client->lock);
+    if (connection) {
+        client_list_open(client, connection);
+    } else {
         client->open--;
         pthread_cond_signal(&client->returned);
-        pthread_mutex_unlock(&client->lock);
-        if (*error == ENOENT || *error == ECONNREFUSED)
-            *error = EIO; /* the stack went away */
     }
+    pthread_mutex_unlock(&client->lock);
+    if (!connection && (*error == ENOENT || *error == ECONNREFUSED))
+        *error = EIO; /* the stack went away */
     return connection;
 }
 
@@ -218,6 +251,7 @@ static void client_give(struct remote_client *client, struct remote_connection *
     pthread_mutex_lock(&client->lock);
     if (broken) {
         client->open--;
+        client_list_close(connection);
     } else {
         connection->next = client->idle;
         client->idle = connection;
@@ -267,7 +301,9 @@ static int finish(int64_t result)
 
 /* ---- attaching ------------------------------------------------------ */
 
-struct usock_stack *usock_attach_path(const char *path)
+/* A handle attached to path: its first connection says hello as kind
+ * (HELLO_FORKED: with token).  NULL with errno on failure. */
+static struct usock_stack *attach(const char *path, enum hello_kind kind, const uint8_t *token)
 {
     struct sockaddr_un address;
     if (!path || !*path) {
@@ -289,8 +325,10 @@ struct usock_stack *usock_attach_path(const char *path)
     snprintf(client->path, sizeof(client->path), "%s", path);
     pthread_mutex_init(&client->lock, NULL);
     pthread_cond_init(&client->returned, NULL);
+    if (token)
+        memcpy(client->token, token, REMOTE_TOKEN_SIZE);
     int error;
-    struct remote_connection *first = connection_open(client, false, &error);
+    struct remote_connection *first = connection_open(client, kind, &error);
     if (!first) {
         pthread_cond_destroy(&client->returned);
         pthread_mutex_destroy(&client->lock);
@@ -300,11 +338,22 @@ struct usock_stack *usock_attach_path(const char *path)
         return NULL;
     }
     client->idle = first;
+    client_list_open(client, first);
     client->open = 1;
     stack->remote = client;
     stack->clock = usock_monotonic_ns;
     snprintf(stack->name, sizeof(stack->name), "%s", path);
     return stack;
+}
+
+struct usock_stack *usock_attach_path(const char *path)
+{
+    return attach(path, HELLO_NEW, NULL);
+}
+
+struct usock_stack *remote_attach_forked(const char *path, const uint8_t token[16])
+{
+    return attach(path, HELLO_FORKED, token);
 }
 
 struct usock_stack *usock_attach(const char *name)
@@ -326,15 +375,66 @@ struct usock_stack *usock_attach(const char *name)
 
 void remote_client_close(struct remote_client *client)
 {
-    while (client->idle) {
-        struct remote_connection *connection = client->idle;
-        client->idle = connection->next;
+    while (client->all) {
+        struct remote_connection *connection = client->all;
+        client_list_close(connection);
         connection_close(connection);
     }
     pthread_cond_destroy(&client->returned);
     pthread_mutex_destroy(&client->lock);
     free(client);
 }
+
+/* ---- fork ------------------------------------------------------------ */
+
+int remote_fork_prepare(struct usock_stack *stack, struct remote_fork_ticket *ticket)
+{
+    struct remote_client *client = stack->remote;
+    size_t room = REMOTE_TOKEN_SIZE + REMOTE_FORK_MAX * 2 * sizeof(int32_t);
+    uint8_t *answer = malloc(room);
+    if (!answer)
+        return fail(ENOMEM);
+    struct remote_request request = {.operation = REMOTE_FORK};
+    struct remote_reply reply;
+    int64_t result = client_call(client, &request, NULL, &reply, answer, room);
+    if (result >= 0 && (reply.value_length != REMOTE_TOKEN_SIZE || result > REMOTE_FORK_MAX ||
+                        reply.data_length != (uint64_t)result * 2 * sizeof(int32_t)))
+        result = -EPROTO;
+    if (result < 0) {
+        free(answer);
+        return fail((int)-result);
+    }
+    memcpy(ticket->token, answer, REMOTE_TOKEN_SIZE);
+    ticket->count = (size_t)result;
+    /* The pairs move to the front; the token's room is given back. */
+    memmove(answer, answer + REMOTE_TOKEN_SIZE, ticket->count * 2 * sizeof(int32_t));
+    ticket->pairs = (int32_t *)answer;
+    pthread_mutex_lock(&client->lock);
+    return 0;
+}
+
+void remote_fork_done(struct usock_stack *stack, struct remote_fork_ticket *ticket)
+{
+    pthread_mutex_unlock(&stack->remote->lock);
+    free(ticket->pairs);
+    ticket->pairs = NULL;
+    ticket->count = 0;
+}
+
+void remote_stack_abandon(struct usock_stack *stack)
+{
+    /* Single-threaded now, and the parent's fork left the lock held: the
+     * lists are whole, and nothing else will touch them. */
+    struct remote_client *client = stack->remote;
+    while (client->all) {
+        struct remote_connection *connection = client->all;
+        client_list_close(connection);
+        connection_close(connection);
+    }
+    free(client);
+    free(stack);
+}
+
 
 /* ---- the calls ------------------------------------------------------ */
 
@@ -374,6 +474,11 @@ int remote_shutdown(struct remote_client *client, int fd, int how)
 int remote_fcntl(struct remote_client *client, int fd, int command, int argument)
 {
     return remote_simple(client, REMOTE_FCNTL, fd, command, argument);
+}
+
+int remote_dup(struct remote_client *client, int fd)
+{
+    return remote_simple(client, REMOTE_DUP, fd, 0, 0);
 }
 
 /* bind, connect: an address in.  One longer than a sockaddr_storage is

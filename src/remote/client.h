@@ -12,10 +12,13 @@
 #define USOCK_REMOTE_CLIENT_H
 
 #include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 struct remote_client;
+struct usock_stack;
 
 /* Closes every connection to the stack, which closes the descriptors this
  * client holds there.  No call may be in progress on client. */
@@ -45,5 +48,40 @@ int remote_getsockopt(struct remote_client *client, int fd, int level, int name,
 int remote_fcntl(struct remote_client *client, int fd, int command, int argument);
 int remote_ioctl(struct remote_client *client, int fd, unsigned long request, void *argument);
 int remote_poll(struct remote_client *client, struct pollfd *fds, nfds_t count, int timeout_ms);
+int remote_dup(struct remote_client *client, int fd);
+
+/* ---- fork (protocol.h, "Fork") ---- */
+
+/* What a forked child needs to take over its share of its parent's
+ * descriptors: the token of the session the stack made for it and, for
+ * each descriptor, the parent's number then the child's. */
+struct remote_fork_ticket {
+    uint8_t token[16];
+    size_t count;
+    int32_t *pairs;              /* 2 * count; malloc'd, freed by remote_fork_done */
+};
+
+/* Before fork() in a process attached as stack: asks the stack to share
+ * every descriptor of this client with a session for the child, and fills
+ * ticket.  On success the client's lock stays held until remote_fork_done
+ * (in the parent) or remote_stack_abandon (in the child), so no other
+ * thread is half-way through the connection pool when fork copies it.
+ * Returns 0 or -1 with errno. */
+int remote_fork_prepare(struct usock_stack *stack, struct remote_fork_ticket *ticket);
+
+/* In the parent after fork() (either outcome): releases the lock and the
+ * ticket's pairs.  A child that never comes lets the stack close its
+ * descriptors after REMOTE_FORK_CLAIM_S. */
+void remote_fork_done(struct usock_stack *stack, struct remote_fork_ticket *ticket);
+
+/* In the child: lets go of the parent's attached handle without a word to
+ * the stack (the parent still uses the same connections): closes this
+ * process's copies of the connections and frees the handle. */
+void remote_stack_abandon(struct usock_stack *stack);
+
+/* In the child: attaches to the stack at path, taking over the session of
+ * ticket (its descriptors are the ticket's second numbers).  Returns the
+ * handle, or NULL with errno (EACCES: the ticket is spent or expired). */
+struct usock_stack *remote_attach_forked(const char *path, const uint8_t token[16]);
 
 #endif

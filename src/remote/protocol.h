@@ -25,6 +25,15 @@
  * from the same process id (SO_PEERCRED).  Descriptors belong to the
  * session; when any of its connections hangs up they are all closed.
  *
+ * Fork: before fork() a client says REMOTE_FORK.  The server makes a new
+ * session holding a descriptor of its own for each of the client's, the
+ * same sockets shared (usock_dup), and answers with that session's token
+ * (value) and the pairs "parent's descriptor, child's descriptor" (data,
+ * int32 each; the result is their number).  The child's first connection
+ * says REMOTE_HELLO with arguments[1] = REMOTE_HELLO_FORKED and that token,
+ * from any process id, once: the session becomes the child's.  Unclaimed
+ * for REMOTE_FORK_CLAIM_S, its descriptors are closed.
+ *
  * Every length here is bounded by the constants below; the server checks
  * each against what arrived before reading a byte of the payload.
  */
@@ -49,6 +58,15 @@
 /* Size of a socket address field (struct sockaddr_storage). */
 #define REMOTE_ADDRESS_MAX 128
 #define REMOTE_TOKEN_SIZE 16
+/* REMOTE_HELLO's arguments[1]: join a session (value: its token) ... */
+#define REMOTE_HELLO_JOIN 0
+/* ... or claim, from a forked child, the session REMOTE_FORK made. */
+#define REMOTE_HELLO_FORKED 1
+/* How long a session REMOTE_FORK made waits for its child's hello before
+ * its descriptors are closed (a child that died or exec'd first). */
+#define REMOTE_FORK_CLAIM_S 10
+/* Most descriptors a REMOTE_FORK shares: a pair of int32 each in the data. */
+#define REMOTE_FORK_MAX (REMOTE_DATA_MAX / 8)
 
 enum remote_operation {
     REMOTE_HELLO = 1,      /* arguments[0] version; value: token to join */
@@ -69,6 +87,8 @@ enum remote_operation {
     REMOTE_FCNTL,          /* arguments: command, argument */
     REMOTE_IOCTL,          /* arguments: request, the int argument (FIONBIO) */
     REMOTE_POLL,           /* arguments: count, timeout_ms; data: entries */
+    REMOTE_DUP,            /* fd */
+    REMOTE_FORK,           /* value out: the child's token; data out: pairs */
     REMOTE_OPERATION_COUNT,
 };
 

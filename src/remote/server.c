@@ -72,6 +72,11 @@ struct api_session {
     int32_t pid;
     uint8_t token[REMOTE_TOKEN_SIZE];
     unsigned connections;
+    /* Made by REMOTE_FORK, its child not come yet: claimed by the first
+     * hello that names its token with REMOTE_HELLO_FORKED, else closed by
+     * the monitor REMOTE_FORK_CLAIM_S after made_ms. */
+    bool awaiting_child;
+    uint64_t made_ms;
 };
 
 struct api_connection {
@@ -97,6 +102,7 @@ struct api_server {
     pthread_cond_t thread_done;
     atomic_bool stopping;
     unsigned threads;            /* connection threads running */
+    unsigned awaiting_children;  /* sessions awaiting_child */
     struct api_connection *connections;
     struct api_session *sessions;
     uint32_t next_session_id;
@@ -324,6 +330,53 @@ static size_t serve_fcntl(struct api_call *call)
     return 0;
 }
 
+static size_t serve_dup(struct api_call *call)
+{
+    call->reply->result = call_result(usock_dup(call->stack, call->request->fd));
+    return 0;
+}
+
+static struct api_session *session_new(struct api_server *server);
+static void session_unlink(struct api_server *server, struct api_session *session);
+
+/* Before the client forks: a session for the child, holding a descriptor
+ * of its own for each of the client's (protocol.h, "Fork"). */
+static size_t serve_fork(struct api_call *call)
+{
+    struct api_server *server = call->connection->server;
+    int32_t *pairs = (int32_t *)(call->reply_payload + REMOTE_TOKEN_SIZE);
+    pthread_mutex_lock(&server->lock);
+    struct api_session *child = session_new(server);
+    if (child) {
+        child->awaiting_child = true;
+        child->made_ms = monotonic_ms();
+        server->awaiting_children++;
+    }
+    pthread_mutex_unlock(&server->lock);
+    if (!child) {
+        call->reply->result = -ENOMEM;
+        return 0;
+    }
+    int count = api_share_owned(call->stack, call->connection->session->id, child->id, pairs,
+                                REMOTE_FORK_MAX);
+    if (count < 0) {
+        pthread_mutex_lock(&server->lock);
+        session_unlink(server, child);
+        server->awaiting_children--;
+        pthread_mutex_unlock(&server->lock);
+        free(child);
+        call->reply->result = count == -E2BIG ? -EMFILE : count;
+        return 0;
+    }
+    /* The monitor learns of a session to time out. */
+    server_wake(server);
+    memcpy(call->reply_payload, child->token, REMOTE_TOKEN_SIZE);
+    call->reply->result = count;
+    call->reply->value_length = REMOTE_TOKEN_SIZE;
+    call->reply->data_length = (uint32_t)count * 2 * sizeof(int32_t);
+    return REMOTE_TOKEN_SIZE + call->reply->data_length;
+}
+
 static size_t serve_ioctl(struct api_call *call)
 {
     const struct remote_request *r = call->request;
@@ -416,6 +469,8 @@ static const api_handler api_handlers[REMOTE_OPERATION_COUNT] = {
     [REMOTE_FCNTL] = serve_fcntl,
     [REMOTE_IOCTL] = serve_ioctl,
     [REMOTE_POLL] = serve_poll,
+    [REMOTE_DUP] = serve_dup,
+    [REMOTE_FORK] = serve_fork,
 };
 static_assert(sizeof(api_handlers) / sizeof(api_handlers[0]) == REMOTE_OPERATION_COUNT,
               "a handler for each operation");
@@ -433,6 +488,9 @@ static int request_check(const struct remote_request *r, size_t payload_length)
     switch ((enum remote_operation)r->operation) {
     case REMOTE_HELLO:
         if (r->value_length != 0 && r->value_length != REMOTE_TOKEN_SIZE)
+            return -EINVAL;
+        if (r->arguments[1] != REMOTE_HELLO_JOIN &&
+            (r->arguments[1] != REMOTE_HELLO_FORKED || r->value_length == 0))
             return -EINVAL;
         expected = r->value_length;
         break;
@@ -464,6 +522,46 @@ static int request_check(const struct remote_request *r, size_t payload_length)
 
 /* ---- sessions ------------------------------------------------------- */
 
+/* A new session with a fresh number and random token, on the server's
+ * list (server lock held).  NULL when out of memory or randomness. */
+static struct api_session *session_new(struct api_server *server)
+{
+    struct api_session *session = calloc(1, sizeof(*session));
+    if (session && getrandom(session->token, sizeof(session->token), 0) !=
+                       (ssize_t)sizeof(session->token)) {
+        free(session);
+        session = NULL;
+    }
+    if (session) {
+        if (++server->next_session_id == 0)
+            server->next_session_id = 1;
+        session->id = server->next_session_id;
+        session->next = server->sessions;
+        server->sessions = session;
+    }
+    return session;
+}
+
+/* Takes session off the server's list (server lock held). */
+static void session_unlink(struct api_server *server, struct api_session *session)
+{
+    for (struct api_session **link = &server->sessions; *link; link = &(*link)->next) {
+        if (*link == session) {
+            *link = session->next;
+            return;
+        }
+    }
+}
+
+/* True when session's token is token (compared in constant time). */
+static bool session_token_is(const struct api_session *session, const uint8_t *token)
+{
+    unsigned differ = 0;
+    for (size_t i = 0; i < REMOTE_TOKEN_SIZE; i++)
+        differ |= session->token[i] ^ token[i];
+    return differ == 0;
+}
+
 /* Answers a hello: makes a session, or joins the one whose token the
  * client names, made by the same process.  Returns the session number
  * (> 0) or -errno. */
@@ -477,13 +575,24 @@ static int64_t connection_hello(struct api_connection *connection,
     struct api_session *session = NULL;
     int64_t result;
     pthread_mutex_lock(&server->lock);
-    if (request->value_length == REMOTE_TOKEN_SIZE) {
+    if (request->value_length == REMOTE_TOKEN_SIZE &&
+        request->arguments[1] == REMOTE_HELLO_FORKED) {
+        /* A forked child claims what its parent shared with it, once. */
         result = -EACCES;
         for (session = server->sessions; session; session = session->next) {
-            unsigned differ = 0;
-            for (size_t i = 0; i < REMOTE_TOKEN_SIZE; i++)
-                differ |= session->token[i] ^ token[i];
-            if (!differ && session->pid == connection->pid)
+            if (session->awaiting_child && session_token_is(session, token))
+                break;
+        }
+        if (session) {
+            session->awaiting_child = false;
+            server->awaiting_children--;
+            session->pid = connection->pid;
+        }
+    } else if (request->value_length == REMOTE_TOKEN_SIZE) {
+        result = -EACCES;
+        for (session = server->sessions; session; session = session->next) {
+            if (!session->awaiting_child && session_token_is(session, token) &&
+                session->pid == connection->pid)
                 break;
         }
         if (session && session->connections >= API_SESSION_CONNECTIONS_MAX) {
@@ -492,21 +601,9 @@ static int64_t connection_hello(struct api_connection *connection,
         }
     } else {
         result = -ENOMEM;
-        session = calloc(1, sizeof(*session));
-        if (session && getrandom(session->token, sizeof(session->token), 0) !=
-                           (ssize_t)sizeof(session->token)) {
-            free(session);
-            session = NULL;
-            result = -EAGAIN;
-        }
-        if (session) {
-            if (++server->next_session_id == 0)
-                server->next_session_id = 1;
-            session->id = server->next_session_id;
+        session = session_new(server);
+        if (session)
             session->pid = connection->pid;
-            session->next = server->sessions;
-            server->sessions = session;
-        }
     }
     if (session) {
         session->connections++;
@@ -530,14 +627,8 @@ static void connection_leave_session(struct api_connection *connection)
     pthread_mutex_lock(&server->lock);
     uint32_t id = session->id;
     bool last = --session->connections == 0;
-    if (last) {
-        for (struct api_session **link = &server->sessions; *link; link = &(*link)->next) {
-            if (*link == session) {
-                *link = session->next;
-                break;
-            }
-        }
-    }
+    if (last)
+        session_unlink(server, session);
     connection->session = NULL;
     pthread_mutex_unlock(&server->lock);
     api_close_owned(server->stack, id);
@@ -738,6 +829,35 @@ static void server_reap(struct api_server *server)
     }
 }
 
+/* Closes the descriptors of sessions REMOTE_FORK made whose child has not
+ * come within REMOTE_FORK_CLAIM_S (all of them when everything), and frees
+ * them.  Returns how many still wait. */
+static unsigned server_expire_forks(struct api_server *server, bool everything)
+{
+    uint64_t now = monotonic_ms();
+    for (;;) {
+        struct api_session *expired = NULL;
+        pthread_mutex_lock(&server->lock);
+        for (struct api_session *s = server->sessions; s; s = s->next) {
+            if (s->awaiting_child &&
+                (everything || now - s->made_ms >= REMOTE_FORK_CLAIM_S * 1000ull)) {
+                expired = s;
+                break;
+            }
+        }
+        if (expired) {
+            session_unlink(server, expired);
+            server->awaiting_children--;
+        }
+        unsigned waiting = server->awaiting_children;
+        pthread_mutex_unlock(&server->lock);
+        if (!expired)
+            return waiting;
+        api_close_owned(server->stack, expired->id);
+        free(expired);
+    }
+}
+
 static void *monitor_main(void *argument)
 {
     struct api_server *server = argument;
@@ -757,7 +877,9 @@ static void *monitor_main(void *argument)
             count++;
         }
         pthread_mutex_unlock(&server->lock);
-        if (poll(fds, 2 + count, -1) < 0)
+        /* Woken each second while a forked child is awaited. */
+        int timeout_ms = server_expire_forks(server, false) > 0 ? 1000 : -1;
+        if (poll(fds, 2 + count, timeout_ms) < 0)
             continue;
         if (fds[1].revents & POLLIN) {
             uint64_t value;
@@ -893,6 +1015,7 @@ void stack_api_stop(struct usock_stack *stack)
     }
     server_reap(server);
     pthread_mutex_unlock(&server->lock);
+    server_expire_forks(server, true);
     close(server->wake_fd);
     pthread_cond_destroy(&server->thread_done);
     pthread_mutex_destroy(&server->lock);

@@ -50,10 +50,13 @@ static const struct socket_operations *const socket_types[] = {
     &ping_operations,
 };
 
-/* Whom the calling thread acts for (api_act_for). */
+/* Whom the calling thread acts for (api_act_for), and the descriptor its
+ * call came in by (api_enter), which a sleeping call checks it still holds
+ * when woken (api_wait). */
 struct api_caller {
     uint32_t owner;
     int32_t pid;
+    int fd;
 };
 static _Thread_local struct api_caller api_caller;
 
@@ -68,16 +71,19 @@ void api_act_for(uint32_t owner, int32_t pid)
 static struct socket *api_socket_of_caller(struct usock_stack *stack, int fd)
 {
     struct socket *socket = socket_from_descriptor(stack, fd);
-    if (socket && socket->owner != api_caller.owner)
+    if (socket && stack->sockets.owners[fd] != api_caller.owner)
         return NULL;
     return socket;
 }
 
-/* Gives a new descriptor's socket to the calling thread's owner. */
-static void api_own(struct socket *socket)
+/* Gives socket one more descriptor, the calling thread's owner's (stack
+ * lock held).  Returns it or -errno. */
+static int api_attach_descriptor(struct usock_stack *stack, struct socket *socket)
 {
-    socket->owner = api_caller.owner;
-    socket->owner_pid = api_caller.pid;
+    int fd = socket_attach_descriptor(stack, socket, api_caller.owner);
+    if (fd >= 0 && socket->descriptor_count == 1)
+        socket->owner_pid = api_caller.pid;
+    return fd;
 }
 
 static int fail(int error)
@@ -104,6 +110,7 @@ static struct socket *api_enter(struct usock_stack *stack, int fd, uint64_t *now
         errno = EBADF;
         return NULL;
     }
+    api_caller.fd = fd;
     socket->references++;
     *now = usock_stack_now(stack);
     return socket;
@@ -118,7 +125,9 @@ static void api_leave(struct usock_stack *stack, struct socket *socket, uint64_t
 
 /* Sleeps on socket until woken or until deadline (real monotonic ns, 0 for
  * none).  Returns 0 when woken, -EAGAIN on timeout or in event mode, -EBADF
- * when the socket was closed meanwhile. */
+ * when the socket, or the descriptor the call came in by, was closed
+ * meanwhile (a client that died while blocked on a socket another process
+ * shares: its call ends, the socket lives on). */
 static int api_wait(struct usock_stack *stack, struct socket *socket, uint64_t deadline)
 {
     if (!stack->thread_running)
@@ -132,7 +141,10 @@ static int api_wait(struct usock_stack *stack, struct socket *socket, uint64_t d
     } else {
         pthread_cond_wait(socket_condition(stack, socket), &stack->lock);
     }
-    return socket->closed ? -EBADF : 0;
+    if (socket->closed || socket_from_descriptor(stack, api_caller.fd) != socket ||
+        stack->sockets.owners[api_caller.fd] != api_caller.owner)
+        return -EBADF;
+    return 0;
 }
 
 static uint64_t api_deadline(uint64_t timeout_ns)
@@ -274,11 +286,9 @@ int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
     pthread_mutex_lock(&stack->lock);
     int result = ops->create(stack, socket);
     if (result == 0) {
-        result = socket_attach_descriptor(stack, socket);
+        result = api_attach_descriptor(stack, socket);
         if (result < 0)
             ops->release(stack, socket);
-        else
-            api_own(socket);
     }
     pthread_mutex_unlock(&stack->lock);
     if (result < 0) {
@@ -288,18 +298,20 @@ int usock_socket(struct usock_stack *stack, int domain, int type, int protocol)
     return result;
 }
 
-/* Takes socket off its descriptor and releases it (stack lock held, the
- * caller holding a reference of its own).  With may_linger, SO_LINGER with a
- * time makes a blocking close wait until the data is acknowledged or the
- * time runs out. */
-static void api_close_locked(struct usock_stack *stack, struct socket *socket, uint64_t now,
-                             bool may_linger)
+/* Takes descriptor fd of socket away and, when it was the socket's last,
+ * releases the socket (stack lock held, the caller holding a reference of
+ * its own).  With may_linger, SO_LINGER with a time makes a blocking close
+ * of the last descriptor wait until the data is acknowledged or the time
+ * runs out. */
+static void api_close_locked(struct usock_stack *stack, struct socket *socket, int fd,
+                             uint64_t now, bool may_linger)
 {
-    int fd = socket->fd;
-    stack->sockets.descriptors[fd] = NULL;
-    stack->sockets.open_count--;
-    if ((size_t)fd < stack->sockets.lowest_free)
-        stack->sockets.lowest_free = (size_t)fd;
+    if (socket_detach_descriptor(stack, socket, fd) > 0) {
+        /* Shared: the socket lives on.  A call asleep on it by the closed
+         * descriptor wakes and finds it gone (api_wait). */
+        socket_wake(stack, socket);
+        return;
+    }
     socket->closed = true;
     socket->owner_pid = 0; /* an orphan belongs to no process, as in ss -p */
     socket_multicast_leave_all(stack, socket, now);
@@ -329,9 +341,23 @@ int usock_close(struct usock_stack *stack, int fd)
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
         return -1;
-    api_close_locked(stack, socket, now, true);
+    api_close_locked(stack, socket, fd, now, true);
     api_leave(stack, socket, now);
     return 0;
+}
+
+int usock_dup(struct usock_stack *stack, int fd)
+{
+    if (stack->remote)
+        return remote_dup(stack->remote, fd);
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    int result = socket_descriptor_available(stack) ? api_attach_descriptor(stack, socket)
+                                                    : -EMFILE;
+    api_leave(stack, socket, now);
+    return result < 0 ? fail(-result) : result;
 }
 
 size_t api_close_owned(struct usock_stack *stack, uint32_t owner)
@@ -343,16 +369,52 @@ size_t api_close_owned(struct usock_stack *stack, uint32_t owner)
     uint64_t now = usock_stack_now(stack);
     for (size_t fd = 0; fd < stack->sockets.capacity; fd++) {
         struct socket *socket = stack->sockets.descriptors[fd];
-        if (!socket || socket->owner != owner)
+        if (!socket || stack->sockets.owners[fd] != owner)
             continue;
         socket->references++;
-        api_close_locked(stack, socket, now, false);
+        api_close_locked(stack, socket, (int)fd, now, false);
         stack_drain_loopback(stack, now);
         socket_put(socket);
         closed++;
     }
     pthread_mutex_unlock(&stack->lock);
     return closed;
+}
+
+int api_share_owned(struct usock_stack *stack, uint32_t from, uint32_t to, int32_t *pairs,
+                    size_t max)
+{
+    struct socket_layer *layer = &stack->sockets;
+    size_t count = 0;
+    int result = 0;
+    pthread_mutex_lock(&stack->lock);
+    /* A descriptor given here is to's, so the walk never shares it again
+     * (to != from). */
+    for (size_t fd = 0; fd < layer->capacity; fd++) {
+        struct socket *socket = layer->descriptors[fd];
+        if (!socket || layer->owners[fd] != from)
+            continue;
+        if (count == max) {
+            result = -E2BIG;
+            break;
+        }
+        int copy = socket_descriptor_available(stack) ? socket_attach_descriptor(stack, socket, to)
+                                                      : -EMFILE;
+        if (copy < 0) {
+            result = copy;
+            break;
+        }
+        pairs[2 * count] = (int32_t)fd;
+        pairs[2 * count + 1] = copy;
+        count++;
+    }
+    if (result < 0) {
+        for (size_t i = 0; i < count; i++)
+            socket_detach_descriptor(stack, layer->descriptors[pairs[2 * i + 1]],
+                                     pairs[2 * i + 1]);
+    }
+    pthread_mutex_unlock(&stack->lock);
+    return result < 0 ? result : (int)count;
 }
 
 /* Checks a sockaddr from the caller; returns 0 or -errno.  AF_UNSPEC is
@@ -487,14 +549,13 @@ int usock_accept(struct usock_stack *stack, int fd, struct sockaddr *address, so
                 break;
         }
         if (result == 0) {
-            result = socket_attach_descriptor(stack, child);
+            result = api_attach_descriptor(stack, child);
             if (result < 0) {
                 /* No descriptor for it: abort the connection as Linux
                  * does when it cannot allocate the file. */
                 child->ops->release(stack, child);
                 socket_put(child);
             } else {
-                api_own(child);
                 if (address && length)
                     socket_copy_address_out(child->peer_address, child->peer_port, address,
                                             length);

@@ -26,4 +26,12 @@ void api_act_for(uint32_t owner, int32_t pid);
  * for.  Returns how many were closed. */
 size_t api_close_owned(struct usock_stack *stack, uint32_t owner);
 
+/* Gives owner `to` a descriptor of its own for every descriptor owner
+ * `from` holds, sharing each socket as a forked child shares its parent's
+ * (usock_dup semantics).  pairs receives, for each, from's descriptor then
+ * to's (room for max pairs).  Returns the number of pairs, or -EMFILE,
+ * -ENOMEM, or -E2BIG for more than max, with nothing given. */
+int api_share_owned(struct usock_stack *stack, uint32_t from, uint32_t to, int32_t *pairs,
+                    size_t max);
+
 #endif

@@ -88,7 +88,7 @@ bool socket_descriptor_available(const struct usock_stack *stack)
     return layer->open_count < layer->limit;
 }
 
-int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket)
+int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, uint32_t owner)
 {
     struct socket_layer *layer = &stack->sockets;
     /* Lowest free first, as POSIX; the search starts at the lowest slot
@@ -105,15 +105,43 @@ int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket)
         struct socket **descriptors = realloc(layer->descriptors, capacity * sizeof(*descriptors));
         if (!descriptors)
             return -ENOMEM;
-        memset(descriptors + layer->capacity, 0, (capacity - layer->capacity) * sizeof(*descriptors));
         layer->descriptors = descriptors;
+        uint32_t *owners = realloc(layer->owners, capacity * sizeof(*owners));
+        if (!owners)
+            return -ENOMEM; /* the larger descriptor array is kept, unused */
+        layer->owners = owners;
+        memset(descriptors + layer->capacity, 0, (capacity - layer->capacity) * sizeof(*descriptors));
         layer->capacity = capacity;
     }
-    socket->fd = (int)fd;
+    if (socket->descriptor_count++ == 0)
+        socket->fd = (int)fd;
     layer->descriptors[fd] = socket;
+    layer->owners[fd] = owner;
     layer->open_count++;
     layer->lowest_free = fd + 1;
     return (int)fd;
+}
+
+unsigned socket_detach_descriptor(struct usock_stack *stack, struct socket *socket, int fd)
+{
+    struct socket_layer *layer = &stack->sockets;
+    layer->descriptors[fd] = NULL;
+    layer->owners[fd] = 0;
+    layer->open_count--;
+    if ((size_t)fd < layer->lowest_free)
+        layer->lowest_free = (size_t)fd;
+    unsigned remaining = --socket->descriptor_count;
+    if (remaining > 0 && socket->fd == fd) {
+        /* Shown by ss as another of its descriptors.  Only shared sockets
+         * pay for the search. */
+        for (size_t other = 0; other < layer->capacity; other++) {
+            if (layer->descriptors[other] == socket) {
+                socket->fd = (int)other;
+                break;
+            }
+        }
+    }
+    return remaining;
 }
 
 void socket_queue_error(struct usock_stack *stack, struct socket *socket, int error,
@@ -254,11 +282,15 @@ void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
         if (!socket)
             continue;
         layer->descriptors[fd] = NULL;
+        if (--socket->descriptor_count > 0)
+            continue; /* released with its last descriptor */
         socket->ops->release(stack, socket);
         socket_put(socket);
     }
     free(layer->descriptors);
+    free(layer->owners);
     layer->descriptors = NULL;
+    layer->owners = NULL;
     layer->capacity = 0;
     port_table_destroy(&layer->udp);
     port_table_destroy(&layer->tcp);

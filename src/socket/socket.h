@@ -91,15 +91,19 @@ enum socket_device {
 #define SHUTDOWN_SEND 2
 
 struct socket {
+    /* A descriptor for it (the lowest-numbered one it first had, or another
+     * of its descriptors once that one is closed); -1 while it has none. */
     int fd;
+    /* Descriptors standing for it: more than one after usock_dup, or when
+     * attached processes share it (a fork).  The table holds one reference
+     * for all of them; the socket is released when the last one closes. */
+    unsigned descriptor_count;
     unsigned references;
     int type;
     int protocol;
-    /* The attached client (src/remote/server.c) whose descriptor this is:
-     * 0 for the stack's own process.  Only calls made for that owner find
-     * the socket by its descriptor (api.c).  owner_pid is the client's
-     * process id, for ss -p (0: none). */
-    uint32_t owner;
+    /* The process id ss -p shows (0: none): the attached client that made
+     * or accepted it.  Which client may use each descriptor is the
+     * descriptor table's (socket_layer.owners). */
     int32_t owner_pid;
     const struct socket_operations *ops;
 
@@ -171,6 +175,10 @@ struct port_table {
 
 struct socket_layer {
     struct socket **descriptors;
+    /* owners[fd]: the attached client (src/remote/server.c) whose
+     * descriptor fd is, 0 for the stack's own process.  Only calls made for
+     * that owner find the socket by it (api.c). */
+    uint32_t *owners;
     size_t capacity;
     size_t open_count;
     size_t lowest_free;       /* no free descriptor below this one */
@@ -223,8 +231,12 @@ struct socket *socket_new_child(struct usock_stack *stack, const struct socket *
 /* True when socket_attach_descriptor would find a descriptor under the
  * limit. */
 bool socket_descriptor_available(const struct usock_stack *stack);
-/* Gives socket the lowest free descriptor; returns it or -EMFILE/-ENOMEM. */
-int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket);
+/* Gives socket the lowest free descriptor (one more, when it has some),
+ * owned by owner; returns it or -EMFILE/-ENOMEM. */
+int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, uint32_t owner);
+/* Takes descriptor fd (of socket) out of the table.  Returns how many
+ * descriptors the socket still has; at 0 the caller releases it. */
+unsigned socket_detach_descriptor(struct usock_stack *stack, struct socket *socket, int fd);
 /* Drops a reference; the last one frees the socket (protocol state must be
  * released already). */
 void socket_put(struct socket *socket);

@@ -14,8 +14,10 @@
  * connect, a blocking recv woken by data from another thread, usock_poll
  * over several descriptors, options, fcntl and ioctl, EBADF for another
  * client's descriptor, descriptors closed when a client exits and when it
- * is killed blocked in recv, ss's owner column, and clients that send
- * garbage, leave replies unread or never speak while another is served.
+ * is killed blocked in recv, ss's owner column, clients that send
+ * garbage, leave replies unread or never speak while another is served,
+ * usock_dup in process and attached, and a fork sharing a listener and a
+ * connection with the child (REMOTE_FORK).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +41,7 @@
 
 #include "check.h"
 #include "control.h"
+#include "remote/client.h"
 #include "remote/protocol.h"
 #include "usock.h"
 
@@ -858,6 +861,147 @@ static void test_garbage_and_stalled_clients_do_not_stall_others(void)
 
 /* ---- attach errors -------------------------------------------------- */
 
+/* ---- dup and fork: one socket, several descriptors ------------------- */
+
+/* dup on stack (the stack's own or an attached handle): the copy works
+ * after the original is closed, and the socket goes with the last one. */
+static void dup_checks(struct usock_stack *stack, uint16_t port)
+{
+    int listener = listener_on(stack, port);
+    int client = connected_to(stack, port);
+    int server = usock_accept(stack, listener, NULL, NULL);
+    CHECK(server >= 0);
+    int copy = usock_dup(stack, server);
+    CHECK(copy >= 0 && copy != server);
+    CHECK_ERRNO(usock_dup(stack, 9999), EBADF);
+    /* file status flags are the socket's, seen through either */
+    CHECK_EQ(usock_fcntl(stack, copy, F_SETFL, O_NONBLOCK), 0);
+    CHECK(usock_fcntl(stack, server, F_GETFL, 0) & O_NONBLOCK);
+    CHECK_EQ(usock_fcntl(stack, server, F_SETFL, 0), 0);
+    CHECK_EQ(usock_close(stack, server), 0);
+    CHECK_ERRNO(usock_send(stack, server, "x", 1, 0), EBADF);
+    CHECK_EQ(usock_send(stack, client, "hello", 5, 0), 5);
+    char buffer[16];
+    CHECK_EQ(usock_recv(stack, copy, buffer, sizeof(buffer), 0), 5);
+    CHECK_EQ(usock_send(stack, copy, "back", 4, 0), 4);
+    CHECK_EQ(usock_recv(stack, client, buffer, sizeof(buffer), 0), 4);
+    CHECK(memcmp(buffer, "back", 4) == 0);
+    /* the last descriptor closed: the peer reads EOF */
+    CHECK_EQ(usock_close(stack, copy), 0);
+    CHECK_EQ(usock_recv(stack, client, buffer, sizeof(buffer), 0), 0);
+    CHECK_EQ(usock_close(stack, client), 0);
+    CHECK_EQ(usock_close(stack, listener), 0);
+}
+
+static void dup_body(const char *path, void *argument)
+{
+    (void)argument;
+    struct usock_stack *stack = attach_retrying(path);
+    dup_checks(stack, 7300);
+    usock_stack_free(stack);
+}
+
+static void test_dup_in_process_and_attached(void)
+{
+    struct world world;
+    world_prepare(&world);
+    pid_t child = spawn(&world, dup_body, NULL);
+    world_start(&world);
+    dup_checks(world.stack, 7310);
+    expect_exit_zero(child);
+    world_finish(&world);
+}
+
+/* The forked child's part: the listener and the accepted connection are
+ * its too.  It answers on the connection its parent accepted (and closed),
+ * accepts the parent's next connection on the shared listener, then
+ * blocks in accept again until killed. */
+static void forked_child(const char *path, struct remote_fork_ticket *ticket, int listener,
+                         int server, int to_parent)
+{
+    int my_listener = -1, my_server = -1;
+    for (size_t i = 0; i < ticket->count; i++) {
+        if (ticket->pairs[2 * i] == listener)
+            my_listener = ticket->pairs[2 * i + 1];
+        if (ticket->pairs[2 * i] == server)
+            my_server = ticket->pairs[2 * i + 1];
+    }
+    CHECK(my_listener >= 0 && my_server >= 0);
+    struct usock_stack *stack = remote_attach_forked(path, ticket->token);
+    CHECK(stack != NULL);
+    /* the ticket is spent */
+    CHECK(remote_attach_forked(path, ticket->token) == NULL);
+    CHECK_EQ(errno, EACCES);
+    char buffer[16];
+    CHECK_EQ(usock_recv(stack, my_server, buffer, sizeof(buffer), 0), 4);
+    CHECK(memcmp(buffer, "ping", 4) == 0);
+    CHECK_EQ(usock_send(stack, my_server, "pong", 4, 0), 4);
+    int second = usock_accept(stack, my_listener, NULL, NULL);
+    CHECK(second >= 0);
+    CHECK_EQ(usock_send(stack, second, "hi", 2, 0), 2);
+    signal_pipe(to_parent, 1);
+    usock_accept(stack, my_listener, NULL, NULL); /* killed in here */
+    _exit(3);
+}
+
+static void fork_body(const char *path, void *argument)
+{
+    (void)argument;
+    struct usock_stack *stack = attach_retrying(path);
+    int listener = listener_on(stack, 7400);
+    int client = connected_to(stack, 7400);
+    int server = usock_accept(stack, listener, NULL, NULL);
+    CHECK(server >= 0);
+    struct remote_fork_ticket ticket;
+    CHECK_EQ(remote_fork_prepare(stack, &ticket), 0);
+    CHECK_EQ(ticket.count, 3);
+    int pipes[2];
+    CHECK_EQ(pipe(pipes), 0);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        alarm(30);
+        remote_stack_abandon(stack);
+        forked_child(path, &ticket, listener, server, pipes[1]);
+    }
+    remote_fork_done(stack, &ticket);
+    /* the parent closes its copy; the child's keeps the connection */
+    CHECK_EQ(usock_close(stack, server), 0);
+    CHECK_EQ(usock_send(stack, client, "ping", 4, 0), 4);
+    char buffer[16];
+    CHECK_EQ(usock_recv(stack, client, buffer, sizeof(buffer), 0), 4);
+    CHECK(memcmp(buffer, "pong", 4) == 0);
+    /* the child accepts this one on the listener they share */
+    int second = connected_to(stack, 7400);
+    CHECK_EQ(usock_recv(stack, second, buffer, sizeof(buffer), 0), 2);
+    CHECK_EQ(wait_pipe(pipes[0]), 1);
+    /* killed while blocked in accept: its copies close, and its accept
+     * must not take the next connection, which is the parent's */
+    usleep(50000);
+    CHECK_EQ(kill(child, SIGKILL), 0);
+    int status;
+    CHECK_EQ(waitpid(child, &status, 0), child);
+    /* the child's was the last descriptor of the first connection: EOF */
+    CHECK_EQ(usock_recv(stack, client, buffer, sizeof(buffer), 0), 0);
+    CHECK_EQ(usock_recv(stack, second, buffer, sizeof(buffer), 0), 0);
+    int third = connected_to(stack, 7400);
+    int accepted = usock_accept(stack, listener, NULL, NULL);
+    CHECK(accepted >= 0);
+    CHECK_EQ(usock_send(stack, third, "mine", 4, 0), 4);
+    CHECK_EQ(usock_recv(stack, accepted, buffer, sizeof(buffer), 0), 4);
+    usock_stack_free(stack);
+}
+
+static void test_fork_shares_sockets_with_the_child(void)
+{
+    struct world world;
+    world_prepare(&world);
+    pid_t child = spawn(&world, fork_body, NULL);
+    world_start(&world);
+    expect_exit_zero(child);
+    world_finish(&world);
+}
+
 static void test_attach_errors(void)
 {
     errno = 0;
@@ -893,6 +1037,8 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_sockets_closed_when_client_exits),
     CHECK_TEST(test_sockets_closed_when_client_killed_blocked_in_recv),
     CHECK_TEST(test_garbage_and_stalled_clients_do_not_stall_others),
+    CHECK_TEST(test_dup_in_process_and_attached),
+    CHECK_TEST(test_fork_shares_sockets_with_the_child),
     CHECK_TEST(test_attach_errors),
 };
 
