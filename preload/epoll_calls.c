@@ -14,7 +14,8 @@
  * EPOLL_SLICE_MS late).  Level-triggered sockets are reported while
  * ready.  An edge-triggered one is reported once for each readiness bit,
  * and the bit is watched again only after a call on the socket would have
- * blocked (EAGAIN from a read, accept or write: socket_calls.c tells
+ * blocked or came back short (EAGAIN from a read, accept or write, or a
+ * read or write of less than asked: socket_calls.c tells
  * epoll_note_would_block), which is when the kernel's EPOLLET would report
  * the next arrival; so a socket that stays readable or writable is not
  * polled for that bit meanwhile, and the wait does not spin on it.

@@ -49,6 +49,39 @@ int fd_map_take(int fd)
     return atomic_exchange_explicit(&slot[fd], 0, memory_order_acq_rel) - 1;
 }
 
+int fd_map_adopt(int fd, int usock_fd)
+{
+    if (fd < 0 || fd >= FD_MAP_SIZE) {
+        errno = EMFILE;
+        return -1;
+    }
+    atomic_store_explicit(&slot[fd], usock_fd + 1, memory_order_release);
+    return fd;
+}
+
+size_t fd_map_rewrite(int (*rewrite)(int usock_fd, void *context), void *context)
+{
+    size_t kept = 0;
+    for (int fd = 0; fd < FD_MAP_SIZE; fd++) {
+        int usock_fd = atomic_load_explicit(&slot[fd], memory_order_relaxed) - 1;
+        if (usock_fd < 0)
+            continue;
+        int now = rewrite(usock_fd, context);
+        atomic_store_explicit(&slot[fd], now < 0 ? 0 : now + 1, memory_order_relaxed);
+        kept += now >= 0;
+    }
+    return kept;
+}
+
+bool fd_map_any(void)
+{
+    for (int fd = 0; fd < FD_MAP_SIZE; fd++) {
+        if (atomic_load_explicit(&slot[fd], memory_order_relaxed) != 0)
+            return true;
+    }
+    return false;
+}
+
 void fd_map_forget_all(void)
 {
     for (int fd = 0; fd < FD_MAP_SIZE; fd++)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "preload.h"
+#include "remote/client.h"
 
 static struct libc_calls calls;
 static pthread_once_t calls_once = PTHREAD_ONCE_INIT;
@@ -68,8 +69,15 @@ static void libc_resolve(void)
     RESOLVE(epoll_ctl);
     RESOLVE(epoll_wait);
     RESOLVE(epoll_pwait);
+    RESOLVE(fork);
+    RESOLVE(sendfile);
+    RESOLVE(sendfile64);
+    RESOLVE(ppoll);
+    RESOLVE(pselect);
     if (!calls.fcntl64)
         calls.fcntl64 = calls.fcntl;
+    if (!calls.sendfile64)
+        memcpy(&calls.sendfile64, &calls.sendfile, sizeof(calls.sendfile));
 }
 
 const struct libc_calls *libc_next(void)
@@ -78,13 +86,28 @@ const struct libc_calls *libc_next(void)
     return &calls;
 }
 
-/* In a forked child: see "Fork" above. */
-static void shim_forget_after_fork(void)
+_Thread_local bool shim_in_fork;
+
+void shim_set_stack(struct usock_stack *stack)
 {
     static const pthread_once_t once_initial = PTHREAD_ONCE_INIT;
+    attached_stack = stack;
+    if (!stack)
+        attach_once = once_initial;
+}
+
+/* In a child forked other than by the shim's fork() (fork_calls.c), which
+ * shares the sockets: the parent's handle is let go of and the sockets it
+ * held are not the child's (a call on one is ENOTSOCK). */
+static void shim_forget_after_fork(void)
+{
+    if (shim_in_fork)
+        return;
+    struct usock_stack *stack = attached_stack;
     fd_map_forget_all();
-    attached_stack = NULL;
-    attach_once = once_initial;
+    shim_set_stack(NULL);
+    if (stack)
+        remote_stack_abandon(stack);
 }
 
 /* Resolves early, while the program is still single-threaded. */

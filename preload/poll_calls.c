@@ -12,13 +12,19 @@
  * thus seen at once, a kernel event up to POLL_SLICE_MS late, and a
  * mixed poll with nothing ready costs two calls (one a round trip to the
  * stack) every POLL_SLICE_MS.  select() is built on poll(); it does not
- * write the time left back into *timeout.
+ * write the time left back into *timeout.  ppoll() and pselect() with a
+ * usock socket in the set are poll() and select() with the signal mask set
+ * around them (see with_mask: not atomic as the kernel's).
  *
  * A blocked usock_poll is not interrupted by a signal (the attach client
  * retries after EINTR), so a poll on usock sockets alone with a long or
  * infinite timeout does not return EINTR when a handler runs.
  */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -217,4 +223,103 @@ int select(int count, fd_set *readable, fd_set *writable, fd_set *exceptional,
         }
     }
     return ready;
+}
+
+/* A timespec as poll()'s milliseconds (rounded up; NULL: -1, for ever). */
+static int timespec_to_ms(const struct timespec *timeout)
+{
+    if (!timeout)
+        return -1;
+    long long ms = (long long)timeout->tv_sec * 1000 + (timeout->tv_nsec + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* ppoll and pselect with usock sockets in the set: the signal mask is set
+ * for the wait and put back after it.  The kernel does both in one step;
+ * here a signal that arrives between them is taken at the restore, after
+ * the wait, instead of cutting it short. */
+static int with_mask(const sigset_t *mask, sigset_t *saved)
+{
+    return mask ? pthread_sigmask(SIG_SETMASK, mask, saved) : 0;
+}
+
+/* True when a usock socket is among fds. */
+static bool poll_has_usock(const struct pollfd *fds, nfds_t count)
+{
+    if (!shim_stack_if_attached())
+        return false;
+    for (nfds_t i = 0; i < count; i++) {
+        if (fd_map_lookup(fds[i].fd) >= 0)
+            return true;
+    }
+    return false;
+}
+
+int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
+          const sigset_t *mask)
+{
+    if (!poll_has_usock(fds, count))
+        return libc_next()->ppoll(fds, count, timeout, mask);
+    if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return -1;
+    }
+    sigset_t saved;
+    int error = with_mask(mask, &saved);
+    if (error) {
+        errno = error;
+        return -1;
+    }
+    int result = poll(fds, count, timespec_to_ms(timeout));
+    int saved_errno = errno;
+    if (mask)
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    errno = saved_errno;
+    return result;
+}
+
+int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
+                const sigset_t *mask, size_t fds_size);
+int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
+                const sigset_t *mask, size_t fds_size)
+{
+    if (fds_size / sizeof(*fds) < count)
+        abort();
+    return ppoll(fds, count, timeout, mask);
+}
+
+int pselect(int count, fd_set *readable, fd_set *writable, fd_set *exceptional,
+            const struct timespec *timeout, const sigset_t *mask)
+{
+    bool mapped = false;
+    if (shim_stack_if_attached() && count > 0 && count <= FD_SETSIZE) {
+        for (int fd = 0; fd < count && !mapped; fd++) {
+            if ((readable && FD_ISSET(fd, readable)) || (writable && FD_ISSET(fd, writable)) ||
+                (exceptional && FD_ISSET(fd, exceptional)))
+                mapped = fd_map_lookup(fd) >= 0;
+        }
+    }
+    if (!mapped)
+        return libc_next()->pselect(count, readable, writable, exceptional, timeout, mask);
+    if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct timeval interval;
+    if (timeout) {
+        interval.tv_sec = timeout->tv_sec;
+        interval.tv_usec = (timeout->tv_nsec + 999) / 1000;
+    }
+    sigset_t saved;
+    int error = with_mask(mask, &saved);
+    if (error) {
+        errno = error;
+        return -1;
+    }
+    int result = select(count, readable, writable, exceptional, timeout ? &interval : NULL);
+    int saved_errno = errno;
+    if (mask)
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    errno = saved_errno;
+    return result;
 }

@@ -16,6 +16,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -64,6 +65,12 @@ struct libc_calls {
     int (*epoll_ctl)(int, int, int, struct epoll_event *);
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+    pid_t (*fork)(void);
+    ssize_t (*sendfile)(int, int, off_t *, size_t);
+    ssize_t (*sendfile64)(int, int, off64_t *, size_t);
+    int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+    int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+                   const sigset_t *);
 };
 
 /* libc's functions; resolved on first use (also before the library's
@@ -93,9 +100,30 @@ int fd_map_reserve(int usock_fd, int close_on_exec);
  * (after unmapping, so its number cannot be reused while still mapped). */
 int fd_map_take(int fd);
 
+/* Maps kernel descriptor fd, which the caller already holds open (a dup of
+ * a reserved one), to usock descriptor usock_fd.  Returns fd, or -1 with
+ * errno EMFILE when fd is past FD_MAP_SIZE. */
+int fd_map_adopt(int fd, int usock_fd);
+
+/* Replaces each mapped usock descriptor u with rewrite(u, context), or
+ * unmaps it when that is negative (the kernel descriptor stays open).
+ * For a forked child, single-threaded.  Returns how many stay mapped. */
+size_t fd_map_rewrite(int (*rewrite)(int usock_fd, void *context), void *context);
+
+/* True when any descriptor is mapped. */
+bool fd_map_any(void);
+
 /* Unmaps every descriptor, leaving the kernel descriptors open (a forked
  * child's copies of its parent's sockets). */
 void fd_map_forget_all(void);
+
+/* libc_next.c: makes stack the attached one (a forked child's own handle;
+ * NULL: none, so the next AF_INET socket attaches anew). */
+void shim_set_stack(struct usock_stack *stack);
+
+/* libc_next.c: true while this thread is inside the shim's fork(), which
+ * handles the child's sockets itself (the atfork handler then leaves them). */
+extern _Thread_local bool shim_in_fork;
 
 /* epoll_calls.c: fd (a kernel descriptor about to be closed) leaves every
  * epoll set the shim keeps: as an epoll instance its set is dropped, as a

@@ -18,9 +18,17 @@
  * descriptor, so close-on-exec means what it says; F_GETFL/F_SETFL
  * (O_NONBLOCK) and ioctl act on the usock socket.
  *
- * Not supported on usock sockets (they fail with EOPNOTSUPP): dup(),
- * dup2()/dup3() from one, fcntl F_DUPFD/F_DUPFD_CLOEXEC.  dup2()/dup3()
- * onto one closes it first, as the kernel would.
+ * dup(), dup2(), dup3() and fcntl F_DUPFD/F_DUPFD_CLOEXEC of a usock
+ * socket duplicate the reserved kernel descriptor (so the new number is
+ * the one the kernel would give) and map it to a new usock descriptor of
+ * the same socket (usock_dup): one socket, released when the last
+ * descriptor for it is closed.  dup2()/dup3() onto one close it first, as
+ * the kernel would.
+ *
+ * sendfile() to a usock socket reads the file into a buffer and sends it
+ * (one copy more than the kernel's); as the kernel's, it moves the file
+ * offset (or *offset) by what was sent, and on a nonblocking socket sends
+ * what fits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +37,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,26 +68,64 @@ static ssize_t sent_or_sigpipe(ssize_t result, int flags)
     return result;
 }
 
-/* A read or accept on fd that would block (EAGAIN) ends the readiness an
- * edge-triggered epoll reported for it (epoll_calls.c); result passes
- * through with errno kept. */
-static ssize_t after_read(int fd, ssize_t result)
+/* Bytes the iovecs of a message hold. */
+static size_t vectors_length(const struct iovec *vectors, size_t count)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++)
+        total += vectors[i].iov_len;
+    return total;
+}
+
+/* A read or accept on fd that would block (EAGAIN), or a read shorter
+ * than asked (wanted bytes; the socket had no more at that moment), ends
+ * the readiness an edge-triggered epoll reported for it (epoll_calls.c):
+ * the next arrival is a new edge, as the kernel reports it.  Programs
+ * such as nginx take a short read as "drained" and wait for that edge
+ * without reading to EAGAIN.  result passes through with errno kept. */
+static ssize_t after_read(int fd, ssize_t result, size_t wanted)
 {
     if (result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         epoll_note_would_block(fd, EPOLLIN | EPOLLRDHUP);
         errno = EAGAIN;
+    } else if (result >= 0 && (size_t)result < wanted) {
+        epoll_note_would_block(fd, EPOLLIN | EPOLLRDHUP);
     }
     return result;
 }
 
-/* The same for a write that would block, and writability. */
-static ssize_t after_write(int fd, ssize_t result)
+/* The same for a write that would block or was cut short, and
+ * writability. */
+static ssize_t after_write(int fd, ssize_t result, size_t wanted)
 {
     if (result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         epoll_note_would_block(fd, EPOLLOUT);
         errno = EAGAIN;
+    } else if (result >= 0 && (size_t)result < wanted) {
+        epoll_note_would_block(fd, EPOLLOUT);
     }
     return result;
+}
+
+/* The end of a dup of a usock socket (usock descriptor usock_fd):
+ * kernel_copy is what libc's dup made of its reserved kernel descriptor (or
+ * -1 with errno), and is mapped to a new usock descriptor of the same
+ * socket.  Returns kernel_copy, or -1 with errno (nothing left open). */
+static int duplicate(int usock_fd, int kernel_copy)
+{
+    if (kernel_copy < 0)
+        return -1;
+    struct usock_stack *stack = shim_stack_if_attached();
+    int copy = usock_dup(stack, usock_fd);
+    if (copy < 0 || fd_map_adopt(kernel_copy, copy) < 0) {
+        int saved_errno = errno;
+        if (copy >= 0)
+            usock_close(stack, copy);
+        libc_next()->close(kernel_copy);
+        errno = saved_errno;
+        return -1;
+    }
+    return kernel_copy;
 }
 
 /* Maps a new usock descriptor to a reserved kernel one, closing the usock
@@ -145,7 +192,7 @@ int accept4(int fd, __SOCKADDR_ARG address, socklen_t *length, int flags)
     struct usock_stack *stack = shim_stack_if_attached();
     int accepted = usock_accept(stack, usock_fd, SOCKADDR_OF(address), length);
     if (accepted < 0)
-        return (int)after_read(fd, -1);
+        return (int)after_read(fd, -1, 0);
     if ((flags & SOCK_NONBLOCK) && usock_fcntl(stack, accepted, F_SETFL, O_NONBLOCK) < 0) {
         int saved_errno = errno;
         usock_close(stack, accepted);
@@ -168,7 +215,7 @@ ssize_t send(int fd, const void *buffer, size_t length, int flags)
     if (usock_fd < 0)
         return libc_next()->send(fd, buffer, length, flags);
     return sent_or_sigpipe(after_write(fd, usock_send(shim_stack_if_attached(), usock_fd, buffer,
-                                                      length, flags)),
+                                                      length, flags), length),
                            flags);
 }
 
@@ -181,7 +228,7 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags,
                                    address_length);
     return sent_or_sigpipe(after_write(fd, usock_sendto(shim_stack_if_attached(), usock_fd, buffer,
                                                         length, flags, SOCKADDR_OF(address),
-                                                        address_length)),
+                                                        address_length), length),
                            flags);
 }
 
@@ -191,7 +238,9 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags)
     if (usock_fd < 0)
         return libc_next()->sendmsg(fd, message, flags);
     return sent_or_sigpipe(
-        after_write(fd, usock_sendmsg(shim_stack_if_attached(), usock_fd, message, flags)), flags);
+        after_write(fd, usock_sendmsg(shim_stack_if_attached(), usock_fd, message, flags),
+                    vectors_length(message->msg_iov, message->msg_iovlen)),
+        flags);
 }
 
 ssize_t recv(int fd, void *buffer, size_t length, int flags)
@@ -199,7 +248,8 @@ ssize_t recv(int fd, void *buffer, size_t length, int flags)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->recv(fd, buffer, length, flags);
-    return after_read(fd, usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, flags));
+    return after_read(fd, usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, flags),
+                      flags & MSG_PEEK ? 0 : length);
 }
 
 ssize_t __recv_chk(int fd, void *buffer, size_t length, size_t buffer_size, int flags)
@@ -217,7 +267,8 @@ ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, __SOCKADDR_ARG 
         return libc_next()->recvfrom(fd, buffer, length, flags, SOCKADDR_OF(address),
                                      address_length);
     return after_read(fd, usock_recvfrom(shim_stack_if_attached(), usock_fd, buffer, length, flags,
-                                         SOCKADDR_OF(address), address_length));
+                                         SOCKADDR_OF(address), address_length),
+                      flags & MSG_PEEK ? 0 : length);
 }
 
 ssize_t __recvfrom_chk(int fd, void *buffer, size_t length, size_t buffer_size, int flags,
@@ -233,7 +284,9 @@ ssize_t recvmsg(int fd, struct msghdr *message, int flags)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->recvmsg(fd, message, flags);
-    return after_read(fd, usock_recvmsg(shim_stack_if_attached(), usock_fd, message, flags));
+    size_t wanted = flags & MSG_PEEK ? 0 : vectors_length(message->msg_iov, message->msg_iovlen);
+    return after_read(fd, usock_recvmsg(shim_stack_if_attached(), usock_fd, message, flags),
+                      wanted);
 }
 
 ssize_t read(int fd, void *buffer, size_t length)
@@ -241,7 +294,8 @@ ssize_t read(int fd, void *buffer, size_t length)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->read(fd, buffer, length);
-    return after_read(fd, usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, 0));
+    return after_read(fd, usock_recv(shim_stack_if_attached(), usock_fd, buffer, length, 0),
+                      length);
 }
 
 ssize_t __read_chk(int fd, void *buffer, size_t length, size_t buffer_size)
@@ -257,7 +311,8 @@ ssize_t write(int fd, const void *buffer, size_t length)
     if (usock_fd < 0)
         return libc_next()->write(fd, buffer, length);
     return sent_or_sigpipe(
-        after_write(fd, usock_send(shim_stack_if_attached(), usock_fd, buffer, length, 0)), 0);
+        after_write(fd, usock_send(shim_stack_if_attached(), usock_fd, buffer, length, 0), length),
+        0);
 }
 
 ssize_t readv(int fd, const struct iovec *vectors, int count)
@@ -265,7 +320,8 @@ ssize_t readv(int fd, const struct iovec *vectors, int count)
     int usock_fd = fd_map_lookup(fd);
     if (usock_fd < 0)
         return libc_next()->readv(fd, vectors, count);
-    return after_read(fd, usock_readv(shim_stack_if_attached(), usock_fd, vectors, count));
+    size_t wanted = count > 0 ? vectors_length(vectors, (size_t)count) : 0;
+    return after_read(fd, usock_readv(shim_stack_if_attached(), usock_fd, vectors, count), wanted);
 }
 
 ssize_t writev(int fd, const struct iovec *vectors, int count)
@@ -274,7 +330,9 @@ ssize_t writev(int fd, const struct iovec *vectors, int count)
     if (usock_fd < 0)
         return libc_next()->writev(fd, vectors, count);
     return sent_or_sigpipe(
-        after_write(fd, usock_writev(shim_stack_if_attached(), usock_fd, vectors, count)), 0);
+        after_write(fd, usock_writev(shim_stack_if_attached(), usock_fd, vectors, count),
+                    count > 0 ? vectors_length(vectors, (size_t)count) : 0),
+        0);
 }
 
 int close(int fd)
@@ -344,8 +402,8 @@ static int fcntl_any(int (*libc_fcntl)(int, int, ...), int fd, int command, void
         return libc_fcntl(fd, command, argument);
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
-        errno = EOPNOTSUPP;
-        return -1;
+        return duplicate(usock_fd,
+                         libc_fcntl(fd, command, (int)(intptr_t)argument));
     default:
         return usock_fcntl(shim_stack_if_attached(), usock_fd, command,
                            (int)(intptr_t)argument);
@@ -384,34 +442,30 @@ int ioctl(int fd, unsigned long request, ...)
 
 int dup(int fd)
 {
-    if (fd_map_lookup(fd) < 0)
+    int usock_fd = fd_map_lookup(fd);
+    if (usock_fd < 0)
         return libc_next()->dup(fd);
-    errno = EOPNOTSUPP;
-    return -1;
+    return duplicate(usock_fd, libc_next()->dup(fd));
 }
 
 /* Before old is duplicated onto new: a usock socket new stood for is
- * closed, as the kernel closes what new was.  Returns 0, or -1 with errno
- * EOPNOTSUPP when old is a usock socket (and new is not old). */
-static int dup_onto_prepare(int old_fd, int new_fd)
+ * closed, as the kernel closes what new was. */
+static void dup_onto_prepare(int new_fd)
 {
-    if (fd_map_lookup(old_fd) >= 0) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
     int replaced = fd_map_take(new_fd);
     if (replaced >= 0)
         usock_close(shim_stack_if_attached(), replaced);
-    return 0;
 }
 
 int dup2(int old_fd, int new_fd)
 {
-    if (old_fd == new_fd && fd_map_lookup(old_fd) >= 0)
-        return new_fd;
-    if (dup_onto_prepare(old_fd, new_fd) < 0)
-        return -1;
-    return libc_next()->dup2(old_fd, new_fd);
+    int usock_fd = fd_map_lookup(old_fd);
+    if (old_fd == new_fd) /* nothing changes, if old_fd is open */
+        return usock_fd >= 0 ? new_fd : libc_next()->dup2(old_fd, new_fd);
+    dup_onto_prepare(new_fd);
+    if (usock_fd < 0)
+        return libc_next()->dup2(old_fd, new_fd);
+    return duplicate(usock_fd, libc_next()->dup2(old_fd, new_fd));
 }
 
 int dup3(int old_fd, int new_fd, int flags)
@@ -420,7 +474,93 @@ int dup3(int old_fd, int new_fd, int flags)
         errno = EINVAL;
         return -1;
     }
-    if (dup_onto_prepare(old_fd, new_fd) < 0)
+    int usock_fd = fd_map_lookup(old_fd);
+    dup_onto_prepare(new_fd);
+    if (usock_fd < 0)
+        return libc_next()->dup3(old_fd, new_fd, flags);
+    return duplicate(usock_fd, libc_next()->dup3(old_fd, new_fd, flags));
+}
+
+/* ---- sendfile ---- */
+
+/* Bytes sendfile() reads from the file at a time. */
+#define SENDFILE_CHUNK 65536
+
+/* sendfile to usock socket usock_fd (fd) from kernel descriptor in_fd:
+ * offset NULL reads at and moves in_fd's file offset; else reads at
+ * *offset and moves that.  Returns bytes sent or -1 with errno. */
+static ssize_t sendfile_to_usock(int fd, int usock_fd, int in_fd, off_t *offset, size_t count)
+{
+    struct usock_stack *stack = shim_stack_if_attached();
+    uint8_t *buffer = malloc(SENDFILE_CHUNK);
+    if (!buffer) {
+        errno = ENOMEM;
         return -1;
-    return libc_next()->dup3(old_fd, new_fd, flags);
+    }
+    off_t position = offset ? *offset : 0;
+    size_t total = 0;
+    int error = 0;
+    while (total < count) {
+        size_t want = count - total < SENDFILE_CHUNK ? count - total : SENDFILE_CHUNK;
+        ssize_t got = offset ? pread(in_fd, buffer, want, position) : libc_next()->read(in_fd, buffer, want);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            error = got < 0 ? errno : 0;
+            break;
+        }
+        size_t sent = 0;
+        while (sent < (size_t)got) {
+            ssize_t now = usock_send(stack, usock_fd, buffer + sent, (size_t)got - sent,
+                                     MSG_NOSIGNAL);
+            if (now < 0) {
+                error = errno;
+                break;
+            }
+            sent += (size_t)now;
+        }
+        position += (off_t)sent;
+        total += sent;
+        if (sent < (size_t)got) {
+            /* What was read but not sent goes back to the file. */
+            if (!offset)
+                lseek(in_fd, -(off_t)((size_t)got - sent), SEEK_CUR);
+            break;
+        }
+    }
+    free(buffer);
+    if (offset)
+        *offset = position;
+    if (total > 0)
+        return after_write(fd, (ssize_t)total, count);
+    if (error) {
+        errno = error;
+        after_write(fd, -1, 0);
+        return sent_or_sigpipe(-1, 0);
+    }
+    return 0;
+}
+
+ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    int usock_fd = fd_map_lookup(out_fd);
+    if (fd_map_lookup(in_fd) >= 0) {
+        errno = EINVAL; /* as the kernel says for a socket to read from */
+        return -1;
+    }
+    if (usock_fd < 0)
+        return libc_next()->sendfile(out_fd, in_fd, offset, count);
+    return sendfile_to_usock(out_fd, usock_fd, in_fd, offset, count);
+}
+
+ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)
+{
+    int usock_fd = fd_map_lookup(out_fd);
+    if (fd_map_lookup(in_fd) >= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (usock_fd < 0)
+        return libc_next()->sendfile64(out_fd, in_fd, offset, count);
+    return sendfile_to_usock(out_fd, usock_fd, in_fd, (off_t *)offset, count);
 }
