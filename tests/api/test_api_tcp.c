@@ -1421,6 +1421,33 @@ API_TEST(tcp_nodelay)
     close_pair(api, pair);
 }
 
+API_TEST(tcp_cork)
+{
+    int fd = tcp_socket(api);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_TCP, TCP_CORK), 0);
+    set_int_option(api, fd, IPPROTO_TCP, TCP_CORK, 5);
+    CHECK_EQ(get_int_option(api, fd, IPPROTO_TCP, TCP_CORK), 1);
+    CHECK_EQ(api->close(fd), 0);
+
+    /* Corked, a partial segment waits (nothing in flight, where Nagle
+     * would have sent it); uncorking sends it. */
+    struct pair pair = open_pair(api);
+    set_int_option(api, pair.client, IPPROTO_TCP, TCP_CORK, 1);
+    send_all(api, pair.client, "head", 4);
+    send_all(api, pair.client, "er", 2);
+    sleep_ms(50);
+    char buffer[16];
+    CHECK_ERRNO(api->recv(pair.server, buffer, sizeof(buffer), MSG_DONTWAIT), EAGAIN);
+    set_int_option(api, pair.client, IPPROTO_TCP, TCP_CORK, 0);
+    expect_bytes(api, pair.server, "header", 6);
+    /* A FIN takes corked data along. */
+    set_int_option(api, pair.client, IPPROTO_TCP, TCP_CORK, 1);
+    send_all(api, pair.client, "tail", 4);
+    CHECK_EQ(api->shutdown(pair.client, SHUT_WR), 0);
+    expect_bytes(api, pair.server, "tail", 4);
+    close_pair(api, pair);
+}
+
 API_TEST(tcp_maxseg)
 {
     int fd = tcp_socket(api);
@@ -1952,6 +1979,7 @@ static const struct check_test tests[] = {
     API_ENTRIES(poll_waits_for_data),
     API_ENTRIES(full_send_buffer_is_not_writable),
     API_ENTRIES(tcp_nodelay),
+    API_ENTRIES(tcp_cork),
     API_ENTRIES(tcp_maxseg),
     API_ENTRIES(tcp_maxseg_of_unrestricted_loopback_connection_is_large),
     API_ENTRIES(so_keepalive_and_tcp_keepalive_parameters),
