@@ -73,6 +73,15 @@ size_t fd_map_rewrite(int (*rewrite)(int usock_fd, void *context), void *context
     return kept;
 }
 
+void fd_map_each(void (*visit)(int fd, int usock_fd, void *context), void *context)
+{
+    for (int fd = 0; fd < FD_MAP_SIZE; fd++) {
+        int usock_fd = atomic_load_explicit(&slot[fd], memory_order_acquire) - 1;
+        if (usock_fd >= 0)
+            visit(fd, usock_fd, context);
+    }
+}
+
 bool fd_map_any(void)
 {
     for (int fd = 0; fd < FD_MAP_SIZE; fd++) {

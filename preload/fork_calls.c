@@ -34,7 +34,6 @@
 
 #include "preload.h"
 #include "remote/client.h"
-#include "stack.h"
 
 /* Orders pairs by the parent's descriptor. */
 static int pair_compare(const void *left, const void *right)
@@ -54,22 +53,11 @@ static int child_descriptor(int parent_fd, void *context)
     return pair ? pair[1] : -1;
 }
 
-/* Prints one line to stderr (no stdio: it may be locked in a forked child). */
-static void shim_say(const char *what, int error)
-{
-    char message[256];
-    int length = snprintf(message, sizeof(message), "usock-preload: %s: %s\n", what,
-                          strerror(error));
-    if (length > 0)
-        libc_next()->write(2, message,
-                           (size_t)length < sizeof(message) ? (size_t)length : sizeof(message) - 1);
-}
-
 /* In the child: takes over its share of the sockets (see the top). */
 static void child_take_over(struct usock_stack *parent_stack, struct remote_fork_ticket *ticket)
 {
-    char path[sizeof(parent_stack->name)];
-    snprintf(path, sizeof(path), "%s", parent_stack->name);
+    char path[108];
+    snprintf(path, sizeof(path), "%s", remote_path(parent_stack));
     remote_stack_abandon(parent_stack);
     struct usock_stack *stack = remote_attach_forked(path, ticket->token);
     if (!stack) {
@@ -87,7 +75,7 @@ static void child_take_over(struct usock_stack *parent_stack, struct remote_fork
 pid_t fork(void)
 {
     struct usock_stack *stack = shim_stack_if_attached();
-    if (!stack || !fd_map_any())
+    if (!stack || !shim_attached_here() || !fd_map_any())
         return libc_next()->fork();
     struct remote_fork_ticket ticket;
     if (remote_fork_prepare(stack, &ticket) < 0)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "preload.h"
 #include "remote/client.h"
@@ -70,6 +71,9 @@ static void libc_resolve(void)
     RESOLVE(epoll_wait);
     RESOLVE(epoll_pwait);
     RESOLVE(fork);
+    RESOLVE(execve);
+    RESOLVE(execvpe);
+    RESOLVE(fexecve);
     RESOLVE(sendfile);
     RESOLVE(sendfile64);
     RESOLVE(ppoll);
@@ -87,13 +91,32 @@ const struct libc_calls *libc_next(void)
 }
 
 _Thread_local bool shim_in_fork;
+/* The process that attached attached_stack (a vfork child runs in its
+ * parent's memory, with another process id). */
+static pid_t attached_pid;
 
 void shim_set_stack(struct usock_stack *stack)
 {
     static const pthread_once_t once_initial = PTHREAD_ONCE_INIT;
     attached_stack = stack;
+    attached_pid = stack ? getpid() : 0;
     if (!stack)
         attach_once = once_initial;
+}
+
+bool shim_attached_here(void)
+{
+    return attached_stack && attached_pid == getpid();
+}
+
+void shim_say(const char *what, int error)
+{
+    char message[256];
+    int length = snprintf(message, sizeof(message), "usock-preload: %s: %s\n", what,
+                          strerror(error));
+    if (length > 0)
+        libc_next()->write(2, message,
+                           (size_t)length < sizeof(message) ? (size_t)length : sizeof(message) - 1);
 }
 
 /* In a child forked other than by the shim's fork() (fork_calls.c), which
@@ -110,31 +133,39 @@ static void shim_forget_after_fork(void)
         remote_stack_abandon(stack);
 }
 
-/* Resolves early, while the program is still single-threaded. */
+/* Resolves early, while the program is still single-threaded; a program
+ * exec'd with usock sockets (exec_calls.c) takes them over before main. */
 __attribute__((constructor)) static void libc_next_init(void)
 {
     libc_next();
     pthread_atfork(NULL, NULL, shim_forget_after_fork);
+    if (getenv(EXEC_INHERIT_VARIABLE))
+        shim_stack();
 }
 
 static void shim_attach(void)
 {
-    const char *name = getenv("USOCK_NAME");
-    if (!name || !*name)
-        name = "usock";
     int saved_errno = errno;
-    struct usock_stack *stack = usock_attach(name);
-    if (!stack) {
-        char message[256];
-        int length = snprintf(message, sizeof(message),
-                              "usock-preload: cannot attach to stack '%s': %s\n", name,
-                              strerror(errno));
-        if (length > 0)
-            libc_next()->write(2, message, (size_t)length < sizeof(message) ? (size_t)length
-                                                                           : sizeof(message) - 1);
+    struct usock_stack *stack;
+    const char *inherited = getenv(EXEC_INHERIT_VARIABLE);
+    if (inherited) {
+        stack = exec_take_over(inherited);
+        unsetenv(EXEC_INHERIT_VARIABLE); /* not for this program's children */
+    } else {
+        const char *name = getenv("USOCK_NAME");
+        if (!name || !*name)
+            name = "usock";
+        stack = usock_attach(name);
+        if (!stack) {
+            char what[128];
+            snprintf(what, sizeof(what), "cannot attach to stack '%s'", name);
+            shim_say(what, errno);
+        }
     }
     errno = saved_errno;
+    /* Not shim_set_stack: that resets attach_once, which is running. */
     attached_stack = stack;
+    attached_pid = getpid();
 }
 
 struct usock_stack *shim_stack(void)

@@ -66,6 +66,9 @@ struct libc_calls {
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
     pid_t (*fork)(void);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
     ssize_t (*sendfile)(int, int, off_t *, size_t);
     ssize_t (*sendfile64)(int, int, off64_t *, size_t);
     int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
@@ -120,6 +123,24 @@ void fd_map_forget_all(void);
 /* libc_next.c: makes stack the attached one (a forked child's own handle;
  * NULL: none, so the next AF_INET socket attaches anew). */
 void shim_set_stack(struct usock_stack *stack);
+
+/* libc_next.c: true when a stack is attached and by this process (not by
+ * the parent whose memory a vfork child runs in). */
+bool shim_attached_here(void);
+
+/* libc_next.c: prints "usock-preload: WHAT: strerror(error)" to stderr in
+ * one write (no stdio: it may be locked in a forked child). */
+void shim_say(const char *what, int error);
+
+/* exec_calls.c: the environment variable that hands usock sockets to the
+ * program an exec starts, and the takeover the new program's shim does
+ * with its value (attaches, maps the sockets; NULL when that fails, after
+ * saying why). */
+#define EXEC_INHERIT_VARIABLE "USOCK_INHERIT"
+struct usock_stack *exec_take_over(const char *value);
+
+/* fd_map.c: calls visit(fd, usock_fd, context) for each mapped descriptor. */
+void fd_map_each(void (*visit)(int fd, int usock_fd, void *context), void *context);
 
 /* libc_next.c: true while this thread is inside the shim's fork(), which
  * handles the child's sockets itself (the atfork handler then leaves them). */

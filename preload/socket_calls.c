@@ -15,7 +15,8 @@
  * Semantics kept from the kernel: write(), send() without MSG_NOSIGNAL and
  * the like raise SIGPIPE when they fail with EPIPE (the remote stack never
  * signals this process).  F_GETFD/F_SETFD act on the reserved kernel
- * descriptor, so close-on-exec means what it says; F_GETFL/F_SETFL
+ * descriptor (so do ioctl FIOCLEX/FIONCLEX), so close-on-exec means what
+ * it says; F_GETFL/F_SETFL
  * (O_NONBLOCK) and ioctl act on the usock socket.
  *
  * dup(), dup2(), dup3() and fcntl F_DUPFD/F_DUPFD_CLOEXEC of a usock
@@ -435,7 +436,8 @@ int ioctl(int fd, unsigned long request, ...)
     void *argument = va_arg(arguments, void *);
     va_end(arguments);
     int usock_fd = fd_map_lookup(fd);
-    if (usock_fd < 0)
+    /* close-on-exec belongs to the reserved kernel descriptor */
+    if (usock_fd < 0 || request == FIOCLEX || request == FIONCLEX)
         return libc_next()->ioctl(fd, request, argument);
     return usock_ioctl(shim_stack_if_attached(), usock_fd, request, argument);
 }

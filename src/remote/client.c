@@ -421,6 +421,11 @@ void remote_fork_done(struct usock_stack *stack, struct remote_fork_ticket *tick
     ticket->count = 0;
 }
 
+const char *remote_path(const struct usock_stack *stack)
+{
+    return stack->remote->path;
+}
+
 void remote_stack_abandon(struct usock_stack *stack)
 {
     /* Single-threaded now, and the parent's fork left the lock held: the

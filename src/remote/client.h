@@ -74,6 +74,9 @@ int remote_fork_prepare(struct usock_stack *stack, struct remote_fork_ticket *ti
  * descriptors after REMOTE_FORK_CLAIM_S. */
 void remote_fork_done(struct usock_stack *stack, struct remote_fork_ticket *ticket);
 
+/* The sockets-API endpoint an attached handle talks to (the handle's). */
+const char *remote_path(const struct usock_stack *stack);
+
 /* In the child: lets go of the parent's attached handle without a word to
  * the stack (the parent still uses the same connections): closes this
  * process's copies of the connections and frees the handle. */
