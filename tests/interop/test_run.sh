@@ -20,6 +20,13 @@
 #   8. redis-server, run on usock, answers a kernel redis-benchmark (SET
 #      and GET) and redis-cli; redis-benchmark, run on usock, drives a
 #      kernel redis-server.  Their figures are printed, not judged.
+#   9. nginx, run on usock as it ships (a master process forking two
+#      workers that share its listening socket, sendfile, tcp_nopush),
+#      serves kernel curl a small page and the 1 MB page intact and kernel
+#      wrk (its figures printed); usock ss -l shows the listener once;
+#  10. a python3 server on usock accepts a connection and execs a new
+#      python3 with the connection's descriptor, which answers the kernel
+#      client on it: a socket that is not close-on-exec survives exec.
 #
 #   kernel 198.18.0.1/24 --usk0 (TAP)-- usock up 198.18.0.2/24 --name run
 #                                          ^ $USOCK_RUNDIR/run.api
@@ -54,6 +61,17 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/d
     need redis-benchmark redis-tools
     [ -z "${REMOVE_POLICY:-}" ] || rm -f /usr/sbin/policy-rc.d
 fi
+if ! command -v nginx >/dev/null 2>&1; then
+    # The same for nginx's service.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        REMOVE_NGINX_POLICY=1
+    fi
+    need nginx nginx
+    [ -z "${REMOVE_NGINX_POLICY:-}" ] || rm -f /usr/sbin/policy-rc.d
+fi
+need wrk wrk
 need sha256sum coreutils
 [ -x /usr/bin/python3 ] || need python3 python3
 
@@ -242,6 +260,85 @@ step cat "$WORK/redis-usock-client.csv"
 grep -q '^"GET"' "$WORK/redis-usock-client.csv" || fail "redis-benchmark on usock printed no GET figure"
 [ "$(counter run TcpActiveOpens)" -ge $((OPENS_BEFORE + 10)) ] ||
     fail "redis-benchmark's connections did not go over the stack"
+
+say "9. nginx on usock (master process, two workers, sendfile) serves kernel curl and wrk"
+must mkdir "$WORK/nginx"
+echo "hello from nginx on usock" >"$WORK/www/index.html"
+cat >"$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log info;
+events { worker_connections 256; }
+http {
+    access_log $WORK/nginx/access.log;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    server { listen 198.18.0.2:8081; root $WORK/www; }
+}
+CONF
+start usock-nginx ip netns exec "$NS" usock run --name run -- nginx -c "$WORK/nginx/nginx.conf"
+NGINX_PID=$LAST_PID
+nginx_workers() {
+    [ "$(grep -c "start worker process" "$WORK/nginx/error.log" 2>/dev/null)" -ge 2 ]
+}
+nginx_listening() {
+    usock ss -t -l -p --name run | grep -q "198.18.0.2:8081"
+}
+wait_until 10 "nginx to start two workers" nginx_workers
+wait_until 10 "usock ss to show nginx's listener on 8081" nginx_listening
+step usock ss -t -l -p --name run
+[ "$(usock ss -t -l --name run | grep -c "198.18.0.2:8081")" -eq 1 ] ||
+    fail "usock ss -l shows nginx's one listening socket more than once"
+step timeout 10 ip netns exec "$NS" curl -sS -o "$WORK/index.nginx" http://198.18.0.2:8081/index.html ||
+    fail "kernel curl to nginx on usock exited $?"
+same "$WORK/www/index.html" "$WORK/index.nginx"
+step timeout 10 ip netns exec "$NS" curl -sS -o "$WORK/page.nginx" http://198.18.0.2:8081/page ||
+    fail "kernel curl of the 1 MB page from nginx on usock exited $?"
+same "$WORK/www/page" "$WORK/page.nginx"
+step timeout 30 ip netns exec "$NS" wrk -t 2 -c 10 -d 2s http://198.18.0.2:8081/index.html \
+    >"$WORK/wrk.out" || fail "kernel wrk against nginx on usock exited $?"
+step cat "$WORK/wrk.out"
+requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
+[ -n "$requests" ] && [ "$requests" -ge 100 ] ||
+    fail "wrk finished only ${requests:-no} requests against nginx on usock in 2 s"
+if grep -q '\[alert\]\|\[crit\]\|\[emerg\]' "$WORK/nginx/error.log"; then
+    fail "nginx on usock logged alerts: $(grep -m 3 '\[alert\]\|\[crit\]\|\[emerg\]' "$WORK/nginx/error.log")"
+fi
+step kill -QUIT "$NGINX_PID"
+wait_exit "$NGINX_PID" "nginx on usock" 10
+
+say "10. a python3 server on usock execs a new program that answers on the accepted socket"
+cat >"$WORK/exec.py" <<'PY'
+import os, socket
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("198.18.0.2", 9000))
+listener.listen(4)
+print("listening", flush=True)
+connection, peer = listener.accept()
+os.set_inheritable(connection.fileno(), True)
+answer = ("import socket, sys\n"
+          "s = socket.socket(fileno=int(sys.argv[1]))\n"
+          "s.sendall(b'after exec: ' + s.recv(100))\n"
+          "s.close()\n")
+os.execv("/usr/bin/python3", ["python3", "-c", answer, str(connection.fileno())])
+PY
+start usock-exec ip netns exec "$NS" usock run --name run -- /usr/bin/python3 "$WORK/exec.py"
+EXEC_PID=$LAST_PID
+wait_for_log usock-exec "listening"
+step bash -c "echo hello | timeout 10 ip netns exec $NS nc -N 198.18.0.2 9000 >$WORK/exec.reply" ||
+    fail "the kernel nc to the exec'ing server exited $?"
+step cat "$WORK/exec.reply"
+[ "$(cat "$WORK/exec.reply")" = "after exec: hello" ] ||
+    fail "the program exec'd on usock did not answer on the socket it was handed"
+wait_exit "$EXEC_PID" "the program exec'd on usock" 10
 
 usock_stop "$USOCK_PID" run
 pass
