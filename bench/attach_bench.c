@@ -9,8 +9,9 @@
  * itself, and in a forked child attached to it.  Each measures, for about
  * a second each:
  *   - 1-byte round trip: send one byte to echo, receive it back;
- *   - small sends: 64-byte send() calls into discard (calls per second);
- *   - bulk: 64 KiB send() calls into discard (MB/s);
+ *   - small sends: 64-byte send() calls into discard (calls per second,
+ *     timed until discard has read every byte);
+ *   - bulk: 64 KiB send() calls into discard (MB/s, timed the same way);
  *   - bulk receive: the echo of 64 KiB writes read back (MB/s both ways).
  * Figures are printed side by side as a table (--json: one object).  It
  * prints what it could measure and never fails; a figure it could not
@@ -151,7 +152,9 @@ static double measure_round_trip(struct usock_stack *stack, double seconds)
     return elapsed / (double)count * 1e6;
 }
 
-/* Sends size-byte writes into discard for the given time; returns writes
+/* Sends size-byte writes into discard for the given time, then waits for
+ * discard to have read them all (it closes after our FIN), so the figure
+ * counts bytes delivered, not bytes left in buffers; returns writes
  * per second, and the bytes per second in *bytes_per_second. */
 static double measure_sends(struct usock_stack *stack, size_t size, double seconds,
                             double *bytes_per_second)
@@ -170,6 +173,10 @@ static double measure_sends(struct usock_stack *stack, size_t size, double secon
                 goto out;
         elapsed = now_seconds() - started;
     }
+    usock_shutdown(stack, fd, SHUT_WR);
+    while (usock_recv(stack, fd, buffer, size, 0) > 0)
+        ;
+    elapsed = now_seconds() - started;
 out:
     usock_close(stack, fd);
     free(buffer);

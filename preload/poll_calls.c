@@ -255,6 +255,10 @@ static bool poll_has_usock(const struct pollfd *fds, nfds_t count)
     return false;
 }
 
+/* glibc declares ppoll's entries write-only (access attribute), but the
+ * events in them are read, as the kernel reads them. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
           const sigset_t *mask)
 {
@@ -277,6 +281,8 @@ int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
     errno = saved_errno;
     return result;
 }
+
+#pragma GCC diagnostic pop
 
 int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
                 const sigset_t *mask, size_t fds_size);

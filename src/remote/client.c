@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "remote/client.h"
+#include "remote/gather.h"
 #include "remote/protocol.h"
 #include "stack.h"
 
@@ -83,6 +84,7 @@ struct remote_client {
     struct remote_connection *idle;
     struct remote_connection *all; /* every open connection, idle or in a call */
     unsigned open;               /* connections open or being opened */
+    struct gather *gather;       /* small sends gathered (gather.c); NULL: none */
 };
 
 static int fail(int error)
@@ -294,6 +296,43 @@ static int64_t client_call(struct remote_client *client, struct remote_request *
     return reply->result;
 }
 
+int64_t remote_call(struct remote_client *client, struct remote_request *request,
+                    const void *value, struct remote_reply *reply, void *reply_value,
+                    size_t reply_room)
+{
+    return client_call(client, request, value, reply, reply_value, reply_room);
+}
+
+int64_t remote_call_passing(struct remote_client *client, struct remote_request *request,
+                            int descriptor, struct remote_reply *reply)
+{
+    int error;
+    struct remote_connection *connection = client_take(client, &error);
+    if (!connection)
+        return -error;
+    union {
+        struct cmsghdr header;
+        uint8_t bytes[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct iovec out = {request, sizeof(*request)};
+    struct msghdr message = {.msg_iov = &out, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof(control)};
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
+    ssize_t sent;
+    do
+        sent = sendmsg(connection->fd, &message, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    struct iovec in[1] = {{reply, sizeof(*reply)}};
+    ssize_t got = sent < 0 ? -EIO : connection_receive(connection, in, 1);
+    client_give(client, connection, got < 0);
+    return got < 0 ? got : reply->result;
+}
+
 static int finish(int64_t result)
 {
     return result < 0 ? fail((int)-result) : (int)result;
@@ -340,6 +379,7 @@ static struct usock_stack *attach(const char *path, enum hello_kind kind, const 
     client->idle = first;
     client_list_open(client, first);
     client->open = 1;
+    client->gather = gather_new(client);
     stack->remote = client;
     stack->clock = usock_monotonic_ns;
     snprintf(stack->name, sizeof(stack->name), "%s", path);
@@ -375,6 +415,7 @@ struct usock_stack *usock_attach(const char *name)
 
 void remote_client_close(struct remote_client *client)
 {
+    gather_free(client->gather);
     while (client->all) {
         struct remote_connection *connection = client->all;
         client_list_close(connection);
@@ -390,6 +431,10 @@ void remote_client_close(struct remote_client *client)
 int remote_fork_prepare(struct usock_stack *stack, struct remote_fork_ticket *ticket)
 {
     struct remote_client *client = stack->remote;
+    /* What was gathered goes now, by this process; the sockets become
+     * shared, so nothing more is gathered for them on stale room. */
+    if (client->gather)
+        gather_flush(client->gather, -1, true);
     size_t room = REMOTE_TOKEN_SIZE + REMOTE_FORK_MAX * 2 * sizeof(int32_t);
     uint8_t *answer = malloc(room);
     if (!answer)
@@ -431,6 +476,7 @@ void remote_stack_abandon(struct usock_stack *stack)
     /* Single-threaded now, and the parent's fork left the lock held: the
      * lists are whole, and nothing else will touch them. */
     struct remote_client *client = stack->remote;
+    gather_abandon(client->gather);
     while (client->all) {
         struct remote_connection *connection = client->all;
         client_list_close(connection);
@@ -443,18 +489,36 @@ void remote_stack_abandon(struct usock_stack *stack)
 
 /* ---- the calls ------------------------------------------------------ */
 
+/* Before a call on fd (fd < 0: on any) that must come after what was
+ * gathered for it; with forget_room, nothing more is gathered for fd
+ * until a send says there is room (the call may change that). */
+static void before_call(struct remote_client *client, int fd, bool forget_room)
+{
+    if (client->gather)
+        gather_flush(client->gather, fd, forget_room);
+}
+
+/* A call made descriptor fd (when it is one): nothing is known of it. */
+static int new_descriptor(struct remote_client *client, int fd)
+{
+    if (fd >= 0 && client->gather)
+        gather_forget(client->gather, fd);
+    return fd;
+}
+
 int remote_socket(struct remote_client *client, int domain, int type, int protocol)
 {
     struct remote_request request = {.operation = REMOTE_SOCKET,
                                      .arguments = {domain, type, protocol}};
     struct remote_reply reply;
-    return finish(client_call(client, &request, NULL, &reply, NULL, 0));
+    return new_descriptor(client, finish(client_call(client, &request, NULL, &reply, NULL, 0)));
 }
 
 /* close, listen, shutdown, fcntl: a descriptor and two integers. */
 static int remote_simple(struct remote_client *client, enum remote_operation operation, int fd,
                          int first, int second)
 {
+    before_call(client, fd, operation != REMOTE_FCNTL && operation != REMOTE_LISTEN);
     struct remote_request request = {.operation = operation, .fd = fd,
                                      .arguments = {first, second}};
     struct remote_reply reply;
@@ -463,7 +527,9 @@ static int remote_simple(struct remote_client *client, enum remote_operation ope
 
 int remote_close(struct remote_client *client, int fd)
 {
-    return remote_simple(client, REMOTE_CLOSE, fd, 0, 0);
+    int result = remote_simple(client, REMOTE_CLOSE, fd, 0, 0);
+    new_descriptor(client, fd); /* its number is free for the next */
+    return result;
 }
 
 int remote_listen(struct remote_client *client, int fd, int backlog)
@@ -483,7 +549,7 @@ int remote_fcntl(struct remote_client *client, int fd, int command, int argument
 
 int remote_dup(struct remote_client *client, int fd)
 {
-    return remote_simple(client, REMOTE_DUP, fd, 0, 0);
+    return new_descriptor(client, remote_simple(client, REMOTE_DUP, fd, 0, 0));
 }
 
 /* bind, connect: an address in.  One longer than a sockaddr_storage is
@@ -493,6 +559,7 @@ static int remote_address_in(struct remote_client *client, enum remote_operation
 {
     if (length > REMOTE_ADDRESS_MAX)
         return fail(EINVAL);
+    before_call(client, fd, true);
     struct remote_request request = {.operation = operation, .fd = fd,
                                      .address_present = address != NULL,
                                      .address_length = length};
@@ -521,6 +588,7 @@ static int remote_address_out(struct remote_client *client, enum remote_operatio
 {
     bool present = address && length;
     socklen_t room = present ? *length : 0;
+    before_call(client, fd, false);
     struct remote_request request = {
         .operation = operation, .fd = fd, .address_present = present,
         .address_length = room > REMOTE_ADDRESS_MAX ? REMOTE_ADDRESS_MAX : room};
@@ -538,7 +606,7 @@ static int remote_address_out(struct remote_client *client, enum remote_operatio
 int remote_accept(struct remote_client *client, int fd, struct sockaddr *address,
                   socklen_t *length)
 {
-    return remote_address_out(client, REMOTE_ACCEPT, fd, address, length);
+    return new_descriptor(client, remote_address_out(client, REMOTE_ACCEPT, fd, address, length));
 }
 
 int remote_getsockname(struct remote_client *client, int fd, struct sockaddr *address,
@@ -558,6 +626,7 @@ int remote_setsockopt(struct remote_client *client, int fd, int level, int name,
 {
     /* Options read at most REMOTE_OPTION_MAX bytes (the largest, a
      * multicast source filter, is far below it). */
+    before_call(client, fd, true);
     struct remote_request request = {
         .operation = REMOTE_SETSOCKOPT, .fd = fd, .arguments = {level, name},
         .value_present = value != NULL,
@@ -571,6 +640,7 @@ int remote_getsockopt(struct remote_client *client, int fd, int level, int name,
 {
     bool present = value && length;
     int32_t room = present ? (int32_t)*length : 0;
+    before_call(client, fd, false);
     struct remote_request request = {.operation = REMOTE_GETSOCKOPT, .fd = fd,
                                      .arguments = {level, name, room},
                                      .value_present = present};
@@ -592,6 +662,7 @@ int remote_ioctl(struct remote_client *client, int fd, unsigned long request_cod
 {
     if (request_code > UINT32_MAX)
         return fail(ENOTTY);
+    before_call(client, fd, false);
     int value = (request_code == FIONBIO && argument) ? *(const int *)argument : 0;
     struct remote_request request = {.operation = REMOTE_IOCTL, .fd = fd,
                                      .arguments = {(int32_t)(uint32_t)request_code, value},
@@ -609,6 +680,7 @@ int remote_poll(struct remote_client *client, struct pollfd *fds, nfds_t count, 
         return fail(EINVAL);
     if (count > 0 && !fds)
         return fail(EFAULT);
+    before_call(client, -1, false);
     int error;
     struct remote_connection *connection = client_take(client, &error);
     if (!connection)
@@ -722,11 +794,19 @@ ssize_t remote_sendmsg(struct remote_client *client, int fd, const struct msghdr
     ssize_t total = vectors_total(message);
     if (total < 0)
         return fail(EINVAL);
+    if (client->gather) {
+        ssize_t taken = gather_send(client->gather, fd, message, flags, (size_t)total);
+        if (taken > 0)
+            return taken;
+        if (taken < 0)
+            return fail((int)-taken);
+    }
     struct remote_connection *connection = client_take(client, &error);
     if (!connection)
         return fail(error);
     size_t done = 0;
     int64_t result = 0;
+    int32_t send_room = -1;
     bool broken = false;
     do {
         size_t chunk = (size_t)total - done;
@@ -766,10 +846,13 @@ ssize_t remote_sendmsg(struct remote_client *client, int fd, const struct msghdr
         if (result < 0)
             break;
         done += (size_t)result;
+        send_room = reply.send_room;
         if ((size_t)result < chunk)
             break;
     } while (done < (size_t)total);
     client_give(client, connection, broken);
+    if (client->gather && done == (size_t)total && total > 0)
+        gather_note_room(client->gather, fd, send_room);
     if (done > 0)
         return (ssize_t)done;
     return result < 0 ? fail((int)-result) : 0;
@@ -789,6 +872,7 @@ ssize_t remote_recvmsg(struct remote_client *client, int fd, struct msghdr *mess
     socklen_t name_room = message->msg_name ? message->msg_namelen : 0;
     if (name_room > REMOTE_ADDRESS_MAX)
         name_room = REMOTE_ADDRESS_MAX;
+    before_call(client, fd, false);
     /* Only a stream fills a whole message (no datagram is that large), so
      * only a stream goes on to the next piece. */
     bool whole = (flags & MSG_WAITALL) && !(flags & MSG_PEEK);

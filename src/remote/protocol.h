@@ -34,6 +34,16 @@
  * from any process id, once: the session becomes the child's.  Unclaimed
  * for REMOTE_FORK_CLAIM_S, its descriptors are closed.
  *
+ * Gathering: a client may give the server a shared memory region
+ * (REMOTE_GATHER_SETUP, a sealed memfd of REMOTE_GATHER_REGION bytes that
+ * cannot shrink) of REMOTE_GATHER_SLOTS slots.  It copies small sends on a
+ * stream into a slot (the fd, the bytes, then the length, stored last with
+ * release ordering) as long as the stack said it has room for them (a
+ * send's reply: send_room), answers the caller at once, and later has the
+ * server send them with one REMOTE_FLUSH.  When the client dies, the
+ * server sends whatever its slots still hold before it closes the
+ * client's descriptors, so bytes a send accepted are not lost with it.
+ *
  * Every length here is bounded by the constants below; the server checks
  * each against what arrived before reading a byte of the payload.
  */
@@ -43,7 +53,7 @@
 #include <assert.h>
 #include <stdint.h>
 
-#define REMOTE_PROTOCOL_VERSION 1
+#define REMOTE_PROTOCOL_VERSION 2
 /* Most data bytes one message carries each way.  A larger stream send or
  * MSG_WAITALL receive takes several; no datagram is this large (UDP's
  * largest payload is 65507 bytes, a raw socket's packet 65535), so a
@@ -67,6 +77,9 @@
 #define REMOTE_FORK_CLAIM_S 10
 /* Most descriptors a REMOTE_FORK shares: a pair of int32 each in the data. */
 #define REMOTE_FORK_MAX (REMOTE_DATA_MAX / 8)
+/* The gather region: slots of bytes gathered for one descriptor each. */
+#define REMOTE_GATHER_SLOTS 64
+#define REMOTE_GATHER_BYTES 32768
 
 enum remote_operation {
     REMOTE_HELLO = 1,      /* arguments[0] version; value: token to join */
@@ -89,6 +102,8 @@ enum remote_operation {
     REMOTE_POLL,           /* arguments: count, timeout_ms; data: entries */
     REMOTE_DUP,            /* fd */
     REMOTE_FORK,           /* value out: the child's token; data out: pairs */
+    REMOTE_GATHER_SETUP,   /* the gather region's memfd rides along (SCM_RIGHTS) */
+    REMOTE_FLUSH,          /* fd; arguments[0] slot: send what the slot gathered */
     REMOTE_OPERATION_COUNT,
 };
 
@@ -109,6 +124,10 @@ struct remote_request {
 struct remote_reply {
     int64_t result;           /* what the call returned, or -errno */
     int32_t flags;            /* REMOTE_RECEIVE: msg_flags */
+    int32_t send_room;        /* REMOTE_SEND on a stream only this client can
+                               * send on: bytes a send would take at once
+                               * now (the client may gather that much); -1
+                               * otherwise */
     uint32_t address_length;  /* the address's whole length (socklen_t out) */
     uint32_t value_length;    /* meaningful value bytes (the payload may be padded) */
     uint32_t data_length;     /* data bytes after the value */
@@ -120,6 +139,15 @@ struct remote_pollfd {
     int16_t events;
     int16_t revents;
 };
+
+/* One slot of the gather region, written by the client only. */
+struct remote_gather_slot {
+    int32_t fd;               /* the descriptor its bytes are for */
+    uint32_t length;          /* bytes gathered, at most REMOTE_GATHER_BYTES */
+    uint8_t data[REMOTE_GATHER_BYTES];
+};
+
+#define REMOTE_GATHER_REGION (REMOTE_GATHER_SLOTS * sizeof(struct remote_gather_slot))
 
 static_assert(sizeof(struct remote_pollfd) == 8, "poll entries are packed");
 static_assert(REMOTE_POLL_MAX * sizeof(struct remote_pollfd) <= REMOTE_DATA_MAX,

@@ -46,8 +46,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -77,6 +80,16 @@ struct api_session {
      * the monitor REMOTE_FORK_CLAIM_S after made_ms. */
     bool awaiting_child;
     uint64_t made_ms;
+    /* The client's gather region (protocol.h, "Gathering"), mapped read
+     * only; gather_lock orders flushes and the drain at its end (after
+     * which gather_drained is set and nothing more is sent from it). */
+    pthread_mutex_t gather_lock;
+    const struct remote_gather_slot *gather;
+    bool gather_drained;
+    /* Threads using the session outside the server lock (the monitor
+     * draining it); it is freed once unlinked with none left. */
+    unsigned holds;
+    bool unlinked;
 };
 
 struct api_connection {
@@ -138,6 +151,8 @@ static bool connection_hung_up(int fd)
  * many payload bytes follow it. */
 struct api_call {
     struct api_connection *connection;
+    int *descriptor;             /* one that rode along (SCM_RIGHTS), or -1;
+                                  * a handler that keeps it sets -1 */
     struct usock_stack *stack;
     const struct remote_request *request;
     const uint8_t *payload;
@@ -256,6 +271,9 @@ static size_t serve_send(struct api_call *call)
         .msg_controllen = r->value_length,
     };
     call->reply->result = call_result(usock_sendmsg(call->stack, r->fd, &message, r->arguments[0]));
+    call->reply->send_room = call->reply->result >= 0 && !r->address_present && !r->value_length
+                                 ? (int32_t)api_send_room(call->stack, r->fd)
+                                 : -1;
     return 0;
 }
 
@@ -338,6 +356,7 @@ static size_t serve_dup(struct api_call *call)
 
 static struct api_session *session_new(struct api_server *server);
 static void session_unlink(struct api_server *server, struct api_session *session);
+static void session_free(struct api_session *session);
 
 /* Before the client forks: a session for the child, holding a descriptor
  * of its own for each of the client's (protocol.h, "Fork"). */
@@ -364,7 +383,7 @@ static size_t serve_fork(struct api_call *call)
         session_unlink(server, child);
         server->awaiting_children--;
         pthread_mutex_unlock(&server->lock);
-        free(child);
+        session_free(child);
         call->reply->result = count == -E2BIG ? -EMFILE : count;
         return 0;
     }
@@ -375,6 +394,88 @@ static size_t serve_fork(struct api_call *call)
     call->reply->value_length = REMOTE_TOKEN_SIZE;
     call->reply->data_length = (uint32_t)count * 2 * sizeof(int32_t);
     return REMOTE_TOKEN_SIZE + call->reply->data_length;
+}
+
+/* Maps the client's gather region, which came along as a sealed memfd. */
+static size_t serve_gather_setup(struct api_call *call)
+{
+    struct api_session *session = call->connection->session;
+    int fd = *call->descriptor;
+    struct stat status;
+    int seals = fd >= 0 ? fcntl(fd, F_GET_SEALS) : -1;
+    if (fd < 0 || fstat(fd, &status) < 0 || (size_t)status.st_size != REMOTE_GATHER_REGION ||
+        seals < 0 || !(seals & F_SEAL_SHRINK)) {
+        call->reply->result = -EINVAL; /* one that could shrink would fault us */
+        return 0;
+    }
+    void *region = mmap(NULL, REMOTE_GATHER_REGION, PROT_READ, MAP_SHARED, fd, 0);
+    if (region == MAP_FAILED) {
+        call->reply->result = -errno;
+        return 0;
+    }
+    pthread_mutex_lock(&session->gather_lock);
+    bool taken = session->gather != NULL || session->gather_drained;
+    if (!taken)
+        session->gather = region;
+    pthread_mutex_unlock(&session->gather_lock);
+    if (taken)
+        munmap(region, REMOTE_GATHER_REGION);
+    call->reply->result = taken ? -EEXIST : 0;
+    return 0;
+}
+
+/* Sends what a gather slot holds to the request's descriptor, waiting
+ * for room as a blocking send would (the client only gathers what the
+ * stack said it had room for, so it rarely waits), in slices between
+ * which the thread looks for a hang-up or the server stopping. */
+static size_t serve_flush(struct api_call *call)
+{
+    const struct remote_request *r = call->request;
+    struct api_session *session = call->connection->session;
+    int32_t slot_index = r->arguments[0];
+    call->reply->send_room = -1;
+    if (slot_index < 0 || slot_index >= REMOTE_GATHER_SLOTS) {
+        call->reply->result = -EINVAL;
+        return 0;
+    }
+    pthread_mutex_lock(&session->gather_lock);
+    if (!session->gather || session->gather_drained) {
+        pthread_mutex_unlock(&session->gather_lock);
+        call->reply->result = -EINVAL;
+        return 0;
+    }
+    const struct remote_gather_slot *slot = &session->gather[slot_index];
+    uint32_t length = __atomic_load_n(&slot->length, __ATOMIC_ACQUIRE);
+    if (length > REMOTE_GATHER_BYTES)
+        length = REMOTE_GATHER_BYTES;
+    size_t sent = 0;
+    int error = 0;
+    while (sent < length) {
+        ssize_t now = usock_send(call->stack, r->fd, slot->data + sent, length - sent,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (now > 0) {
+            sent += (size_t)now;
+            continue;
+        }
+        if (now < 0 && errno != EAGAIN) {
+            error = errno;
+            break;
+        }
+        if (atomic_load(&call->connection->server->stopping) ||
+            connection_hung_up(call->connection->fd)) {
+            error = ECONNABORTED;
+            break;
+        }
+        struct pollfd writable = {.fd = r->fd, .events = POLLOUT};
+        usock_poll(call->stack, &writable, 1, API_POLL_SLICE_MS);
+    }
+    pthread_mutex_unlock(&session->gather_lock);
+    call->reply->result = sent > 0 ? (int64_t)sent : error ? -error : 0;
+    if (sent == length) {
+        long room = api_send_room(call->stack, r->fd);
+        call->reply->send_room = room > INT32_MAX ? INT32_MAX : (int32_t)room;
+    }
+    return 0;
 }
 
 static size_t serve_ioctl(struct api_call *call)
@@ -471,6 +572,8 @@ static const api_handler api_handlers[REMOTE_OPERATION_COUNT] = {
     [REMOTE_POLL] = serve_poll,
     [REMOTE_DUP] = serve_dup,
     [REMOTE_FORK] = serve_fork,
+    [REMOTE_GATHER_SETUP] = serve_gather_setup,
+    [REMOTE_FLUSH] = serve_flush,
 };
 static_assert(sizeof(api_handlers) / sizeof(api_handlers[0]) == REMOTE_OPERATION_COUNT,
               "a handler for each operation");
@@ -533,6 +636,7 @@ static struct api_session *session_new(struct api_server *server)
         session = NULL;
     }
     if (session) {
+        pthread_mutex_init(&session->gather_lock, NULL);
         if (++server->next_session_id == 0)
             server->next_session_id = 1;
         session->id = server->next_session_id;
@@ -545,12 +649,59 @@ static struct api_session *session_new(struct api_server *server)
 /* Takes session off the server's list (server lock held). */
 static void session_unlink(struct api_server *server, struct api_session *session)
 {
+    session->unlinked = true;
     for (struct api_session **link = &server->sessions; *link; link = &(*link)->next) {
         if (*link == session) {
             *link = session->next;
             return;
         }
     }
+}
+
+static void session_free(struct api_session *session)
+{
+    if (session->gather)
+        munmap((void *)session->gather, REMOTE_GATHER_REGION);
+    pthread_mutex_destroy(&session->gather_lock);
+    free(session);
+}
+
+/* The client of session is gone: sends what its gather slots still hold,
+ * as the kernel sends what a dead process's sockets held, before its
+ * descriptors are closed.  The calling thread acts for the session
+ * meanwhile, then for (owner, pid). */
+static void session_drain(struct api_server *server, struct api_session *session,
+                          uint32_t owner, int32_t pid)
+{
+    pthread_mutex_lock(&session->gather_lock);
+    if (session->gather && !session->gather_drained) {
+        api_act_for(session->id, session->pid);
+        for (size_t i = 0; i < REMOTE_GATHER_SLOTS; i++) {
+            const struct remote_gather_slot *slot = &session->gather[i];
+            uint32_t length = __atomic_load_n(&slot->length, __ATOMIC_ACQUIRE);
+            if (length > 0 && length <= REMOTE_GATHER_BYTES)
+                (void)usock_send(server->stack, slot->fd, slot->data, length,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        api_act_for(owner, pid);
+    }
+    session->gather_drained = true;
+    pthread_mutex_unlock(&session->gather_lock);
+}
+
+/* Drains session (a hold on it taken under the server lock) and closes
+ * its descriptors, then lets go of the hold, freeing it when it was the
+ * last thing keeping it. */
+static void session_end_and_release(struct api_server *server, struct api_session *session,
+                                    uint32_t owner, int32_t pid)
+{
+    session_drain(server, session, owner, pid);
+    api_close_owned(server->stack, session->id);
+    pthread_mutex_lock(&server->lock);
+    bool free_now = --session->holds == 0 && session->unlinked;
+    pthread_mutex_unlock(&server->lock);
+    if (free_now)
+        session_free(session);
 }
 
 /* True when session's token is token (compared in constant time). */
@@ -625,18 +776,38 @@ static void connection_leave_session(struct api_connection *connection)
     if (!session)
         return;
     pthread_mutex_lock(&server->lock);
-    uint32_t id = session->id;
-    bool last = --session->connections == 0;
-    if (last)
+    if (--session->connections == 0)
         session_unlink(server, session);
+    session->holds++;
     connection->session = NULL;
     pthread_mutex_unlock(&server->lock);
-    api_close_owned(server->stack, id);
-    if (last)
-        free(session);
+    session_end_and_release(server, session, session->id, session->pid);
 }
 
 /* ---- connection threads ------------------------------------------- */
+
+/* The first descriptor that rode along with message (SCM_RIGHTS), or -1;
+ * any others are closed, and so is everything when the control data was
+ * cut short. */
+static int descriptor_received(struct msghdr *message)
+{
+    int kept = -1;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(message); header;
+         header = CMSG_NXTHDR(message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+            if (kept < 0 && !(message->msg_flags & MSG_CTRUNC))
+                kept = fd;
+            else
+                close(fd);
+        }
+    }
+    return kept;
+}
 
 /* Sends the reply in connection->out (header and payload_length bytes).
  * Returns false when the client cannot take it: it hung up, or left
@@ -660,17 +831,28 @@ static void connection_serve(struct api_connection *connection)
     setsockopt(connection->fd, SOL_SOCKET, SO_RCVTIMEO, &hello_timeout, sizeof(hello_timeout));
     while (!atomic_load(&server->stopping)) {
         struct iovec vector = {.iov_base = connection->in, .iov_len = REMOTE_REQUEST_MAX};
-        struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1};
-        ssize_t got = recvmsg(connection->fd, &message, 0);
+        union {
+            struct cmsghdr header;
+            uint8_t bytes[CMSG_SPACE(4 * sizeof(int))];
+        } control;
+        struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1,
+                                 .msg_control = &control, .msg_controllen = sizeof(control)};
+        ssize_t got = recvmsg(connection->fd, &message, MSG_CMSG_CLOEXEC);
         if (got < 0 && errno == EINTR)
             continue;
-        if (got <= 0)
+        int descriptor = descriptor_received(&message);
+        if (got <= 0) {
+            if (descriptor >= 0)
+                close(descriptor);
             return;
+        }
         struct remote_reply *reply = (struct remote_reply *)connection->out;
         memset(reply, 0, sizeof(*reply));
         size_t payload_length = 0;
         struct remote_request request;
         if ((size_t)got < sizeof(request) || (message.msg_flags & MSG_TRUNC)) {
+            if (descriptor >= 0)
+                close(descriptor);
             reply->result = (message.msg_flags & MSG_TRUNC) ? -EMSGSIZE : -EINVAL;
             if (!connection_reply(connection, 0) || !connection->session)
                 return;
@@ -700,6 +882,7 @@ static void connection_serve(struct api_connection *connection)
         } else {
             struct api_call call = {
                 .connection = connection,
+                .descriptor = &descriptor,
                 .stack = server->stack,
                 .request = &request,
                 .payload = payload,
@@ -708,9 +891,15 @@ static void connection_serve(struct api_connection *connection)
                 .reply_payload = connection->out + sizeof(*reply),
             };
             payload_length = api_handlers[request.operation](&call);
-            if (reply->result == -ECONNABORTED && request.operation == REMOTE_POLL)
+            if (reply->result == -ECONNABORTED &&
+                (request.operation == REMOTE_POLL || request.operation == REMOTE_FLUSH)) {
+                if (descriptor >= 0)
+                    close(descriptor);
                 return;
+            }
         }
+        if (descriptor >= 0)
+            close(descriptor); /* kept by no handler */
         if (!connection_reply(connection, payload_length))
             return;
         if (!connection->session)
@@ -854,7 +1043,7 @@ static unsigned server_expire_forks(struct api_server *server, bool everything)
         if (!expired)
             return waiting;
         api_close_owned(server->stack, expired->id);
-        free(expired);
+        session_free(expired);
     }
 }
 
@@ -894,11 +1083,14 @@ static void *monitor_main(void *argument)
                 continue;
             pthread_mutex_lock(&server->lock);
             watched[i]->hung_up = true;
-            uint32_t owner = watched[i]->session ? watched[i]->session->id : 0;
+            struct api_session *session = watched[i]->session;
+            if (session)
+                session->holds++;
             pthread_mutex_unlock(&server->lock);
-            /* Wakes the client's blocked call, if any, with EBADF. */
-            if (owner)
-                api_close_owned(server->stack, owner);
+            /* Sends what it gathered, then wakes the client's blocked
+             * call, if any, with EBADF. */
+            if (session)
+                session_end_and_release(server, session, 0, 0);
         }
         if (fds[0].revents & POLLIN)
             server_admit(server);

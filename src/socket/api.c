@@ -381,9 +381,24 @@ size_t api_close_owned(struct usock_stack *stack, uint32_t owner)
     return closed;
 }
 
+long api_send_room(struct usock_stack *stack, int fd)
+{
+    uint64_t now;
+    struct socket *socket = api_enter(stack, fd, &now);
+    if (!socket)
+        return -1;
+    long room = socket->descriptor_count == 1 && socket->ops->send_room
+                    ? socket->ops->send_room(socket)
+                    : -1;
+    api_leave(stack, socket, now);
+    return room;
+}
+
 int api_share_owned(struct usock_stack *stack, uint32_t from, uint32_t to, int32_t *pairs,
                     size_t max)
 {
+    if (from == to)
+        return -EINVAL;
     struct socket_layer *layer = &stack->sockets;
     size_t count = 0;
     int result = 0;

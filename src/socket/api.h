@@ -26,6 +26,11 @@ void api_act_for(uint32_t owner, int32_t pid);
  * for.  Returns how many were closed. */
 size_t api_close_owned(struct usock_stack *stack, uint32_t owner);
 
+/* For the calling thread's owner: the bytes a send on stream socket fd
+ * would take at once, when nothing else can send on it meanwhile (its one
+ * descriptor is this owner's); -1 otherwise, or for a bad fd. */
+long api_send_room(struct usock_stack *stack, int fd);
+
 /* Gives owner `to` a descriptor of its own for every descriptor owner
  * `from` holds, sharing each socket as a forked child shares its parent's
  * (usock_dup semantics).  pairs receives, for each, from's descriptor then

@@ -75,6 +75,10 @@ struct socket_operations {
     int (*at_urgent_mark)(struct socket *socket);
     size_t (*receive_queue_bytes)(struct socket *socket);
     size_t (*send_queue_bytes)(struct socket *socket);
+    /* Bytes a send would take into the socket's buffer at once, as a
+     * stream: -1 when a send is not simply that (not connected, shut
+     * down, an error pending ...).  NULL: never. */
+    long (*send_room)(struct socket *socket);
     const char *(*state_name)(struct socket *socket);
     bool (*is_listening)(struct socket *socket);
 };

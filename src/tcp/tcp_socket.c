@@ -1277,6 +1277,15 @@ static size_t tcp_send_queue_bytes(struct socket *socket)
     return tcb->state == TCPS_LISTEN ? (size_t)tcb->backlog : tcb->send_buffer.length;
 }
 
+static long tcp_send_room(struct socket *socket)
+{
+    struct tcp_connection *tcb = tcp_of(socket);
+    if (!tcb || socket->error || (socket->shutdown & SHUTDOWN_SEND) || tcb->fin_queued ||
+        (tcb->state != TCPS_ESTABLISHED && tcb->state != TCPS_CLOSE_WAIT))
+        return -1;
+    return (long)(tcb->send_buffer.capacity - tcb->send_buffer.length);
+}
+
 static void tcp_describe_socket(struct socket *socket, char *out, size_t size)
 {
     struct tcp_connection *tcb = tcp_of(socket);
@@ -1576,6 +1585,7 @@ const struct socket_operations tcp_operations = {
     .readable_bytes = tcp_readable_bytes,
     .receive_queue_bytes = tcp_receive_queue_bytes,
     .send_queue_bytes = tcp_send_queue_bytes,
+    .send_room = tcp_send_room,
     .state_name = tcp_state_name,
     .describe = tcp_describe_socket,
     .at_urgent_mark = tcp_at_urgent_mark,

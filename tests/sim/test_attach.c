@@ -16,8 +16,11 @@
  * client's descriptor, descriptors closed when a client exits and when it
  * is killed blocked in recv, ss's owner column, clients that send
  * garbage, leave replies unread or never speak while another is served,
- * usock_dup in process and attached, and a fork sharing a listener and a
- * connection with the child (REMOTE_FORK).
+ * usock_dup in process and attached, a fork sharing a listener and a
+ * connection with the child (REMOTE_FORK), and small sends gathered in
+ * shared memory: whole and in order, sent by the stack when the client is
+ * killed with them still gathered, and a failed flush reported by a later
+ * send.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1002,6 +1005,155 @@ static void test_fork_shares_sockets_with_the_child(void)
     world_finish(&world);
 }
 
+/* ---- gathered small sends ------------------------------------------ */
+
+/* The byte at position i of the gathered-sends stream. */
+static uint8_t stream_byte(size_t i)
+{
+    return (uint8_t)(i * 131 + (i >> 9));
+}
+
+/* Sends messages of sizes 1..300 (and now and then one of 20000, past
+ * what is gathered) to port, then either shuts down (die false) or kills
+ * itself at once, leaving what was gathered to the stack. */
+struct gathered_plan {
+    uint16_t port;
+    bool die;
+    int to_parent;
+};
+
+static void gathered_sender_body(const char *path, void *argument)
+{
+    const struct gathered_plan *plan = argument;
+    struct usock_stack *stack = attach_retrying(path);
+    int fd = connected_to(stack, plan->port);
+    size_t total = plan->die ? 50000 : 3000000, position = 0;
+    uint8_t *message = malloc(20000);
+    CHECK(message != NULL);
+    for (unsigned n = 0; position < total; n++) {
+        size_t size = n % 97 == 96 ? 20000 : 1 + (n * 37) % 300;
+        if (size > total - position)
+            size = total - position;
+        for (size_t i = 0; i < size; i++)
+            message[i] = stream_byte(position + i);
+        CHECK_EQ(usock_send(stack, fd, message, size, 0), (ssize_t)size);
+        position += size;
+    }
+    free(message);
+    if (plan->die) {
+        /* Nothing more is said: what is gathered is left in the region. */
+        signal_pipe(plan->to_parent, 1);
+        kill(getpid(), SIGKILL);
+    }
+    CHECK_EQ(usock_shutdown(stack, fd, SHUT_WR), 0);
+    CHECK_EQ(usock_close(stack, fd), 0);
+    usock_stack_free(stack);
+}
+
+/* The stack's own side: accepts one connection on listener and reads it
+ * to EOF, checking every byte.  Returns how many came. */
+static size_t read_stream(struct usock_stack *stack, int listener)
+{
+    int fd = usock_accept(stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    uint8_t buffer[65536];
+    size_t position = 0;
+    for (;;) {
+        ssize_t got = usock_recv(stack, fd, buffer, sizeof(buffer), 0);
+        CHECK(got >= 0);
+        if (got == 0)
+            break;
+        for (ssize_t i = 0; i < got; i++)
+            CHECK_EQ(buffer[i], stream_byte(position + (size_t)i));
+        position += (size_t)got;
+    }
+    CHECK_EQ(usock_close(stack, fd), 0);
+    return position;
+}
+
+static void test_gathered_small_sends_arrive_whole_and_in_order(void)
+{
+    struct world world;
+    world_prepare(&world);
+    struct gathered_plan plan = {.port = 7500, .die = false};
+    pid_t child = spawn(&world, gathered_sender_body, &plan);
+    world_start(&world);
+    int listener = listener_on(world.stack, 7500);
+    CHECK_EQ(read_stream(world.stack, listener), 3000000);
+    expect_exit_zero(child);
+    CHECK_EQ(usock_close(world.stack, listener), 0);
+    world_finish(&world);
+}
+
+static void test_gathered_sends_of_a_killed_client_still_go(void)
+{
+    struct world world;
+    world_prepare(&world);
+    int pipes[2];
+    CHECK_EQ(pipe(pipes), 0);
+    struct gathered_plan plan = {.port = 7600, .die = true, .to_parent = pipes[1]};
+    pid_t child = spawn(&world, gathered_sender_body, &plan);
+    world_start(&world);
+    int listener = listener_on(world.stack, 7600);
+    /* Every byte a send accepted arrives, then EOF: the stack sent what
+     * the dead client had gathered before closing its socket. */
+    CHECK_EQ(read_stream(world.stack, listener), 50000);
+    CHECK_EQ(wait_pipe(pipes[0]), 1);
+    int status;
+    CHECK_EQ(waitpid(child, &status, 0), child);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    CHECK_EQ(usock_close(world.stack, listener), 0);
+    close(pipes[0]);
+    close(pipes[1]);
+    world_finish(&world);
+}
+
+/* Gathered sends to a connection the other end reset: the failure is
+ * reported by a later send, not lost. */
+static void reset_sender_body(const char *path, void *argument)
+{
+    int *pipes = argument; /* [0] from the parent, [3] to it */
+    struct usock_stack *stack = attach_retrying(path);
+    int fd = connected_to(stack, 7700);
+    CHECK_EQ(usock_send(stack, fd, "first", 5, 0), 5); /* the stack says it has room */
+    signal_pipe(pipes[3], 1);
+    CHECK_EQ(wait_pipe(pipes[0]), 1);                  /* the other end reset it */
+    usleep(100000);
+    int error = 0;
+    for (int i = 0; i < 1000 && !error; i++) {
+        if (usock_send(stack, fd, "more", 4, 0) < 0)
+            error = errno;
+        usleep(1000);
+    }
+    CHECK(error == ECONNRESET || error == EPIPE);
+    usock_stack_free(stack);
+}
+
+static void test_gathered_send_failure_is_reported(void)
+{
+    struct world world;
+    world_prepare(&world);
+    int pipes[4];
+    CHECK_EQ(pipe(pipes), 0);
+    CHECK_EQ(pipe(pipes + 2), 0);
+    pid_t child = spawn(&world, reset_sender_body, pipes);
+    world_start(&world);
+    int listener = listener_on(world.stack, 7700);
+    int fd = usock_accept(world.stack, listener, NULL, NULL);
+    CHECK(fd >= 0);
+    CHECK_EQ(wait_pipe(pipes[2]), 1);
+    struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
+    CHECK_EQ(usock_setsockopt(world.stack, fd, SOL_SOCKET, SO_LINGER, &abort_now,
+                              sizeof(abort_now)), 0);
+    CHECK_EQ(usock_close(world.stack, fd), 0); /* RST */
+    signal_pipe(pipes[1], 1);
+    expect_exit_zero(child);
+    CHECK_EQ(usock_close(world.stack, listener), 0);
+    for (int i = 0; i < 4; i++)
+        close(pipes[i]);
+    world_finish(&world);
+}
+
 static void test_attach_errors(void)
 {
     errno = 0;
@@ -1039,6 +1191,9 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_garbage_and_stalled_clients_do_not_stall_others),
     CHECK_TEST(test_dup_in_process_and_attached),
     CHECK_TEST(test_fork_shares_sockets_with_the_child),
+    CHECK_TEST(test_gathered_small_sends_arrive_whole_and_in_order),
+    CHECK_TEST(test_gathered_sends_of_a_killed_client_still_go),
+    CHECK_TEST(test_gathered_send_failure_is_reported),
     CHECK_TEST(test_attach_errors),
 };
 
