@@ -258,6 +258,9 @@ uint64_t usock_stack_counter_value(struct usock_stack *stack, size_t index);
 /* Value of a counter by name, or 0 when there is none of that name. */
 uint64_t usock_stack_counter(struct usock_stack *stack, const char *name);
 
+/* Most processes a socket table row names. */
+#define USOCK_SOCKET_OWNERS_MAX 8
+
 /* One row of the socket table. */
 struct usock_socket_info {
     int fd;
@@ -272,6 +275,10 @@ struct usock_socket_info {
     char details[256];        /* TCP: what ss -i shows (wscale, rto, rtt, cwnd ...) */
     int owner_pid;            /* process id of the attached program holding the
                                * descriptor (usock_attach); 0: the stack's own */
+    /* Every attached process holding a descriptor for it (after fork or
+     * usock_dup there may be several), owner_pid first, each once. */
+    int owner_pids[USOCK_SOCKET_OWNERS_MAX];
+    int owner_pid_count;
 };
 
 /* Fills up to max rows; returns the number of sockets (which may exceed max). */

@@ -21,6 +21,8 @@
  * polled for that bit meanwhile, and the wait does not spin on it.
  * EPOLLONESHOT disables a socket after one report until EPOLL_CTL_MOD.
  * epoll_pwait's signal mask is applied only when libc does the waiting.
+ * A signal handler that runs while the stack is asked ends the wait with
+ * EINTR, as in the kernel (remote_interrupted).
  * The instances are few (one per event loop), so they are kept on a list
  * under one lock; no lock is held while waiting.
  */
@@ -32,6 +34,7 @@
 #include <time.h>
 
 #include "preload.h"
+#include "remote/client.h"
 
 /* Longest an epoll_wait with usock sockets leaves the kernel's part
  * unlooked at. */
@@ -308,6 +311,7 @@ static int wait_mixed(int epoll_fd, struct epoll_event *events, int room, int ti
         return -1;
     }
     long long deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
+    (void)remote_interrupted(); /* only a handler that runs from now on counts */
     for (;;) {
         long long left = deadline < 0 ? EPOLL_SLICE_MS : deadline - monotonic_ms();
         int slice = left <= 0 ? 0 : left < EPOLL_SLICE_MS ? (int)left : EPOLL_SLICE_MS;
@@ -337,6 +341,10 @@ static int wait_mixed(int epoll_fd, struct epoll_event *events, int room, int ti
         errno = saved_errno;
         if (ready != 0)
             return ready;
+        if (remote_interrupted()) {
+            errno = EINTR; /* a handler ran while the stack was asked */
+            return -1;
+        }
         if (deadline >= 0 && monotonic_ms() >= deadline)
             return 0;
     }

@@ -16,9 +16,11 @@
  * usock socket in the set are poll() and select() with the signal mask set
  * around them (see with_mask: not atomic as the kernel's).
  *
- * A blocked usock_poll is not interrupted by a signal (the attach client
- * retries after EINTR), so a poll on usock sockets alone with a long or
- * infinite timeout does not return EINTR when a handler runs.
+ * A signal handler that runs while the stack is asked ends the wait with
+ * EINTR, as the kernel's poll does (remote/client.c cancels a usock_poll
+ * it interrupts; between slices remote_interrupted says so); one that runs
+ * while this code is not waiting on the stack goes unnoticed until the
+ * next slice or the end of the wait.
  */
 #include <errno.h>
 #include <limits.h>
@@ -30,6 +32,7 @@
 #include <time.h>
 
 #include "preload.h"
+#include "remote/client.h"
 
 /* Longest a mixed poll leaves the kernel's descriptors unlooked at. */
 #define POLL_SLICE_MS 10
@@ -91,6 +94,7 @@ static int poll_split_wait(struct usock_stack *stack, struct poll_split *split, 
     if (split->kernel_count == 0)
         return usock_poll(stack, split->usock, split->usock_count, timeout_ms);
     long long deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
+    (void)remote_interrupted(); /* only a handler that runs from now on counts */
     for (;;) {
         int kernel_ready = libc_next()->poll(split->kernel, split->kernel_count, 0);
         if (kernel_ready < 0)
@@ -105,6 +109,10 @@ static int poll_split_wait(struct usock_stack *stack, struct poll_split *split, 
             return -1;
         if (kernel_ready + usock_ready > 0)
             return kernel_ready + usock_ready;
+        if (remote_interrupted()) {
+            errno = EINTR; /* a handler ran while the stack was asked */
+            return -1;
+        }
         if (deadline >= 0 && monotonic_ms() >= deadline)
             return 0;
     }

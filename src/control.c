@@ -107,10 +107,11 @@ static void control_answer(struct usock_stack *stack, const char *command, struc
             text_append(out, "%s\t%s\t%d\t%zu\t%zu\t%s\t%s\t%s", netid_of(&rows[i]),
                         rows[i].state, rows[i].listening, rows[i].receive_queue,
                         rows[i].send_queue, local, peer, rows[i].details);
-            /* The owner's process id, only for a socket an attached
-             * program holds: other lines stay as they always were. */
-            if (rows[i].owner_pid > 0)
-                text_append(out, "\t%d", rows[i].owner_pid);
+            /* The owners' process ids ("PID[,PID...]"), only for a
+             * socket attached programs hold: other lines stay as they
+             * always were. */
+            for (int k = 0; k < rows[i].owner_pid_count; k++)
+                text_append(out, "%s%d", k == 0 ? "\t" : ",", rows[i].owner_pids[k]);
             text_append(out, "\n");
         }
         free(rows);

@@ -548,14 +548,30 @@ uint64_t usock_stack_counter(struct usock_stack *stack, const char *name)
     return 0;
 }
 
-/* Fills one row of the socket table from socket. */
-static void stack_describe_socket(struct socket *socket, struct usock_socket_info *row)
+/* Adds pid (when not 0 and not there yet) to row's processes. */
+static void stack_row_add_pid(struct usock_socket_info *row, int32_t pid)
+{
+    if (pid <= 0)
+        return;
+    for (int i = 0; i < row->owner_pid_count; i++)
+        if (row->owner_pids[i] == pid)
+            return;
+    if (row->owner_pid_count == USOCK_SOCKET_OWNERS_MAX)
+        return;
+    row->owner_pids[row->owner_pid_count++] = pid;
+    row->owner_pid = row->owner_pids[0];
+}
+
+/* Fills one row of the socket table from socket (pid: the process holding
+ * its descriptor, 0 for none). */
+static void stack_describe_socket(struct socket *socket, int32_t pid,
+                                  struct usock_socket_info *row)
 {
     memset(row, 0, sizeof(*row));
     row->fd = socket->fd;
     row->type = socket->type;
     row->protocol = socket->protocol;
-    row->owner_pid = socket->owner_pid;
+    stack_row_add_pid(row, pid);
     row->state = socket->ops->state_name(socket);
     row->listening = socket->ops->is_listening(socket);
     row->receive_queue = socket->ops->receive_queue_bytes(socket);
@@ -572,6 +588,51 @@ static void stack_describe_socket(struct socket *socket, struct usock_socket_inf
     }
 }
 
+/* A socket's row, for finding it by the socket (sorted by socket). */
+struct row_of_socket {
+    const struct socket *socket;
+    size_t row;
+};
+
+static int row_of_socket_compare(const void *left, const void *right)
+{
+    const struct row_of_socket *a = left, *b = right;
+    return (a->socket > b->socket) - (a->socket < b->socket);
+}
+
+/* Adds to each row the processes of its socket's other descriptors (the
+ * rows in use come from sockets[0..count)).  Out of memory: left out. */
+static void stack_rows_add_shared(struct usock_stack *stack, struct usock_socket_info *rows,
+                                  size_t count)
+{
+    const struct socket_layer *layer = &stack->sockets;
+    struct row_of_socket *index = NULL;
+    size_t indexed = 0;
+    for (size_t fd = 0; fd < layer->capacity; fd++) {
+        const struct socket *socket = layer->descriptors[fd];
+        if (!socket || socket->fd == (int)fd || layer->pids[fd] <= 0)
+            continue;
+        if (!index) {
+            /* Only when some socket has several descriptors. */
+            index = malloc(count * sizeof(*index));
+            if (!index)
+                return;
+            for (size_t other = 0, row = 0; other < layer->capacity && row < count; other++) {
+                const struct socket *first = layer->descriptors[other];
+                if (first && first->fd == (int)other)
+                    index[indexed++] = (struct row_of_socket){first, row++};
+            }
+            qsort(index, indexed, sizeof(*index), row_of_socket_compare);
+        }
+        struct row_of_socket key = {socket, 0};
+        const struct row_of_socket *found =
+            bsearch(&key, index, indexed, sizeof(*index), row_of_socket_compare);
+        if (found)
+            stack_row_add_pid(&rows[found->row], layer->pids[fd]);
+    }
+    free(index);
+}
+
 size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *rows, size_t max)
 {
     size_t count = 0;
@@ -583,9 +644,11 @@ size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *
         if (!socket || socket->fd != (int)fd)
             continue; /* a socket with several descriptors is one row */
         if (count < max && rows)
-            stack_describe_socket(socket, &rows[count]);
+            stack_describe_socket(socket, stack->sockets.pids[fd], &rows[count]);
         count++;
     }
+    if (rows)
+        stack_rows_add_shared(stack, rows, count < max ? count : max);
     /* Connections without a descriptor: orphans still closing, and
      * children waiting for accept(). */
     for (struct tcp_connection *tcb = stack->tcp.all; tcb; tcb = tcb->all_next) {
@@ -593,7 +656,7 @@ size_t usock_stack_sockets(struct usock_stack *stack, struct usock_socket_info *
         if (socket->fd >= 0 && !tcb->orphaned)
             continue;
         if (count < max && rows)
-            stack_describe_socket(socket, &rows[count]);
+            stack_describe_socket(socket, 0, &rows[count]);
         count++;
     }
     pthread_mutex_unlock(&stack->lock);

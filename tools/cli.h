@@ -182,8 +182,10 @@ struct socket_row {
     char peer_address[48];
     char peer_port[8];
     char details[256]; /* ss -i: protocol details, empty when none */
-    int owner_pid;     /* the attached program holding it (usock_attach); 0: none */
-    char process[64];  /* ss -p: users:(("COMM",pid=PID)), filled by the ss tool */
+    /* the attached programs holding it (usock_attach, shared after fork) */
+    int owner_pids[USOCK_SOCKET_OWNERS_MAX];
+    int owner_pid_count;
+    char process[512]; /* ss -p: users:(("COMM",pid=PID),...), filled by the ss tool */
 };
 
 enum socket_kind {

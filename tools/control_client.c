@@ -206,20 +206,26 @@ static bool ss_apply_letter(char letter, unsigned *kinds, enum socket_listening_
     }
 }
 
-/* Fills row->process as ss -p shows it, the command name read from
- * /proc/PID/comm ("?" when the process is gone or hidden). */
+/* Fills row->process as ss -p shows it, users:(("COMM",pid=PID),...),
+ * each command name read from /proc/PID/comm ("?" when the process is gone
+ * or hidden). */
 static void row_name_process(struct socket_row *row)
 {
-    char path[64], name[32] = "?";
-    snprintf(path, sizeof(path), "/proc/%d/comm", row->owner_pid);
-    FILE *file = fopen(path, "r");
-    if (file) {
-        if (fgets(name, sizeof(name), file))
-            name[strcspn(name, "\n")] = '\0';
-        fclose(file);
+    size_t used = (size_t)snprintf(row->process, sizeof(row->process), "users:(");
+    for (int i = 0; i < row->owner_pid_count && used < sizeof(row->process); i++) {
+        char path[64], name[32] = "?";
+        snprintf(path, sizeof(path), "/proc/%d/comm", row->owner_pids[i]);
+        FILE *file = fopen(path, "r");
+        if (file) {
+            if (fgets(name, sizeof(name), file))
+                name[strcspn(name, "\n")] = '\0';
+            fclose(file);
+        }
+        used += (size_t)snprintf(row->process + used, sizeof(row->process) - used,
+                                 "%s(\"%s\",pid=%d)", i ? "," : "", name, row->owner_pids[i]);
     }
-    snprintf(row->process, sizeof(row->process), "users:((\"%s\",pid=%d))", name,
-             row->owner_pid);
+    if (used < sizeof(row->process))
+        snprintf(row->process + used, sizeof(row->process) - used, ")");
 }
 
 int cmd_ss(int argc, char **argv)
@@ -299,7 +305,7 @@ int cmd_ss(int argc, char **argv)
             status = CLI_EXIT_FAILURE;
             goto out;
         }
-        if (processes && row.owner_pid > 0)
+        if (processes && row.owner_pid_count > 0)
             row_name_process(&row);
         if (socket_row_selected(&row, kinds, listening))
             rows[count++] = row;

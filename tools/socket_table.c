@@ -73,14 +73,20 @@ int socket_row_parse(const char *line, struct socket_row *row)
     if (lengths[7] > 0 && !copy_field(row->details, sizeof(row->details), fields[7], lengths[7]))
         return -EINVAL;
     if (lengths[8] > 0) {
-        char pid[16];
-        char *end;
-        if (!copy_field(pid, sizeof(pid), fields[8], lengths[8]))
+        /* PID[,PID...] */
+        char pids[16 * USOCK_SOCKET_OWNERS_MAX];
+        if (!copy_field(pids, sizeof(pids), fields[8], lengths[8]))
             return -EINVAL;
-        long value = strtol(pid, &end, 10);
-        if (*end != '\0' || value <= 0 || value > INT32_MAX)
-            return -EINVAL;
-        row->owner_pid = (int)value;
+        const char *next = pids;
+        while (*next) {
+            char *end;
+            long value = strtol(next, &end, 10);
+            if (end == next || (*end != '\0' && *end != ',') || value <= 0 ||
+                value > INT32_MAX || row->owner_pid_count == USOCK_SOCKET_OWNERS_MAX)
+                return -EINVAL;
+            row->owner_pids[row->owner_pid_count++] = (int)value;
+            next = *end == ',' ? end + 1 : end;
+        }
     }
     if (lengths[2] != 1 || (fields[2][0] != '0' && fields[2][0] != '1'))
         return -EINVAL;
@@ -122,7 +128,8 @@ void socket_row_from_info(const struct usock_socket_info *info, struct socket_ro
     snprintf(row->receive_queue, sizeof(row->receive_queue), "%zu", info->receive_queue);
     snprintf(row->send_queue, sizeof(row->send_queue), "%zu", info->send_queue);
     snprintf(row->details, sizeof(row->details), "%s", info->details);
-    row->owner_pid = info->owner_pid;
+    for (int i = 0; i < info->owner_pid_count && i < USOCK_SOCKET_OWNERS_MAX; i++)
+        row->owner_pids[row->owner_pid_count++] = info->owner_pids[i];
     format_endpoint(&info->local, row->local_address, sizeof(row->local_address),
                     row->local_port, sizeof(row->local_port));
     format_endpoint(&info->peer, row->peer_address, sizeof(row->peer_address), row->peer_port,

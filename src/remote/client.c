@@ -35,14 +35,20 @@
  * the parent's handle (its calls would interleave with the parent's on
  * shared connections); it attaches anew.  Descriptors are close-on-exec.
  *
- * Signals: a call waiting for its reply retries after EINTR, so a blocking
- * usock call is not interrupted by a signal handler (SA_RESTART
- * behaviour); SIGPIPE is never raised (MSG_NOSIGNAL).
+ * Signals: a call waiting for its reply goes on waiting after EINTR, but
+ * when the call is one a signal would end in the kernel (a poll always; a
+ * blocking accept, connect, send, recv or lingering close unless every
+ * handler installed asks for SA_RESTART), it first asks the stack on
+ * another connection to end it (REMOTE_CANCEL), and its reply then says
+ * EINTR (or gives the result it reached first).  remote_interrupted tells
+ * the preload's sliced waits that a handler ran.  SIGPIPE is never raised
+ * (MSG_NOSIGNAL).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +72,9 @@
 #define RUNDIR_DEFAULT "/run/usock"
 
 struct remote_connection {
+    struct remote_client *client;
+    uint32_t id;                           /* the server's name for it (REMOTE_CANCEL) */
+    uint32_t operation;                    /* of the call in progress */
     struct remote_connection *next;        /* in the idle list */
     struct remote_connection *next_open;   /* in the list of all open ones */
     struct remote_connection **previous_open;
@@ -93,6 +102,46 @@ static int fail(int error)
     return -1;
 }
 
+/* A signal handler ran while this thread waited for the stack. */
+static _Thread_local bool interrupted;
+
+bool remote_interrupted(void)
+{
+    bool was = interrupted;
+    interrupted = false;
+    return was;
+}
+
+/* Whether a call interrupted by a signal ends with EINTR: a poll always
+ * does (the kernel never restarts one); a blocking accept, send, recv or
+ * connect does unless the handler asked for SA_RESTART, which is told
+ * here by looking at every handler, since which signal came is not known:
+ * one installed without SA_RESTART (as Python's are) ends the call. */
+static bool interruption_ends(uint32_t operation)
+{
+    switch (operation) {
+    case REMOTE_POLL:
+        return true;
+    case REMOTE_ACCEPT:
+    case REMOTE_CONNECT:
+    case REMOTE_SEND:
+    case REMOTE_RECEIVE:
+    case REMOTE_CLOSE:
+        break;
+    default:
+        return false; /* does not sleep, or must not be cut short (a flush) */
+    }
+    for (int number = 1; number < NSIG; number++) {
+        struct sigaction action;
+        if (sigaction(number, NULL, &action) == 0 && action.sa_handler != SIG_DFL &&
+            action.sa_handler != SIG_IGN && !(action.sa_flags & SA_RESTART))
+            return true;
+    }
+    return false;
+}
+
+static void cancel_call(struct remote_connection *connection);
+
 /* ---- connections ---------------------------------------------------- */
 
 static void connection_close(struct remote_connection *connection)
@@ -106,6 +155,8 @@ static void connection_close(struct remote_connection *connection)
 static int connection_send(struct remote_connection *connection, struct iovec *vectors,
                            size_t count)
 {
+    /* Every message starts with its request. */
+    connection->operation = ((const struct remote_request *)vectors[0].iov_base)->operation;
     struct msghdr message = {.msg_iov = vectors, .msg_iovlen = count};
     ssize_t sent;
     do
@@ -122,9 +173,18 @@ static ssize_t connection_receive(struct remote_connection *connection, struct i
 {
     struct msghdr message = {.msg_iov = vectors, .msg_iovlen = count};
     ssize_t got;
-    do
+    bool cancelled = false;
+    for (;;) {
         got = recvmsg(connection->fd, &message, MSG_CMSG_CLOEXEC);
-    while (got < 0 && errno == EINTR);
+        if (got >= 0 || errno != EINTR)
+            break;
+        /* A handler ran: the call may have to end (EINTR, in its reply). */
+        interrupted = true;
+        if (!cancelled && connection->client && interruption_ends(connection->operation)) {
+            cancel_call(connection);
+            cancelled = true;
+        }
+    }
     if (got < (ssize_t)sizeof(struct remote_reply) || (message.msg_flags & MSG_TRUNC))
         return -EIO;
     return got - (ssize_t)sizeof(struct remote_reply);
@@ -207,6 +267,8 @@ static struct remote_connection *connection_open(struct remote_client *client,
         client->session = (uint32_t)reply.result;
         memcpy(client->token, token, sizeof(token));
     }
+    connection->id = (uint32_t)reply.flags;
+    connection->client = client;
     return connection;
 
 fail_free:
@@ -294,6 +356,18 @@ static int64_t client_call(struct remote_client *client, struct remote_request *
     if (got < 0)
         return got;
     return reply->result;
+}
+
+/* Asks the stack, on another connection of the session, to end the call
+ * connection waits for (it is answered EINTR, unless it finished first). */
+static void cancel_call(struct remote_connection *connection)
+{
+    int saved_errno = errno;
+    struct remote_request request = {.operation = REMOTE_CANCEL,
+                                     .arguments = {(int32_t)connection->id}};
+    struct remote_reply reply;
+    (void)client_call(connection->client, &request, NULL, &reply, NULL, 0);
+    errno = saved_errno;
 }
 
 int64_t remote_call(struct remote_client *client, struct remote_request *request,

@@ -12,6 +12,7 @@
 #define USOCK_REMOTE_CLIENT_H
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -49,6 +50,11 @@ int remote_fcntl(struct remote_client *client, int fd, int command, int argument
 int remote_ioctl(struct remote_client *client, int fd, unsigned long request, void *argument);
 int remote_poll(struct remote_client *client, struct pollfd *fds, nfds_t count, int timeout_ms);
 int remote_dup(struct remote_client *client, int fd);
+
+/* True when a signal handler ran while this thread waited for the stack
+ * since the last time this was asked (the preload's sliced waits end with
+ * EINTR then, as the kernel's would). */
+bool remote_interrupted(void);
 
 /* ---- fork (protocol.h, "Fork") ---- */
 

@@ -34,6 +34,13 @@
  * from any process id, once: the session becomes the child's.  Unclaimed
  * for REMOTE_FORK_CLAIM_S, its descriptors are closed.
  *
+ * Signals: a hello's reply names the connection (flags).  When a signal
+ * handler interrupts a client thread waiting for the reply to a blocking
+ * call, the client may send REMOTE_CANCEL naming that connection on
+ * another one of the session: the call, if still in progress, ends with
+ * EINTR as the kernel's would (its reply says so, or gives the result it
+ * reached first).
+ *
  * Gathering: a client may give the server a shared memory region
  * (REMOTE_GATHER_SETUP, a sealed memfd of REMOTE_GATHER_REGION bytes that
  * cannot shrink) of REMOTE_GATHER_SLOTS slots.  It copies small sends on a
@@ -104,6 +111,7 @@ enum remote_operation {
     REMOTE_FORK,           /* value out: the child's token; data out: pairs */
     REMOTE_GATHER_SETUP,   /* the gather region's memfd rides along (SCM_RIGHTS) */
     REMOTE_FLUSH,          /* fd; arguments[0] slot: send what the slot gathered */
+    REMOTE_CANCEL,         /* arguments[0]: the connection whose call ends (EINTR) */
     REMOTE_OPERATION_COUNT,
 };
 

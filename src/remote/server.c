@@ -96,6 +96,12 @@ struct api_connection {
     struct api_connection *next;
     struct api_server *server;
     struct api_session *session; /* NULL until hello */
+    uint32_t id;                 /* named by REMOTE_CANCEL */
+    /* A call in progress (server lock), on descriptor call_fd; cancel:
+     * REMOTE_CANCEL asked it to end with EINTR (api_interrupt_by). */
+    bool in_call;
+    int32_t call_fd;
+    atomic_bool cancel;
     int fd;
     int32_t pid;                 /* SO_PEERCRED */
     bool finished;               /* the thread is done: the monitor frees it */
@@ -119,6 +125,7 @@ struct api_server {
     struct api_connection *connections;
     struct api_session *sessions;
     uint32_t next_session_id;
+    uint32_t next_connection_id;
 };
 
 static uint64_t monotonic_ms(void)
@@ -478,6 +485,31 @@ static size_t serve_flush(struct api_call *call)
     return 0;
 }
 
+/* Ends another call of the same session with EINTR, if it is still in
+ * progress: its client's thread was interrupted by a signal. */
+static size_t serve_cancel(struct api_call *call)
+{
+    struct api_server *server = call->connection->server;
+    uint32_t target = (uint32_t)call->request->arguments[0];
+    int32_t fd = -1;
+    bool found = false;
+    pthread_mutex_lock(&server->lock);
+    for (struct api_connection *c = server->connections; c; c = c->next) {
+        if (c->id == target && c->session == call->connection->session && c->in_call &&
+            c != call->connection) {
+            atomic_store(&c->cancel, true);
+            fd = c->call_fd;
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&server->lock);
+    if (found)
+        api_interrupt(call->stack, fd);
+    call->reply->result = found ? 0 : -ESRCH;
+    return 0;
+}
+
 static size_t serve_ioctl(struct api_call *call)
 {
     const struct remote_request *r = call->request;
@@ -527,6 +559,10 @@ static size_t serve_poll(struct api_call *call)
         ready = usock_poll(call->stack, fds, count, slice);
         if (ready != 0 || slice == 0)
             break;
+        if (atomic_load(&connection->cancel)) {
+            call->reply->result = -EINTR;
+            return 0;
+        }
         if (atomic_load(&connection->server->stopping) || connection_hung_up(connection->fd)) {
             call->reply->result = -ECONNABORTED;
             return 0;
@@ -574,6 +610,7 @@ static const api_handler api_handlers[REMOTE_OPERATION_COUNT] = {
     [REMOTE_FORK] = serve_fork,
     [REMOTE_GATHER_SETUP] = serve_gather_setup,
     [REMOTE_FLUSH] = serve_flush,
+    [REMOTE_CANCEL] = serve_cancel,
 };
 static_assert(sizeof(api_handlers) / sizeof(api_handlers[0]) == REMOTE_OPERATION_COUNT,
               "a handler for each operation");
@@ -724,6 +761,7 @@ static int64_t connection_hello(struct api_connection *connection,
     if (request->arguments[0] != REMOTE_PROTOCOL_VERSION)
         return -EPROTONOSUPPORT;
     struct api_session *session = NULL;
+    uint32_t claimed = 0;
     int64_t result;
     pthread_mutex_lock(&server->lock);
     if (request->value_length == REMOTE_TOKEN_SIZE &&
@@ -738,6 +776,7 @@ static int64_t connection_hello(struct api_connection *connection,
             session->awaiting_child = false;
             server->awaiting_children--;
             session->pid = connection->pid;
+            claimed = session->id;
         }
     } else if (request->value_length == REMOTE_TOKEN_SIZE) {
         result = -EACCES;
@@ -763,6 +802,8 @@ static int64_t connection_hello(struct api_connection *connection,
         result = session->id;
     }
     pthread_mutex_unlock(&server->lock);
+    if (claimed)
+        api_set_owner_pid(server->stack, claimed, connection->pid);
     return result;
 }
 
@@ -872,7 +913,9 @@ static void connection_serve(struct api_connection *connection)
                                                  connection->out + sizeof(*reply));
                 if (reply->result > 0) {
                     reply->value_length = REMOTE_TOKEN_SIZE;
+                    reply->flags = (int32_t)connection->id;
                     payload_length = REMOTE_TOKEN_SIZE;
+                    api_interrupt_by(&connection->cancel);
                     struct timeval forever = {0};
                     setsockopt(connection->fd, SOL_SOCKET, SO_RCVTIMEO, &forever,
                                sizeof(forever));
@@ -890,7 +933,15 @@ static void connection_serve(struct api_connection *connection)
                 .reply = reply,
                 .reply_payload = connection->out + sizeof(*reply),
             };
+            pthread_mutex_lock(&server->lock);
+            connection->in_call = true;
+            connection->call_fd = request.fd;
+            pthread_mutex_unlock(&server->lock);
             payload_length = api_handlers[request.operation](&call);
+            pthread_mutex_lock(&server->lock);
+            connection->in_call = false;
+            atomic_store(&connection->cancel, false);
+            pthread_mutex_unlock(&server->lock);
             if (reply->result == -ECONNABORTED &&
                 (request.operation == REMOTE_POLL || request.operation == REMOTE_FLUSH)) {
                 if (descriptor >= 0)
@@ -914,6 +965,7 @@ static void *connection_main(void *argument)
     connection_serve(connection);
     connection_leave_session(connection);
     api_act_for(0, 0);
+    api_interrupt_by(NULL);
     /* Nothing of server is touched after the unlock: stack_api_stop
      * frees it once the count reaches zero. */
     pthread_mutex_lock(&server->lock);
@@ -980,11 +1032,15 @@ static void server_admit(struct api_server *server)
     connection->server = server;
     connection->fd = fd;
     connection->pid = credentials.pid;
+    atomic_init(&connection->cancel, false);
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
     pthread_t thread;
     pthread_mutex_lock(&server->lock);
+    if (++server->next_connection_id == 0)
+        server->next_connection_id = 1;
+    connection->id = server->next_connection_id;
     int error = pthread_create(&thread, &attributes, connection_main, connection);
     if (error == 0) {
         server->threads++;

@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/ip.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -57,6 +58,7 @@ struct api_caller {
     uint32_t owner;
     int32_t pid;
     int fd;
+    const atomic_bool *interrupt; /* set: a sleeping call ends with EINTR */
 };
 static _Thread_local struct api_caller api_caller;
 
@@ -64,6 +66,21 @@ void api_act_for(uint32_t owner, int32_t pid)
 {
     api_caller.owner = owner;
     api_caller.pid = pid;
+}
+
+void api_interrupt_by(const atomic_bool *flag)
+{
+    api_caller.interrupt = flag;
+}
+
+void api_interrupt(struct usock_stack *stack, int fd)
+{
+    pthread_mutex_lock(&stack->lock);
+    struct socket *socket = socket_from_descriptor(stack, fd);
+    if (socket)
+        socket_wake(stack, socket);
+    pthread_cond_broadcast(&stack->poll_condition); /* a poll, which names no one fd */
+    pthread_mutex_unlock(&stack->lock);
 }
 
 /* The socket behind fd if the calling thread's owner holds it, else NULL
@@ -80,10 +97,7 @@ static struct socket *api_socket_of_caller(struct usock_stack *stack, int fd)
  * lock held).  Returns it or -errno. */
 static int api_attach_descriptor(struct usock_stack *stack, struct socket *socket)
 {
-    int fd = socket_attach_descriptor(stack, socket, api_caller.owner);
-    if (fd >= 0 && socket->descriptor_count == 1)
-        socket->owner_pid = api_caller.pid;
-    return fd;
+    return socket_attach_descriptor(stack, socket, api_caller.owner, api_caller.pid);
 }
 
 static int fail(int error)
@@ -127,7 +141,8 @@ static void api_leave(struct usock_stack *stack, struct socket *socket, uint64_t
  * none).  Returns 0 when woken, -EAGAIN on timeout or in event mode, -EBADF
  * when the socket, or the descriptor the call came in by, was closed
  * meanwhile (a client that died while blocked on a socket another process
- * shares: its call ends, the socket lives on). */
+ * shares: its call ends, the socket lives on), -EINTR when the thread's
+ * interrupt flag was raised (api_interrupt_by). */
 static int api_wait(struct usock_stack *stack, struct socket *socket, uint64_t deadline)
 {
     if (!stack->thread_running)
@@ -144,6 +159,8 @@ static int api_wait(struct usock_stack *stack, struct socket *socket, uint64_t d
     if (socket->closed || socket_from_descriptor(stack, api_caller.fd) != socket ||
         stack->sockets.owners[api_caller.fd] != api_caller.owner)
         return -EBADF;
+    if (api_caller.interrupt && atomic_load(api_caller.interrupt))
+        return -EINTR;
     return 0;
 }
 
@@ -313,7 +330,6 @@ static void api_close_locked(struct usock_stack *stack, struct socket *socket, i
         return;
     }
     socket->closed = true;
-    socket->owner_pid = 0; /* an orphan belongs to no process, as in ss -p */
     socket_multicast_leave_all(stack, socket, now);
     socket->ops->release(stack, socket);
     socket_wake(stack, socket);
@@ -381,6 +397,16 @@ size_t api_close_owned(struct usock_stack *stack, uint32_t owner)
     return closed;
 }
 
+void api_set_owner_pid(struct usock_stack *stack, uint32_t owner, int32_t pid)
+{
+    struct socket_layer *layer = &stack->sockets;
+    pthread_mutex_lock(&stack->lock);
+    for (size_t fd = 0; fd < layer->capacity; fd++)
+        if (layer->descriptors[fd] && layer->owners[fd] == owner)
+            layer->pids[fd] = pid;
+    pthread_mutex_unlock(&stack->lock);
+}
+
 long api_send_room(struct usock_stack *stack, int fd)
 {
     uint64_t now;
@@ -413,8 +439,9 @@ int api_share_owned(struct usock_stack *stack, uint32_t from, uint32_t to, int32
             result = -E2BIG;
             break;
         }
-        int copy = socket_descriptor_available(stack) ? socket_attach_descriptor(stack, socket, to)
-                                                      : -EMFILE;
+        int copy = socket_descriptor_available(stack)
+                       ? socket_attach_descriptor(stack, socket, to, 0)
+                       : -EMFILE;
         if (copy < 0) {
             result = copy;
             break;
@@ -1100,6 +1127,10 @@ int usock_poll(struct usock_stack *stack, struct pollfd *fds, nfds_t count, int 
         ready = poll_scan(stack, fds, count);
         if (ready || timeout_ms == 0 || !stack->thread_running)
             break;
+        if (api_caller.interrupt && atomic_load(api_caller.interrupt)) {
+            pthread_mutex_unlock(&stack->lock);
+            return fail(EINTR);
+        }
         if (timeout_ms < 0) {
             pthread_cond_wait(&stack->poll_condition, &stack->lock);
             continue;

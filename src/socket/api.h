@@ -12,6 +12,7 @@
 #ifndef USOCK_SOCKET_API_H
 #define USOCK_SOCKET_API_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,10 +22,23 @@ struct usock_stack;
  * whose process id is pid (0: none), in every later usock_* call. */
 void api_act_for(uint32_t owner, int32_t pid);
 
+/* Makes flag (NULL: none) the calling thread's interrupt: while it is
+ * set, a call of this thread that sleeps (accept, recv, send, connect ...)
+ * ends with EINTR when woken, as a signal ends one in the kernel. */
+void api_interrupt_by(const atomic_bool *flag);
+
+/* Wakes the calls sleeping on the socket behind fd (whoever owns it), so
+ * one whose interrupt flag was raised sees it. */
+void api_interrupt(struct usock_stack *stack, int fd);
+
 /* Closes every descriptor of owner (not 0) at once, as process exit does:
  * a thread blocked on one of them wakes with EBADF; SO_LINGER is not waited
  * for.  Returns how many were closed. */
 size_t api_close_owned(struct usock_stack *stack, uint32_t owner);
+
+/* Shows pid (ss -p) as the process holding owner's descriptors (a forked
+ * child that claimed what api_share_owned gave it). */
+void api_set_owner_pid(struct usock_stack *stack, uint32_t owner, int32_t pid);
 
 /* For the calling thread's owner: the bytes a send on stream socket fd
  * would take at once, when nothing else can send on it meanwhile (its one

@@ -88,7 +88,8 @@ bool socket_descriptor_available(const struct usock_stack *stack)
     return layer->open_count < layer->limit;
 }
 
-int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, uint32_t owner)
+int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, uint32_t owner,
+                             int32_t pid)
 {
     struct socket_layer *layer = &stack->sockets;
     /* Lowest free first, as POSIX; the search starts at the lowest slot
@@ -108,8 +109,12 @@ int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, u
         layer->descriptors = descriptors;
         uint32_t *owners = realloc(layer->owners, capacity * sizeof(*owners));
         if (!owners)
-            return -ENOMEM; /* the larger descriptor array is kept, unused */
+            return -ENOMEM; /* the larger arrays are kept, unused */
         layer->owners = owners;
+        int32_t *pids = realloc(layer->pids, capacity * sizeof(*pids));
+        if (!pids)
+            return -ENOMEM;
+        layer->pids = pids;
         memset(descriptors + layer->capacity, 0, (capacity - layer->capacity) * sizeof(*descriptors));
         layer->capacity = capacity;
     }
@@ -117,6 +122,7 @@ int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, u
         socket->fd = (int)fd;
     layer->descriptors[fd] = socket;
     layer->owners[fd] = owner;
+    layer->pids[fd] = pid;
     layer->open_count++;
     layer->lowest_free = fd + 1;
     return (int)fd;
@@ -127,6 +133,7 @@ unsigned socket_detach_descriptor(struct usock_stack *stack, struct socket *sock
     struct socket_layer *layer = &stack->sockets;
     layer->descriptors[fd] = NULL;
     layer->owners[fd] = 0;
+    layer->pids[fd] = 0;
     layer->open_count--;
     if ((size_t)fd < layer->lowest_free)
         layer->lowest_free = (size_t)fd;
@@ -289,8 +296,10 @@ void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
     }
     free(layer->descriptors);
     free(layer->owners);
+    free(layer->pids);
     layer->descriptors = NULL;
     layer->owners = NULL;
+    layer->pids = NULL;
     layer->capacity = 0;
     port_table_destroy(&layer->udp);
     port_table_destroy(&layer->tcp);

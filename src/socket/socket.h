@@ -105,10 +105,6 @@ struct socket {
     unsigned references;
     int type;
     int protocol;
-    /* The process id ss -p shows (0: none): the attached client that made
-     * or accepted it.  Which client may use each descriptor is the
-     * descriptor table's (socket_layer.owners). */
-    int32_t owner_pid;
     const struct socket_operations *ops;
 
     /* Addresses in network order, ports in host order. */
@@ -181,8 +177,10 @@ struct socket_layer {
     struct socket **descriptors;
     /* owners[fd]: the attached client (src/remote/server.c) whose
      * descriptor fd is, 0 for the stack's own process.  Only calls made for
-     * that owner find the socket by it (api.c). */
+     * that owner find the socket by it (api.c).  pids[fd]: that client's
+     * process id, which ss -p shows (0: none). */
     uint32_t *owners;
+    int32_t *pids;
     size_t capacity;
     size_t open_count;
     size_t lowest_free;       /* no free descriptor below this one */
@@ -236,8 +234,9 @@ struct socket *socket_new_child(struct usock_stack *stack, const struct socket *
  * limit. */
 bool socket_descriptor_available(const struct usock_stack *stack);
 /* Gives socket the lowest free descriptor (one more, when it has some),
- * owned by owner; returns it or -EMFILE/-ENOMEM. */
-int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, uint32_t owner);
+ * owned by owner of process pid; returns it or -EMFILE/-ENOMEM. */
+int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, uint32_t owner,
+                             int32_t pid);
 /* Takes descriptor fd (of socket) out of the table.  Returns how many
  * descriptors the socket still has; at 0 the caller releases it. */
 unsigned socket_detach_descriptor(struct usock_stack *stack, struct socket *socket, int fd);

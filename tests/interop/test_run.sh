@@ -23,7 +23,8 @@
 #   9. nginx, run on usock as it ships (a master process forking two
 #      workers that share its listening socket, sendfile, tcp_nopush),
 #      serves kernel curl a small page and the 1 MB page intact and kernel
-#      wrk (its figures printed); usock ss -l shows the listener once;
+#      wrk (its figures printed); usock ss -l shows the listener once,
+#      and -p names the master and both workers on it;
 #  10. a python3 server on usock accepts a connection and execs a new
 #      python3 with the connection's descriptor, which answers the kernel
 #      client on it: a socket that is not close-on-exec survives exec.
@@ -296,6 +297,10 @@ wait_until 10 "usock ss to show nginx's listener on 8081" nginx_listening
 step usock ss -t -l -p --name run
 [ "$(usock ss -t -l --name run | grep -c "198.18.0.2:8081")" -eq 1 ] ||
     fail "usock ss -l shows nginx's one listening socket more than once"
+say "as ss -p shows a socket shared across fork: the master and both workers"
+[ "$(usock ss -t -l -p --name run | grep "198.18.0.2:8081" | grep -o '("nginx",pid=[0-9]*)' |
+    sort -u | wc -l)" -eq 3 ] ||
+    fail "usock ss -p does not name nginx's master and its two workers on the listener"
 step timeout 10 ip netns exec "$NS" curl -sS -o "$WORK/index.nginx" http://198.18.0.2:8081/index.html ||
     fail "kernel curl to nginx on usock exited $?"
 same "$WORK/www/index.html" "$WORK/index.nginx"

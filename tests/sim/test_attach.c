@@ -19,8 +19,9 @@
  * usock_dup in process and attached, a fork sharing a listener and a
  * connection with the child (REMOTE_FORK), and small sends gathered in
  * shared memory: whole and in order, sent by the stack when the client is
- * killed with them still gathered, and a failed flush reported by a later
- * send.
+ * killed with them still gathered, a failed flush reported by a later
+ * send, and a signal ending a blocked accept and poll with EINTR (but not
+ * an accept when the handler asks for SA_RESTART).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1154,6 +1155,80 @@ static void test_gathered_send_failure_is_reported(void)
     world_finish(&world);
 }
 
+/* ---- signals -------------------------------------------------------- */
+
+static volatile sig_atomic_t handled;
+
+static void count_signal(int number)
+{
+    (void)number;
+    handled++;
+}
+
+/* Raises SIGUSR1 in the process 200 ms from now, from another thread. */
+static void *signal_later(void *argument)
+{
+    (void)argument;
+    usleep(200000);
+    kill(getpid(), SIGUSR1);
+    return NULL;
+}
+
+/* Blocked in accept and in poll, a handler without SA_RESTART ends the
+ * call with EINTR, as in the kernel; with SA_RESTART accept goes on and
+ * takes the connection that comes later. */
+static void signal_body(const char *path, void *argument)
+{
+    int *pipes = argument; /* [1]: to the parent */
+    struct usock_stack *stack = attach_retrying(path);
+    int listener = listener_on(stack, 7800);
+    struct sigaction action = {.sa_handler = count_signal};
+    sigemptyset(&action.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &action, NULL), 0);
+    pthread_t thread;
+    CHECK_EQ(pthread_create(&thread, NULL, signal_later, NULL), 0);
+    CHECK_ERRNO(usock_accept(stack, listener, NULL, NULL), EINTR);
+    CHECK_EQ(pthread_join(thread, NULL), 0);
+    CHECK_EQ(handled, 1);
+    struct pollfd entry = {.fd = listener, .events = POLLIN};
+    CHECK_EQ(pthread_create(&thread, NULL, signal_later, NULL), 0);
+    CHECK_ERRNO(usock_poll(stack, &entry, 1, -1), EINTR);
+    CHECK_EQ(pthread_join(thread, NULL), 0);
+    CHECK_EQ(handled, 2);
+    /* SA_RESTART: the accept is not ended; the parent connects after the
+     * signal, and that connection is what it returns. */
+    action.sa_flags = SA_RESTART;
+    CHECK_EQ(sigaction(SIGUSR1, &action, NULL), 0);
+    CHECK_EQ(pthread_create(&thread, NULL, signal_later, NULL), 0);
+    signal_pipe(pipes[1], 1);
+    int accepted = usock_accept(stack, listener, NULL, NULL);
+    CHECK(accepted >= 0);
+    CHECK_EQ(pthread_join(thread, NULL), 0);
+    CHECK_EQ(handled, 3);
+    char buffer[8];
+    CHECK_EQ(usock_recv(stack, accepted, buffer, sizeof(buffer), 0), 5);
+    usock_stack_free(stack);
+}
+
+static void test_signal_ends_blocked_call_unless_sa_restart(void)
+{
+    struct world world;
+    world_prepare(&world);
+    int pipes[2];
+    CHECK_EQ(pipe(pipes), 0);
+    pid_t child = spawn(&world, signal_body, pipes);
+    world_start(&world);
+    CHECK_EQ(wait_pipe(pipes[0]), 1);
+    usleep(600000); /* the signal comes first (200 ms), then this connects */
+    int fd = connected_to(world.stack, 7800);
+    CHECK_EQ(usock_send(world.stack, fd, "after", 5, 0), 5);
+    expect_exit_zero(child);
+    CHECK_EQ(usock_close(world.stack, fd), 0);
+    close(pipes[0]);
+    close(pipes[1]);
+    world_finish(&world);
+}
+
 static void test_attach_errors(void)
 {
     errno = 0;
@@ -1194,6 +1269,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_gathered_small_sends_arrive_whole_and_in_order),
     CHECK_TEST(test_gathered_sends_of_a_killed_client_still_go),
     CHECK_TEST(test_gathered_send_failure_is_reported),
+    CHECK_TEST(test_signal_ends_blocked_call_unless_sa_restart),
     CHECK_TEST(test_attach_errors),
 };
 
