@@ -450,13 +450,21 @@ int dup(int fd)
     return duplicate(usock_fd, libc_next()->dup(fd));
 }
 
-/* Before old is duplicated onto new: a usock socket new stood for is
- * closed, as the kernel closes what new was. */
-static void dup_onto_prepare(int new_fd)
+/* Before old_fd is duplicated onto new_fd: a usock socket new_fd stood for
+ * is closed (and leaves the epoll sets it was in), as the kernel closes
+ * what new_fd was, but only once the duplication cannot fail for a bad
+ * old_fd.  Returns 0, or -1 with errno EBADF (nothing closed). */
+static int dup_onto_prepare(int old_fd, int new_fd)
 {
+    if (fd_map_lookup(old_fd) < 0 && libc_next()->fcntl(old_fd, F_GETFD) < 0)
+        return -1; /* EBADF, from fcntl */
+    if (fd_map_lookup(new_fd) < 0)
+        return 0;
+    epoll_forget_descriptor(new_fd);
     int replaced = fd_map_take(new_fd);
     if (replaced >= 0)
         usock_close(shim_stack_if_attached(), replaced);
+    return 0;
 }
 
 int dup2(int old_fd, int new_fd)
@@ -464,7 +472,8 @@ int dup2(int old_fd, int new_fd)
     int usock_fd = fd_map_lookup(old_fd);
     if (old_fd == new_fd) /* nothing changes, if old_fd is open */
         return usock_fd >= 0 ? new_fd : libc_next()->dup2(old_fd, new_fd);
-    dup_onto_prepare(new_fd);
+    if (dup_onto_prepare(old_fd, new_fd) < 0)
+        return -1;
     if (usock_fd < 0)
         return libc_next()->dup2(old_fd, new_fd);
     return duplicate(usock_fd, libc_next()->dup2(old_fd, new_fd));
@@ -476,8 +485,13 @@ int dup3(int old_fd, int new_fd, int flags)
         errno = EINVAL;
         return -1;
     }
+    if (flags & ~O_CLOEXEC) {
+        errno = EINVAL;
+        return -1;
+    }
     int usock_fd = fd_map_lookup(old_fd);
-    dup_onto_prepare(new_fd);
+    if (dup_onto_prepare(old_fd, new_fd) < 0)
+        return -1;
     if (usock_fd < 0)
         return libc_next()->dup3(old_fd, new_fd, flags);
     return duplicate(usock_fd, libc_next()->dup3(old_fd, new_fd, flags));
