@@ -21,6 +21,10 @@
 #      no process's RSS)
 #   6. CPU cost: bytes moved per CPU-second of the usock process (TAP flows,
 #      and the in-memory run), where the kernel figure is not comparable
+#   7. unmodified programs on usock (`usock run`) beside the same programs
+#      kernel -> kernel across a veth pair: iperf3 throughput, redis-benchmark
+#      SET and GET requests/s, nginx served to wrk (bench/programs.sh; a
+#      program that fails on usock gets a row saying so, and why)
 #   and throughput against write size (64 B .. 256 KiB) in memory beside
 #   kernel loopback, the data of scripts/performance_chart.py.
 #
@@ -146,6 +150,13 @@ for size in "${WRITE_SIZES[@]}"; do
         --json >"$WORK/sweep-$size.json"
 done
 
+# ---- 7: unmodified programs ---------------------------------------------------
+log "7. iperf3, redis and nginx + wrk on usock (usock run) and on the kernel (bench/programs.sh)"
+PROGRAMS_OPTIONS=(--usock "$USOCK" --json)
+[[ $QUICK -eq 1 ]] && PROGRAMS_OPTIONS+=(--quick)
+PROGRAMS_STATUS=0
+bash bench/programs.sh "${PROGRAMS_OPTIONS[@]}" >"$WORK/programs.json" || PROGRAMS_STATUS=$?
+
 # ---- the report --------------------------------------------------------------
 python3 - "$WORK" "$JSON" "$QUICK" "${WRITE_SIZES[*]}" "$SAVE" <<'PY'
 import json, os, platform, sys
@@ -158,6 +169,10 @@ try:
     biggest = load("max.json")
 except (OSError, ValueError):
     biggest = None
+try:
+    programs = load("programs.json")
+except (OSError, ValueError):
+    programs = None
 by_key = {w["key"]: w for w in stack["workloads"]}
 
 def cpu_model():
@@ -203,6 +218,11 @@ rows.append(("6", "usock CPU cost, usock -> kernel over TAP", "MB/CPU-s",
 rows.append(("6", "usock CPU cost, kernel -> usock over TAP", "MB/CPU-s",
              tap.get("kernel_to_usock_MB_per_cpu_second"), None, None, "-"))
 stack_row("6", "bytes_per_cpu_second", "usock CPU cost, in memory (both stacks)")
+failed = {}  # row index -> why the program failed on usock
+for f in (programs or {}).get("figures", []):
+    if f["usock_failed"]:
+        failed[len(rows)] = f["usock_failed"]
+    rows.append(("7", f["workload"], f["unit"], f["usock"], f["kernel"], f["ratio"], f["ratio_is"]))
 
 sweep = []
 for size in sizes:
@@ -216,11 +236,12 @@ machine = {
 document = json.dumps({
     "machine": machine, "quick": quick,
     "ratio_meaning": "> 1 means usock is better: usock/kernel for rates, kernel/usock for times and memory",
-    "figures": [dict(zip(("section", "workload", "unit", "usock", "kernel", "ratio", "ratio_is"), r))
-                for r in rows],
+    "figures": [dict(zip(("section", "workload", "unit", "usock", "kernel", "ratio", "ratio_is"), r),
+                     **({"usock_failed": failed[i]} if i in failed else {}))
+                for i, r in enumerate(rows)],
     "write_size_sweep": sweep,
     "details": {"tap": tap, "stack": stack, "connections_max": biggest,
-                "round_trip_tap": rr_tap, "round_trip_veth": rr_veth},
+                "round_trip_tap": rr_tap, "round_trip_veth": rr_veth, "programs": programs},
 }, indent=1)
 if save:
     with open(save, "w") as out:
@@ -234,8 +255,9 @@ print("usock against the Linux kernel, measured in one run (%s; %d CPUs; Linux %
       (machine["cpu"], machine["cpus"], machine["kernel"], " [--quick]" if quick else ""))
 print("ratio > 1 means usock is better: usock/kernel for rates, kernel/usock for times and memory\n")
 print("%-2s %-68s %10s %10s %8s  %s" % ("#", "workload", "usock", "kernel", "ratio", "unit"))
-for section, name, unit, usock, kernel, r, _ in rows:
-    print("%-2s %-68s %10s %10s %8s  %s" % (section, name, fmt(usock), fmt(kernel), fmt(r), unit))
+for i, (section, name, unit, usock, kernel, r, _) in enumerate(rows):
+    print("%-2s %-68s %10s %10s %8s  %s" % (section, name, "failed" if i in failed else fmt(usock),
+                                            fmt(kernel), fmt(r), unit))
 print("\nthroughput against write size, in memory (kernel: loopback), MB/s")
 print("%10s %10s %10s %8s" % ("write", "usock", "kernel", "ratio"))
 for s in sweep:
@@ -246,4 +268,17 @@ for note in stack["notes"]:
     print(" - " + note)
 if biggest and biggest.get("stopped_by"):
     print(" - bench_connections_max stopped by: " + biggest["stopped_by"])
+if programs:
+    print("\nsection 7: usock PROGRAM is PROGRAM run on usock (usock run) over a TAP; the kernel"
+          " column runs the same programs kernel -> kernel across a veth pair")
+if programs is None:
+    print("\nno figures from bench/programs.sh (section 7): see its messages above")
+elif failed:
+    print("\nfailed on usock (section 7):")
+    for name, why in dict.fromkeys((rows[i][1], failed[i]) for i in sorted(failed)):
+        print(" - %s: %s" % (name, why))
 PY
+if [[ $PROGRAMS_STATUS -ne 0 ]]; then
+    log "bench/programs.sh exited $PROGRAMS_STATUS: its set-up or a kernel baseline failed"
+    exit "$PROGRAMS_STATUS"
+fi
