@@ -14,7 +14,7 @@
  * stack) every POLL_SLICE_MS.  select() is built on poll(); it does not
  * write the time left back into *timeout.  ppoll() and pselect() with a
  * usock socket in the set are poll() and select() with the signal mask set
- * around them (see with_mask: not atomic as the kernel's).
+ * around them (see with_mask: nearly, not wholly, atomic as the kernel's).
  *
  * A signal handler that runs while the stack is asked ends the wait with
  * EINTR, as the kernel's poll does (remote/client.c cancels a usock_poll
@@ -243,12 +243,29 @@ static int timespec_to_ms(const struct timespec *timeout)
 }
 
 /* ppoll and pselect with usock sockets in the set: the signal mask is set
- * for the wait and put back after it.  The kernel does both in one step;
- * here a signal that arrives between them is taken at the restore, after
- * the wait, instead of cutting it short. */
-static int with_mask(const sigset_t *mask, sigset_t *saved)
+ * for the wait and put back after it; the kernel does both in one step.  A
+ * signal already pending that the mask lets through is handled as the mask
+ * is set: *handled says so, and the call then ends with EINTR at once, as
+ * the kernel's would (the lost wake-up pselect exists to prevent).  One
+ * that comes during the wait ends it too (see the top); one that comes in
+ * the moment between the wait and the restore is handled at the restore.
+ * Returns 0 or an errno. */
+static int with_mask(const sigset_t *mask, sigset_t *saved, bool *handled)
 {
-    return mask ? pthread_sigmask(SIG_SETMASK, mask, saved) : 0;
+    *handled = false;
+    if (!mask)
+        return 0;
+    sigset_t pending;
+    if (sigpending(&pending) == 0) {
+        for (int number = 1; number < NSIG; number++) {
+            struct sigaction action;
+            if (sigismember(&pending, number) == 1 && sigismember(mask, number) == 0 &&
+                sigaction(number, NULL, &action) == 0 && action.sa_handler != SIG_DFL &&
+                action.sa_handler != SIG_IGN)
+                *handled = true;
+        }
+    }
+    return pthread_sigmask(SIG_SETMASK, mask, saved);
 }
 
 /* True when a usock socket is among fds. */
@@ -277,12 +294,16 @@ int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
         return -1;
     }
     sigset_t saved;
-    int error = with_mask(mask, &saved);
+    bool handled;
+    int error = with_mask(mask, &saved, &handled);
     if (error) {
         errno = error;
         return -1;
     }
-    int result = poll(fds, count, timespec_to_ms(timeout));
+    int result = -1;
+    errno = EINTR;
+    if (!handled)
+        result = poll(fds, count, timespec_to_ms(timeout));
     int saved_errno = errno;
     if (mask)
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
@@ -325,12 +346,16 @@ int pselect(int count, fd_set *readable, fd_set *writable, fd_set *exceptional,
         interval.tv_usec = (timeout->tv_nsec + 999) / 1000;
     }
     sigset_t saved;
-    int error = with_mask(mask, &saved);
+    bool handled;
+    int error = with_mask(mask, &saved, &handled);
     if (error) {
         errno = error;
         return -1;
     }
-    int result = select(count, readable, writable, exceptional, timeout ? &interval : NULL);
+    int result = -1;
+    errno = EINTR;
+    if (!handled)
+        result = select(count, readable, writable, exceptional, timeout ? &interval : NULL);
     int saved_errno = errno;
     if (mask)
         pthread_sigmask(SIG_SETMASK, &saved, NULL);

@@ -28,10 +28,10 @@
  *   dup2-bad-source  dup2/dup3 from a number not open leave the target
  *   dup2-epoll   dup2 onto a socket in an epoll set drops its registration
  *   poll-signal  a handled signal ends ppoll/pselect with EINTR
- * and reproducers of where the shim still differs from the kernel (the
- * test does not run them): mask-race (ppoll's mask is not set atomically
- * with the wait), epoll-et-unread (no new edge for data arriving after a
- * read that left some unread).
+ *   mask-race    a pending signal pselect's mask lets through ends it at once
+ * and a reproducer of where the shim still differs from the kernel (the
+ * test does not run it): epoll-et-unread (no new edge for data arriving
+ * after a read that left some unread).
  *
  * Each assertion that fails prints one line "preload_probe.c:LINE: ..." on
  * stdout; the exit status is 0 only when all held.  A watchdog alarm makes

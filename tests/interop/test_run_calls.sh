@@ -32,7 +32,8 @@
 #      signal mask: each one's readiness, and 0 after the timeout when
 #      nothing is ready; a signal the mask blocks does not cut the wait
 #      short and is taken before the call returns; a signal handled during
-#      the wait ends it with EINTR;
+#      the wait ends it with EINTR, and so does one already pending that
+#      the mask lets through (at once);
 #   5. epoll with EPOLLET (registered as nginx does): after a short read
 #      and no read to EAGAIN, the kernel peer's next data is a new event
 #      within a second; the peer's FIN is one too; after a write cut short
@@ -284,6 +285,9 @@ on_usock poll 198.18.0.1 7100
 say "a signal handled during ppoll or pselect ends the wait with EINTR"
 on_kernel poll-signal 198.18.0.1 7100
 on_usock poll-signal 198.18.0.1 7100
+say "a signal pending before pselect, let through by its mask, ends it at once"
+on_kernel mask-race 198.18.0.1 7100
+on_usock mask-race 198.18.0.1 7100
 
 say "5. an edge-triggered epoll after short reads"
 on_kernel epoll-et 198.18.0.1 7100
