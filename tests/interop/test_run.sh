@@ -27,7 +27,9 @@
 #      and -p names the master and both workers on it;
 #  10. a python3 server on usock accepts a connection and execs a new
 #      python3 with the connection's descriptor, which answers the kernel
-#      client on it: a socket that is not close-on-exec survives exec.
+#      client on it: a socket that is not close-on-exec survives exec;
+#  11. SIGINT ends a python3 program on usock blocked in accept(), as
+#      Ctrl-C does on the kernel (KeyboardInterrupt).
 #
 #   kernel 198.18.0.1/24 --usk0 (TAP)-- usock up 198.18.0.2/24 --name run
 #                                          ^ $USOCK_RUNDIR/run.api
@@ -344,6 +346,30 @@ step cat "$WORK/exec.reply"
 [ "$(cat "$WORK/exec.reply")" = "after exec: hello" ] ||
     fail "the program exec'd on usock did not answer on the socket it was handed"
 wait_exit "$EXEC_PID" "the program exec'd on usock" 10
+
+say "11. Ctrl-C (SIGINT) reaches a python3 program on usock blocked in accept()"
+cat >"$WORK/block.py" <<'PY'
+import signal, socket
+# A background job starts with SIGINT ignored; take Python's handler back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("198.18.0.2", 9100))
+listener.listen(1)
+print("accepting", flush=True)
+try:
+    listener.accept()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+PY
+start usock-block ip netns exec "$NS" usock run --name run -- /usr/bin/python3 "$WORK/block.py"
+BLOCK_PID=$LAST_PID
+wait_for_log usock-block "accepting"
+sleep 0.3 # into accept()
+step kill -INT "$BLOCK_PID"
+wait_exit "$BLOCK_PID" "the python3 program interrupted in accept()" 5
+grep -qx interrupted "$WORK/usock-block.log" ||
+    fail "accept() on usock did not end with EINTR for Python's SIGINT handler"
 
 usock_stop "$USOCK_PID" run
 pass
