@@ -30,6 +30,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1158,20 +1159,44 @@ static void test_gathered_send_failure_is_reported(void)
 /* ---- signals -------------------------------------------------------- */
 
 static volatile sig_atomic_t handled;
+static atomic_bool call_returned;
+static int signal_report_fd = -1; /* each handled signal writes a byte here */
 
 static void count_signal(int number)
 {
     (void)number;
     handled++;
+    if (signal_report_fd >= 0) {
+        ssize_t written = write(signal_report_fd, "s", 1);
+        (void)written;
+    }
 }
 
-/* Raises SIGUSR1 in the process 200 ms from now, from another thread. */
+/* Raises SIGUSR1 in the process every 200 ms until call_returned, from
+ * another thread (the process's main thread, blocked in the call, is the
+ * one it goes to; repeated, in case the first came before it blocked). */
 static void *signal_later(void *argument)
 {
     (void)argument;
-    usleep(200000);
-    kill(getpid(), SIGUSR1);
+    while (!atomic_load(&call_returned)) {
+        usleep(200000);
+        if (!atomic_load(&call_returned))
+            kill(getpid(), SIGUSR1);
+    }
     return NULL;
+}
+
+/* Starts signal_later for one blocking call. */
+static void signal_while_blocked(pthread_t *thread)
+{
+    atomic_store(&call_returned, false);
+    CHECK_EQ(pthread_create(thread, NULL, signal_later, NULL), 0);
+}
+
+static void signalling_done(pthread_t thread)
+{
+    atomic_store(&call_returned, true);
+    CHECK_EQ(pthread_join(thread, NULL), 0);
 }
 
 /* Blocked in accept and in poll, a handler without SA_RESTART ends the
@@ -1179,32 +1204,36 @@ static void *signal_later(void *argument)
  * takes the connection that comes later. */
 static void signal_body(const char *path, void *argument)
 {
-    int *pipes = argument; /* [1]: to the parent */
+    int *pipes = argument; /* [1]: to the parent; [3]: handled signals, to it */
     struct usock_stack *stack = attach_retrying(path);
     int listener = listener_on(stack, 7800);
     struct sigaction action = {.sa_handler = count_signal};
     sigemptyset(&action.sa_mask);
     CHECK_EQ(sigaction(SIGUSR1, &action, NULL), 0);
     pthread_t thread;
-    CHECK_EQ(pthread_create(&thread, NULL, signal_later, NULL), 0);
+    signal_while_blocked(&thread);
     CHECK_ERRNO(usock_accept(stack, listener, NULL, NULL), EINTR);
-    CHECK_EQ(pthread_join(thread, NULL), 0);
-    CHECK_EQ(handled, 1);
+    signalling_done(thread);
+    CHECK(handled >= 1);
+    int before = handled;
     struct pollfd entry = {.fd = listener, .events = POLLIN};
-    CHECK_EQ(pthread_create(&thread, NULL, signal_later, NULL), 0);
+    signal_while_blocked(&thread);
     CHECK_ERRNO(usock_poll(stack, &entry, 1, -1), EINTR);
-    CHECK_EQ(pthread_join(thread, NULL), 0);
-    CHECK_EQ(handled, 2);
-    /* SA_RESTART: the accept is not ended; the parent connects after the
-     * signal, and that connection is what it returns. */
+    signalling_done(thread);
+    CHECK(handled > before);
+    before = handled;
+    /* SA_RESTART: the accept is not ended by the signals that come while
+     * it waits; the parent connects after the first, and that connection
+     * is what it returns. */
     action.sa_flags = SA_RESTART;
     CHECK_EQ(sigaction(SIGUSR1, &action, NULL), 0);
-    CHECK_EQ(pthread_create(&thread, NULL, signal_later, NULL), 0);
+    signal_report_fd = pipes[3];
+    signal_while_blocked(&thread);
     signal_pipe(pipes[1], 1);
     int accepted = usock_accept(stack, listener, NULL, NULL);
     CHECK(accepted >= 0);
-    CHECK_EQ(pthread_join(thread, NULL), 0);
-    CHECK_EQ(handled, 3);
+    signalling_done(thread);
+    CHECK(handled > before);
     char buffer[8];
     CHECK_EQ(usock_recv(stack, accepted, buffer, sizeof(buffer), 0), 5);
     usock_stack_free(stack);
@@ -1214,18 +1243,23 @@ static void test_signal_ends_blocked_call_unless_sa_restart(void)
 {
     struct world world;
     world_prepare(&world);
-    int pipes[2];
+    int pipes[4];
     CHECK_EQ(pipe(pipes), 0);
+    CHECK_EQ(pipe(pipes + 2), 0);
     pid_t child = spawn(&world, signal_body, pipes);
     world_start(&world);
     CHECK_EQ(wait_pipe(pipes[0]), 1);
-    usleep(600000); /* the signal comes first (200 ms), then this connects */
+    /* Two signals handled after it went into accept (200 ms apart), then
+     * this connects. */
+    char reports[2];
+    CHECK_EQ(read(pipes[2], reports, 1), 1);
+    CHECK_EQ(read(pipes[2], reports + 1, 1), 1);
     int fd = connected_to(world.stack, 7800);
     CHECK_EQ(usock_send(world.stack, fd, "after", 5, 0), 5);
     expect_exit_zero(child);
     CHECK_EQ(usock_close(world.stack, fd), 0);
-    close(pipes[0]);
-    close(pipes[1]);
+    for (int i = 0; i < 4; i++)
+        close(pipes[i]);
     world_finish(&world);
 }
 
