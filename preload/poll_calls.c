@@ -282,8 +282,10 @@ static bool poll_has_usock(const struct pollfd *fds, nfds_t count)
 
 /* glibc declares ppoll's entries write-only (access attribute), but the
  * events in them are read, as the kernel reads them. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
           const sigset_t *mask)
 {
@@ -311,7 +313,9 @@ int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
     return result;
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
                 const sigset_t *mask, size_t fds_size);
