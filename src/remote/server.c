@@ -4,7 +4,8 @@
  *
  * Theory of operation.  usock_stack_serve_api listens on a Unix
  * SOCK_SEQPACKET socket and starts one monitor thread, which
- *   - accepts connections (at most API_CONNECTIONS_MAX at once; past that a
+ *   - accepts connections (at most API_CONNECTIONS_MAX at once, and
+ *     API_PROCESS_CONNECTIONS_MAX from one process; past that a
  *     newcomer gets one reply saying EAGAIN and is closed) and gives each
  *     its own connection thread, so a client blocked in accept() or recv(),
  *     or one that stops reading, holds up nobody but itself;
@@ -61,7 +62,10 @@
 #include "stack.h"
 
 /* Connections served at once (one thread each). */
-#define API_CONNECTIONS_MAX 256
+#define API_CONNECTIONS_MAX 1024
+/* Connections one process may hold at once, in all its sessions: one
+ * client cannot take the server's whole room from the others. */
+#define API_PROCESS_CONNECTIONS_MAX 128
 /* Connections one session may hold (one per client thread in a call). */
 #define API_SESSION_CONNECTIONS_MAX 128
 /* How long a new connection may take to say hello. */
@@ -1009,6 +1013,10 @@ static void server_admit(struct api_server *server)
     }
     pthread_mutex_lock(&server->lock);
     bool full = server->threads >= API_CONNECTIONS_MAX;
+    unsigned from_process = 0;
+    for (struct api_connection *c = server->connections; c && !full; c = c->next)
+        from_process += !c->finished && c->pid == credentials.pid;
+    full = full || from_process >= API_PROCESS_CONNECTIONS_MAX;
     pthread_mutex_unlock(&server->lock);
     if (full) {
         connection_refuse(fd);

@@ -15,7 +15,8 @@
  * over several descriptors, options, fcntl and ioctl, EBADF for another
  * client's descriptor, descriptors closed when a client exits and when it
  * is killed blocked in recv, ss's owner column, clients that send
- * garbage, leave replies unread or never speak while another is served,
+ * garbage, leave replies unread, never speak or open connection after
+ * connection (refused past a process's share) while another is served,
  * usock_dup in process and attached, a fork sharing a listener and a
  * connection with the child (REMOTE_FORK), and small sends gathered in
  * shared memory: whole and in order, sent by the stack when the client is
@@ -854,8 +855,26 @@ static void test_garbage_and_stalled_clients_do_not_stall_others(void)
     for (int i = 0; i < 40; i++)
         if (send(deaf, &request, sizeof(request), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
             break;
+    /* a process opening connection after connection: past its share (128,
+     * three of which it holds already) the server answers EAGAIN and
+     * closes, and the other process is still served */
+    enum { FLOOD = 140 };
+    int flood[FLOOD];
+    for (int i = 0; i < FLOOD; i++)
+        flood[i] = raw_connection(world.path);
+    usleep(300000);
+    int refused = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        struct remote_reply reply;
+        if (recv(flood[i], &reply, sizeof(reply), MSG_DONTWAIT) == (ssize_t)sizeof(reply) &&
+            reply.result == -EAGAIN)
+            refused++;
+    }
+    CHECK(refused >= 10 && refused <= FLOOD + 3 - 128);
     signal_pipe(pipes[1], 1);
     expect_exit_zero(child);
+    for (int i = 0; i < FLOOD; i++)
+        close(flood[i]);
     close(deaf);
     close(garbage);
     close(silent);
