@@ -243,8 +243,8 @@ int usock_stack_serve_control(struct usock_stack *stack, const char *path);
 /* Serves the sockets API (usock_attach) on a Unix SOCK_SEQPACKET socket at
  * path (`usock up` uses $USOCK_RUNDIR/NAME.api), each client connection on
  * a thread of its own, at most 1024 at once and 128 from one process.  A
- * client reaches only the
- * descriptors it made or accepted (others are EBADF); when it detaches,
+ * client reaches only the descriptors it made or accepted (others are
+ * EBADF); when it detaches,
  * exits or dies they are all closed, also while it is blocked in a call.
  * The stack must run in threaded mode (usock_stack_start first; else
  * -EINVAL).  usock_stack_free stops the service.  Returns 0 or a negative
