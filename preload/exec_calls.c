@@ -23,8 +23,7 @@
  * the old image's connections to the stack close with it (close-on-exec)
  * and the stack closes the old session's descriptors; the new session's
  * keep the sockets open.  When exec fails, the call returns as libc's does
- * and the new session, never claimed, is closed by the stack after
- * REMOTE_FORK_CLAIM_S.
+ * and the new session is closed at once (REMOTE_FORK_ABANDON).
  *
  * Limits: a vfork child (it runs in its parent's memory) and exec from
  * inside libc (posix_spawn, system) pass no usock socket on; the program
@@ -190,7 +189,7 @@ static void exec_prepare(struct exec_inherit *inherit, char *const *environment)
     inherit->environment = text.data ? environment_with(environment, text.data) : NULL;
     if (!kept || !inherit->environment) {
         shim_say("exec: usock sockets cannot be handed to the new program", ENOMEM);
-        remote_fork_done(stack, &inherit->ticket);
+        remote_fork_done(stack, &inherit->ticket, false);
         free(inherit->variable);
         memset(inherit, 0, sizeof(*inherit));
         return;
@@ -205,7 +204,7 @@ static void exec_failed(struct exec_inherit *inherit)
     if (!inherit->active)
         return;
     int saved_errno = errno;
-    remote_fork_done(inherit->stack, &inherit->ticket);
+    remote_fork_done(inherit->stack, &inherit->ticket, false);
     free(inherit->variable);
     free(inherit->environment);
     errno = saved_errno;

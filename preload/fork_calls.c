@@ -86,7 +86,7 @@ pid_t fork(void)
     if (pid != 0) {
         shim_in_fork = false;
         int fork_errno = errno;
-        remote_fork_done(stack, &ticket);
+        remote_fork_done(stack, &ticket, pid > 0);
         errno = pid < 0 ? fork_errno : saved_errno;
         return pid;
     }

@@ -47,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -140,7 +141,9 @@ static bool interruption_ends(uint32_t operation)
     return false;
 }
 
-static void cancel_call(struct remote_connection *connection);
+static bool cancel_call(struct remote_connection *connection);
+/* How often a cancel the server could not yet act on is asked again. */
+#define CANCEL_RETRY_MS 5
 
 /* ---- connections ---------------------------------------------------- */
 
@@ -173,17 +176,24 @@ static ssize_t connection_receive(struct remote_connection *connection, struct i
 {
     struct msghdr message = {.msg_iov = vectors, .msg_iovlen = count};
     ssize_t got;
-    bool cancelled = false;
+    bool cancelling = false;
     for (;;) {
+        if (cancelling) {
+            /* Until the server found the call to end (it may not have
+             * started it yet), ask again every CANCEL_RETRY_MS. */
+            struct pollfd reply_ready = {.fd = connection->fd, .events = POLLIN};
+            if (poll(&reply_ready, 1, CANCEL_RETRY_MS) == 0) {
+                cancelling = !cancel_call(connection);
+                continue;
+            }
+        }
         got = recvmsg(connection->fd, &message, MSG_CMSG_CLOEXEC);
         if (got >= 0 || errno != EINTR)
             break;
         /* A handler ran: the call may have to end (EINTR, in its reply). */
         interrupted = true;
-        if (!cancelled && connection->client && interruption_ends(connection->operation)) {
-            cancel_call(connection);
-            cancelled = true;
-        }
+        if (!cancelling && connection->client && interruption_ends(connection->operation))
+            cancelling = !cancel_call(connection);
     }
     if (got < (ssize_t)sizeof(struct remote_reply) || (message.msg_flags & MSG_TRUNC))
         return -EIO;
@@ -359,15 +369,18 @@ static int64_t client_call(struct remote_client *client, struct remote_request *
 }
 
 /* Asks the stack, on another connection of the session, to end the call
- * connection waits for (it is answered EINTR, unless it finished first). */
-static void cancel_call(struct remote_connection *connection)
+ * connection waits for (it is answered EINTR, unless it finished first).
+ * Returns true when the server found the call in progress, or cannot be
+ * asked; false when it has not started it yet (ESRCH: ask again). */
+static bool cancel_call(struct remote_connection *connection)
 {
     int saved_errno = errno;
     struct remote_request request = {.operation = REMOTE_CANCEL,
                                      .arguments = {(int32_t)connection->id}};
     struct remote_reply reply;
-    (void)client_call(connection->client, &request, NULL, &reply, NULL, 0);
+    int64_t result = client_call(connection->client, &request, NULL, &reply, NULL, 0);
     errno = saved_errno;
+    return result != -ESRCH;
 }
 
 int64_t remote_call(struct remote_client *client, struct remote_request *request,
@@ -532,9 +545,18 @@ int remote_fork_prepare(struct usock_stack *stack, struct remote_fork_ticket *ti
     return 0;
 }
 
-void remote_fork_done(struct usock_stack *stack, struct remote_fork_ticket *ticket)
+void remote_fork_done(struct usock_stack *stack, struct remote_fork_ticket *ticket,
+                      bool child_made)
 {
     pthread_mutex_unlock(&stack->remote->lock);
+    if (!child_made) {
+        struct remote_request request = {.operation = REMOTE_FORK_ABANDON,
+                                         .value_length = REMOTE_TOKEN_SIZE};
+        struct remote_reply reply;
+        int saved_errno = errno;
+        (void)client_call(stack->remote, &request, ticket->token, &reply, NULL, 0);
+        errno = saved_errno;
+    }
     free(ticket->pairs);
     ticket->pairs = NULL;
     ticket->count = 0;
@@ -925,8 +947,8 @@ ssize_t remote_sendmsg(struct remote_client *client, int fd, const struct msghdr
             break;
     } while (done < (size_t)total);
     client_give(client, connection, broken);
-    if (client->gather && done == (size_t)total && total > 0)
-        gather_note_room(client->gather, fd, send_room);
+    if (client->gather)
+        gather_note_room(client->gather, fd, done == (size_t)total && total > 0 ? send_room : -1);
     if (done > 0)
         return (ssize_t)done;
     return result < 0 ? fail((int)-result) : 0;

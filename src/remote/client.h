@@ -76,9 +76,11 @@ struct remote_fork_ticket {
 int remote_fork_prepare(struct usock_stack *stack, struct remote_fork_ticket *ticket);
 
 /* In the parent after fork() (either outcome): releases the lock and the
- * ticket's pairs.  A child that never comes lets the stack close its
- * descriptors after REMOTE_FORK_CLAIM_S. */
-void remote_fork_done(struct usock_stack *stack, struct remote_fork_ticket *ticket);
+ * ticket's pairs.  child_made false (fork or exec failed): the stack closes
+ * the child's share at once; a child made that never comes has the stack
+ * close it after REMOTE_FORK_CLAIM_S. */
+void remote_fork_done(struct usock_stack *stack, struct remote_fork_ticket *ticket,
+                      bool child_made);
 
 /* The sockets-API endpoint an attached handle talks to (the handle's). */
 const char *remote_path(const struct usock_stack *stack);

@@ -144,31 +144,33 @@ static void region_make(struct gather *gather)
     gather->region_failed = gather->region == NULL;
 }
 
-/* Sends what slot holds (lock held).  Afterwards the slot is free, unless
- * the server sent only part before an error (then it keeps the rest, to
- * meet the error on the next flush). */
+/* Sends what slot holds (lock held).  The server takes what it sent out
+ * of the slot itself (so a drain after this process died never sends it
+ * twice); afterwards the slot is free, unless the server kept some back
+ * (it could not send all before an error, or the server stopping), which
+ * the next flush tries again. */
 static void flush_slot(struct gather *gather, int slot)
 {
     struct remote_gather_slot *shared = &gather->region[slot];
     int fd = gather->slot_fd[slot];
     struct gather_descriptor *descriptor = &gather->descriptors[fd];
-    uint32_t length = shared->length;
     struct remote_request request = {.operation = REMOTE_FLUSH, .fd = fd, .arguments = {slot}};
     struct remote_reply reply;
     int64_t result = remote_call(gather->client, &request, NULL, &reply, NULL, 0);
-    if (result >= 0 && (uint64_t)result < length) {
-        memmove(shared->data, shared->data + result, length - (size_t)result);
-        atomic_store_explicit((_Atomic uint32_t *)&shared->length, length - (uint32_t)result,
-                              memory_order_release);
+    uint32_t left = atomic_load_explicit((_Atomic uint32_t *)&shared->length,
+                                         memory_order_acquire);
+    if (result < 0) {
+        /* Lost with the connection, as in the kernel's buffer; the next
+         * send says why, once. */
+        descriptor->error = (int32_t)-result;
+        left = 0;
+    }
+    if (left > 0) {
         descriptor->credit = -1;
+        gather->since[slot] = monotonic_ns(); /* tried again a delay later */
         return;
     }
-    if (result < 0) {
-        descriptor->error = (int32_t)-result;
-        descriptor->credit = -1;
-    } else {
-        descriptor->credit = reply.send_room;
-    }
+    descriptor->credit = result < 0 ? -1 : reply.send_room;
     atomic_store_explicit((_Atomic uint32_t *)&shared->length, 0, memory_order_release);
     gather->since[slot] = 0;
     gather->slot_fd[slot] = -1;
@@ -242,15 +244,19 @@ ssize_t gather_send(struct gather *gather, int fd, const struct msghdr *message,
                       descriptor->credit < (int64_t)total)) {
         flush_slot(gather, slot);
         slot = descriptor->slot;
-        if (descriptor->error || slot >= 0) {
-            /* It failed, or kept bytes: this send goes the ordinary way,
-             * after them, and meets the same fate. */
+        int error = descriptor->error;
+        if (error || slot >= 0) {
+            /* It failed (said now, once), or the server kept bytes back:
+             * this send may not overtake them. */
+            descriptor->error = 0;
             pthread_mutex_unlock(&gather->lock);
-            return 0;
+            return error ? -error : -EAGAIN;
         }
         held = 0;
     }
     if (!plain || !gather->region || descriptor->credit < (int64_t)total) {
+        /* The ordinary way; its reply says the room anew (gather_note_room). */
+        descriptor->credit = -1;
         pthread_mutex_unlock(&gather->lock);
         return 0;
     }

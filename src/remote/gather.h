@@ -32,12 +32,14 @@ void gather_abandon(struct gather *gather);
 /* A send of total bytes on fd: gathered when it may be.  Returns total
  * when it was; 0 when it must go the ordinary way (anything gathered for
  * fd has gone first); -errno when sending what was gathered earlier for fd
- * failed (reported once, as the kernel reports an asynchronous error). */
+ * failed (reported once, as the kernel reports an asynchronous error), or
+ * -EAGAIN when the stack kept some of it back (the send may not overtake
+ * it; rare: what is gathered had room). */
 ssize_t gather_send(struct gather *gather, int fd, const struct msghdr *message, int flags,
                     size_t total);
 
-/* After an ordinary send on fd that went whole: room is the reply's
- * send_room (bytes the stack would take at once, -1: do not gather). */
+/* After an ordinary send on fd: room is the reply's send_room when it went
+ * whole (bytes the stack would take at once), else -1: do not gather. */
 void gather_note_room(struct gather *gather, int fd, int room);
 
 /* Sends what is gathered for fd (fd < 0: for every descriptor) before a

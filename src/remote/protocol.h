@@ -32,7 +32,8 @@
  * int32 each; the result is their number).  The child's first connection
  * says REMOTE_HELLO with arguments[1] = REMOTE_HELLO_FORKED and that token,
  * from any process id, once: the session becomes the child's.  Unclaimed
- * for REMOTE_FORK_CLAIM_S, its descriptors are closed.
+ * for REMOTE_FORK_CLAIM_S, its descriptors are closed; at once when the
+ * client says REMOTE_FORK_ABANDON with the token (fork or exec failed).
  *
  * Signals: a hello's reply names the connection (flags).  When a signal
  * handler interrupts a client thread waiting for the reply to a blocking
@@ -112,6 +113,7 @@ enum remote_operation {
     REMOTE_GATHER_SETUP,   /* the gather region's memfd rides along (SCM_RIGHTS) */
     REMOTE_FLUSH,          /* fd; arguments[0] slot: send what the slot gathered */
     REMOTE_CANCEL,         /* arguments[0]: the connection whose call ends (EINTR) */
+    REMOTE_FORK_ABANDON,   /* value: the token of a REMOTE_FORK no child will claim */
     REMOTE_OPERATION_COUNT,
 };
 

@@ -88,7 +88,7 @@ struct api_session {
      * only; gather_lock orders flushes and the drain at its end (after
      * which gather_drained is set and nothing more is sent from it). */
     pthread_mutex_t gather_lock;
-    const struct remote_gather_slot *gather;
+    struct remote_gather_slot *gather;
     bool gather_drained;
     /* Threads using the session outside the server lock (the monitor
      * draining it); it is freed once unlinked with none left. */
@@ -368,6 +368,7 @@ static size_t serve_dup(struct api_call *call)
 static struct api_session *session_new(struct api_server *server);
 static void session_unlink(struct api_server *server, struct api_session *session);
 static void session_free(struct api_session *session);
+static bool session_token_is(const struct api_session *session, const uint8_t *token);
 
 /* Before the client forks: a session for the child, holding a descriptor
  * of its own for each of the client's (protocol.h, "Fork"). */
@@ -419,7 +420,8 @@ static size_t serve_gather_setup(struct api_call *call)
         call->reply->result = -EINVAL; /* one that could shrink would fault us */
         return 0;
     }
-    void *region = mmap(NULL, REMOTE_GATHER_REGION, PROT_READ, MAP_SHARED, fd, 0);
+    /* Writable: the server takes what it sent out of a slot (serve_flush). */
+    void *region = mmap(NULL, REMOTE_GATHER_REGION, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (region == MAP_FAILED) {
         call->reply->result = -errno;
         return 0;
@@ -437,8 +439,11 @@ static size_t serve_gather_setup(struct api_call *call)
 
 /* Sends what a gather slot holds to the request's descriptor, waiting
  * for room as a blocking send would (the client only gathers what the
- * stack said it had room for, so it rarely waits), in slices between
- * which the thread looks for a hang-up or the server stopping. */
+ * stack said it had room for, so it rarely waits).  What went is taken out
+ * of the slot here, under the session's gather lock, so the drain at the
+ * client's death never sends it again; the lock is not held while waiting
+ * (in slices, between which the thread looks for a hang-up, the server
+ * stopping, or the drain having come). */
 static size_t serve_flush(struct api_call *call)
 {
     const struct remote_request *r = call->request;
@@ -449,27 +454,37 @@ static size_t serve_flush(struct api_call *call)
         call->reply->result = -EINVAL;
         return 0;
     }
-    pthread_mutex_lock(&session->gather_lock);
-    if (!session->gather || session->gather_drained) {
-        pthread_mutex_unlock(&session->gather_lock);
-        call->reply->result = -EINVAL;
-        return 0;
-    }
-    const struct remote_gather_slot *slot = &session->gather[slot_index];
-    uint32_t length = __atomic_load_n(&slot->length, __ATOMIC_ACQUIRE);
-    if (length > REMOTE_GATHER_BYTES)
-        length = REMOTE_GATHER_BYTES;
     size_t sent = 0;
     int error = 0;
-    while (sent < length) {
-        ssize_t now = usock_send(call->stack, r->fd, slot->data + sent, length - sent,
-                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+    bool emptied = false;
+    for (;;) {
+        pthread_mutex_lock(&session->gather_lock);
+        if (!session->gather || session->gather_drained) {
+            pthread_mutex_unlock(&session->gather_lock);
+            error = sent ? 0 : EINVAL;
+            break;
+        }
+        struct remote_gather_slot *slot = &session->gather[slot_index];
+        uint32_t length = __atomic_load_n(&slot->length, __ATOMIC_ACQUIRE);
+        if (length > REMOTE_GATHER_BYTES)
+            length = REMOTE_GATHER_BYTES;
+        ssize_t now = length ? usock_send(call->stack, r->fd, slot->data, length,
+                                          MSG_DONTWAIT | MSG_NOSIGNAL)
+                             : 0;
+        int send_error = now < 0 ? errno : 0;
         if (now > 0) {
             sent += (size_t)now;
-            continue;
+            length -= (uint32_t)now;
+            memmove(slot->data, slot->data + now, length);
+            __atomic_store_n(&slot->length, length, __ATOMIC_RELEASE);
         }
-        if (now < 0 && errno != EAGAIN) {
-            error = errno;
+        pthread_mutex_unlock(&session->gather_lock);
+        if (length == 0) {
+            emptied = true;
+            break;
+        }
+        if (send_error && send_error != EAGAIN) {
+            error = send_error;
             break;
         }
         if (atomic_load(&call->connection->server->stopping) ||
@@ -480,12 +495,37 @@ static size_t serve_flush(struct api_call *call)
         struct pollfd writable = {.fd = r->fd, .events = POLLOUT};
         usock_poll(call->stack, &writable, 1, API_POLL_SLICE_MS);
     }
-    pthread_mutex_unlock(&session->gather_lock);
     call->reply->result = sent > 0 ? (int64_t)sent : error ? -error : 0;
-    if (sent == length) {
+    if (emptied) {
         long room = api_send_room(call->stack, r->fd);
         call->reply->send_room = room > INT32_MAX ? INT32_MAX : (int32_t)room;
     }
+    return 0;
+}
+
+/* A REMOTE_FORK whose child will never come (fork or exec failed): its
+ * session's descriptors are closed now rather than after the wait. */
+static size_t serve_fork_abandon(struct api_call *call)
+{
+    struct api_server *server = call->connection->server;
+    struct api_session *abandoned = NULL;
+    pthread_mutex_lock(&server->lock);
+    for (struct api_session *s = server->sessions; s; s = s->next) {
+        if (s->awaiting_child && session_token_is(s, call->payload)) {
+            abandoned = s;
+            break;
+        }
+    }
+    if (abandoned) {
+        session_unlink(server, abandoned);
+        server->awaiting_children--;
+    }
+    pthread_mutex_unlock(&server->lock);
+    if (abandoned) {
+        api_close_owned(server->stack, abandoned->id);
+        session_free(abandoned);
+    }
+    call->reply->result = abandoned ? 0 : -ESRCH;
     return 0;
 }
 
@@ -615,6 +655,7 @@ static const api_handler api_handlers[REMOTE_OPERATION_COUNT] = {
     [REMOTE_GATHER_SETUP] = serve_gather_setup,
     [REMOTE_FLUSH] = serve_flush,
     [REMOTE_CANCEL] = serve_cancel,
+    [REMOTE_FORK_ABANDON] = serve_fork_abandon,
 };
 static_assert(sizeof(api_handlers) / sizeof(api_handlers[0]) == REMOTE_OPERATION_COUNT,
               "a handler for each operation");
@@ -635,6 +676,11 @@ static int request_check(const struct remote_request *r, size_t payload_length)
             return -EINVAL;
         if (r->arguments[1] != REMOTE_HELLO_JOIN &&
             (r->arguments[1] != REMOTE_HELLO_FORKED || r->value_length == 0))
+            return -EINVAL;
+        expected = r->value_length;
+        break;
+    case REMOTE_FORK_ABANDON:
+        if (r->value_length != REMOTE_TOKEN_SIZE)
             return -EINVAL;
         expected = r->value_length;
         break;
@@ -718,11 +764,12 @@ static void session_drain(struct api_server *server, struct api_session *session
     if (session->gather && !session->gather_drained) {
         api_act_for(session->id, session->pid);
         for (size_t i = 0; i < REMOTE_GATHER_SLOTS; i++) {
-            const struct remote_gather_slot *slot = &session->gather[i];
+            struct remote_gather_slot *slot = &session->gather[i];
             uint32_t length = __atomic_load_n(&slot->length, __ATOMIC_ACQUIRE);
             if (length > 0 && length <= REMOTE_GATHER_BYTES)
                 (void)usock_send(server->stack, slot->fd, slot->data, length,
                                  MSG_DONTWAIT | MSG_NOSIGNAL);
+            __atomic_store_n(&slot->length, 0, __ATOMIC_RELEASE);
         }
         api_act_for(owner, pid);
     }

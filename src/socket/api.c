@@ -147,6 +147,9 @@ static int api_wait(struct usock_stack *stack, struct socket *socket, uint64_t d
 {
     if (!stack->thread_running)
         return -EAGAIN;
+    /* Raised before this call went to sleep: its wake-up is already past. */
+    if (api_caller.interrupt && atomic_load(api_caller.interrupt))
+        return -EINTR;
     if (deadline) {
         if (real_monotonic_ns() >= deadline)
             return -EAGAIN;

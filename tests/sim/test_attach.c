@@ -20,8 +20,10 @@
  * usock_dup in process and attached, a fork sharing a listener and a
  * connection with the child (REMOTE_FORK), and small sends gathered in
  * shared memory: whole and in order, sent by the stack when the client is
- * killed with them still gathered, a failed flush reported by a later
- * send, and a signal ending a blocked accept and poll with EINTR (but not
+ * killed with them still gathered but never twice what a flush already
+ * sent, a failed flush reported by a later send, no gathering on a full
+ * socket (EAGAIN), a fork that made no child giving its share back at
+ * once, and a signal ending a blocked accept and poll with EINTR (but not
  * an accept when the handler asks for SA_RESTART).
  */
 #include <arpa/inet.h>
@@ -38,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -988,7 +991,7 @@ static void fork_body(const char *path, void *argument)
         remote_stack_abandon(stack);
         forked_child(path, &ticket, listener, server, pipes[1]);
     }
-    remote_fork_done(stack, &ticket);
+    remote_fork_done(stack, &ticket, true);
     /* the parent closes its copy; the child's keeps the connection */
     CHECK_EQ(usock_close(stack, server), 0);
     CHECK_EQ(usock_send(stack, client, "ping", 4, 0), 4);
@@ -1013,6 +1016,16 @@ static void fork_body(const char *path, void *argument)
     CHECK(accepted >= 0);
     CHECK_EQ(usock_send(stack, third, "mine", 4, 0), 4);
     CHECK_EQ(usock_recv(stack, accepted, buffer, sizeof(buffer), 0), 4);
+    /* A fork that made no child: its share is closed at once, not after
+     * the wait for a child, so closing this copy ends the connection (the
+     * peer reads EOF well within 2 s). */
+    CHECK_EQ(remote_fork_prepare(stack, &ticket), 0);
+    remote_fork_done(stack, &ticket, false);
+    CHECK_EQ(usock_close(stack, accepted), 0);
+    struct timeval two_seconds = {.tv_sec = 2};
+    CHECK_EQ(usock_setsockopt(stack, third, SOL_SOCKET, SO_RCVTIMEO, &two_seconds,
+                              sizeof(two_seconds)), 0);
+    CHECK_EQ(usock_recv(stack, third, buffer, sizeof(buffer), 0), 0);
     usock_stack_free(stack);
 }
 
@@ -1126,6 +1139,135 @@ static void test_gathered_sends_of_a_killed_client_still_go(void)
     CHECK_EQ(usock_close(world.stack, listener), 0);
     close(pipes[0]);
     close(pipes[1]);
+    world_finish(&world);
+}
+
+/* A send the stack took only part of leaves no room to gather on: the
+ * next small send on a full socket is EAGAIN, as the kernel says, and a
+ * poll after it answers at once. */
+static void full_socket_body(const char *path, void *argument)
+{
+    int *pipes = argument; /* [1]: to the parent, when done */
+    struct usock_stack *stack = attach_retrying(path);
+    int fd = connected_to(stack, 7950);
+    CHECK_EQ(usock_send(stack, fd, "first", 5, 0), 5); /* the stack says it has room */
+    CHECK_EQ(usock_fcntl(stack, fd, F_SETFL, O_NONBLOCK), 0);
+    static uint8_t chunk[65536];
+    for (int i = 0; i < 1000; i++) {
+        if (usock_send(stack, fd, chunk, sizeof(chunk), 0) < 0) {
+            CHECK_EQ(errno, EAGAIN);
+            break;
+        }
+    }
+    CHECK_ERRNO(usock_send(stack, fd, chunk, 100, MSG_DONTWAIT), EAGAIN);
+    struct pollfd entry = {.fd = fd, .events = POLLIN};
+    uint64_t started = now_ms();
+    CHECK_EQ(usock_poll(stack, &entry, 1, 0), 0);
+    CHECK(now_ms() - started < 1000);
+    signal_pipe(pipes[1], 1);
+    usock_stack_free(stack);
+}
+
+static void test_full_socket_is_eagain_not_gathered(void)
+{
+    struct world world;
+    world_prepare(&world);
+    int pipes[2];
+    CHECK_EQ(pipe(pipes), 0);
+    pid_t child = spawn(&world, full_socket_body, pipes);
+    world_start(&world);
+    int listener = listener_on(world.stack, 7950);
+    int fd = usock_accept(world.stack, listener, NULL, NULL); /* and never reads */
+    CHECK(fd >= 0);
+    CHECK_EQ(wait_pipe(pipes[0]), 1);
+    expect_exit_zero(child);
+    CHECK_EQ(usock_close(world.stack, fd), 0);
+    CHECK_EQ(usock_close(world.stack, listener), 0);
+    close(pipes[0]);
+    close(pipes[1]);
+    world_finish(&world);
+}
+
+/* What a flush sent is not sent again when the client dies after it (the
+ * server takes it out of the slot itself), spoken in the raw protocol. */
+static int64_t raw_call(int fd, struct remote_request *request, int descriptor)
+{
+    union {
+        struct cmsghdr header;
+        uint8_t bytes[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct iovec out = {request, sizeof(*request)};
+    struct msghdr message = {.msg_iov = &out, .msg_iovlen = 1};
+    if (descriptor >= 0) {
+        message.msg_control = &control;
+        message.msg_controllen = sizeof(control);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
+    }
+    CHECK_EQ(sendmsg(fd, &message, MSG_NOSIGNAL), (ssize_t)sizeof(*request));
+    uint8_t reply[sizeof(struct remote_reply) + REMOTE_TOKEN_SIZE];
+    CHECK(recv(fd, reply, sizeof(reply), 0) >= (ssize_t)sizeof(struct remote_reply));
+    struct remote_reply header;
+    memcpy(&header, reply, sizeof(header));
+    return header.result;
+}
+
+static void test_flushed_bytes_are_not_sent_again_when_the_client_dies(void)
+{
+    struct world world;
+    world_prepare(&world);
+    world_start(&world);
+    int listener = listener_on(world.stack, 7900);
+    int raw = raw_connection(world.path);
+    struct remote_request request = {.operation = REMOTE_HELLO,
+                                     .arguments = {REMOTE_PROTOCOL_VERSION}};
+    CHECK(raw_call(raw, &request, -1) > 0);
+    request = (struct remote_request){.operation = REMOTE_SOCKET,
+                                      .arguments = {AF_INET, SOCK_STREAM}};
+    int fd = (int)raw_call(raw, &request, -1);
+    CHECK(fd >= 0);
+    struct sockaddr_in peer = address_of(STACK_ADDRESS, 7900);
+    request = (struct remote_request){.operation = REMOTE_CONNECT, .fd = fd,
+                                      .address_present = 1, .address_length = sizeof(peer)};
+    memcpy(request.address, &peer, sizeof(peer));
+    CHECK_EQ(raw_call(raw, &request, -1), 0);
+    int accepted = usock_accept(world.stack, listener, NULL, NULL);
+    CHECK(accepted >= 0);
+    int memory = memfd_create("test-gather", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    CHECK(memory >= 0);
+    CHECK_EQ(ftruncate(memory, (off_t)REMOTE_GATHER_REGION), 0);
+    CHECK_EQ(fcntl(memory, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    struct remote_gather_slot *slots =
+        mmap(NULL, REMOTE_GATHER_REGION, PROT_READ | PROT_WRITE, MAP_SHARED, memory, 0);
+    CHECK(slots != MAP_FAILED);
+    request = (struct remote_request){.operation = REMOTE_GATHER_SETUP};
+    CHECK_EQ(raw_call(raw, &request, memory), 0);
+    slots[3].fd = fd;
+    memcpy(slots[3].data, "ABCDEFGH", 8);
+    __atomic_store_n(&slots[3].length, 8, __ATOMIC_RELEASE);
+    request = (struct remote_request){.operation = REMOTE_FLUSH, .fd = fd, .arguments = {3}};
+    CHECK_EQ(raw_call(raw, &request, -1), 8);
+    CHECK_EQ(slots[3].length, 0); /* the server took them out */
+    close(raw); /* dies before it could say anything more */
+    char buffer[32];
+    size_t got = 0;
+    for (;;) {
+        ssize_t now = usock_recv(world.stack, accepted, buffer + got, sizeof(buffer) - got, 0);
+        CHECK(now >= 0);
+        if (now == 0)
+            break;
+        got += (size_t)now;
+    }
+    CHECK_EQ(got, 8);
+    CHECK(memcmp(buffer, "ABCDEFGH", 8) == 0);
+    munmap(slots, REMOTE_GATHER_REGION);
+    close(memory);
+    CHECK_EQ(usock_close(world.stack, accepted), 0);
+    CHECK_EQ(usock_close(world.stack, listener), 0);
     world_finish(&world);
 }
 
@@ -1322,6 +1464,8 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_gathered_small_sends_arrive_whole_and_in_order),
     CHECK_TEST(test_gathered_sends_of_a_killed_client_still_go),
     CHECK_TEST(test_gathered_send_failure_is_reported),
+    CHECK_TEST(test_flushed_bytes_are_not_sent_again_when_the_client_dies),
+    CHECK_TEST(test_full_socket_is_eagain_not_gathered),
     CHECK_TEST(test_signal_ends_blocked_call_unless_sa_restart),
     CHECK_TEST(test_attach_errors),
 };
