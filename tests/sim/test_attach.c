@@ -202,13 +202,22 @@ static int listener_on(struct usock_stack *stack, uint16_t port)
     return fd;
 }
 
+/* A connection to port of the stack's address.  Refused, it is tried
+ * again for up to 5 s: a child may attach before the parent has made the
+ * listener it connects to. */
 static int connected_to(struct usock_stack *stack, uint16_t port)
 {
-    int fd = usock_socket(stack, AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in peer = address_of(STACK_ADDRESS, port);
-    CHECK_EQ(usock_connect(stack, fd, (struct sockaddr *)&peer, sizeof(peer)), 0);
-    return fd;
+    uint64_t deadline = now_ms() + 5000;
+    for (;;) {
+        int fd = usock_socket(stack, AF_INET, SOCK_STREAM, 0);
+        CHECK(fd >= 0);
+        struct sockaddr_in peer = address_of(STACK_ADDRESS, port);
+        if (usock_connect(stack, fd, (struct sockaddr *)&peer, sizeof(peer)) == 0)
+            return fd;
+        CHECK(errno == ECONNREFUSED && now_ms() < deadline);
+        CHECK_EQ(usock_close(stack, fd), 0);
+        usleep(10000);
+    }
 }
 
 /* ---- TCP between two attached sockets ------------------------------- */
@@ -347,18 +356,27 @@ static void against_in_process_body(const char *path, void *argument)
 {
     int *pipes = argument;
     struct usock_stack *stack = attach_retrying(path);
-    /* to the in-process echo on 7, with a nonblocking connect */
-    int fd = usock_socket(stack, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in echo = address_of(STACK_ADDRESS, 7);
-    int result = usock_connect(stack, fd, (struct sockaddr *)&echo, sizeof(echo));
-    CHECK(result == 0 || errno == EINPROGRESS);
-    struct pollfd entry = {.fd = fd, .events = POLLOUT};
-    CHECK_EQ(usock_poll(stack, &entry, 1, 5000), 1);
-    CHECK(entry.revents & POLLOUT);
-    int error = -1;
-    socklen_t length = sizeof(error);
-    CHECK_EQ(usock_getsockopt(stack, fd, SOL_SOCKET, SO_ERROR, &error, &length), 0);
+    /* to the in-process echo on 7, with a nonblocking connect (tried again
+     * while refused: the parent makes the echo after serving the API) */
+    uint64_t deadline = now_ms() + 5000;
+    int fd, error;
+    do {
+        fd = usock_socket(stack, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        CHECK(fd >= 0);
+        struct sockaddr_in echo = address_of(STACK_ADDRESS, 7);
+        int result = usock_connect(stack, fd, (struct sockaddr *)&echo, sizeof(echo));
+        CHECK(result == 0 || errno == EINPROGRESS);
+        struct pollfd entry = {.fd = fd, .events = POLLOUT};
+        CHECK_EQ(usock_poll(stack, &entry, 1, 5000), 1);
+        CHECK(entry.revents & POLLOUT);
+        error = -1;
+        socklen_t length = sizeof(error);
+        CHECK_EQ(usock_getsockopt(stack, fd, SOL_SOCKET, SO_ERROR, &error, &length), 0);
+        if (error == ECONNREFUSED) {
+            CHECK_EQ(usock_close(stack, fd), 0);
+            usleep(10000);
+        }
+    } while (error == ECONNREFUSED && now_ms() < deadline);
     CHECK_EQ(error, 0);
     CHECK_EQ(usock_fcntl(stack, fd, F_SETFL, 0), 0);
     CHECK_EQ(usock_send(stack, fd, "ping", 4, 0), 4);
