@@ -158,6 +158,11 @@ struct usock_stack_config {
     uint64_t tcp_time_wait_ns; /* TCP TIME_WAIT (2MSL); 0: 60 s as Linux */
     size_t socket_limit;      /* most descriptors open at once (socket() and accept()
                                * then fail with EMFILE); 0: 65536 */
+    size_t client_socket_limit; /* most descriptors one attached program
+                               * (usock_attach, usock run) holds, as a process's
+                               * RLIMIT_NOFILE: past it its socket() and accept()
+                               * fail EMFILE, and the others keep their room;
+                               * 0: half of socket_limit */
     unsigned busy_poll_us;    /* threaded mode: after frames arrive and the link is
                                * empty, the stack thread keeps polling it this long
                                * before it sleeps (a reply then costs no wakeup, but

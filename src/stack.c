@@ -372,6 +372,11 @@ struct usock_stack *usock_stack_new(const struct usock_stack_config *config)
         stack->sockets.limit = config->socket_limit < SOCKET_DESCRIPTOR_CEILING
                                    ? config->socket_limit
                                    : SOCKET_DESCRIPTOR_CEILING;
+    stack->sockets.client_limit = stack->sockets.limit / 2 ? stack->sockets.limit / 2 : 1;
+    if (config->client_socket_limit)
+        stack->sockets.client_limit = config->client_socket_limit < stack->sockets.limit
+                                          ? config->client_socket_limit
+                                          : stack->sockets.limit;
     /* Offloads only for a link the stack drives directly; ones it cannot
      * have are simply off.  TCP segmentation needs checksum offload. */
     if (link && link->ops->enable_offloads && !config->no_offloads &&

@@ -63,6 +63,8 @@ static const char up_usage[] =
     "Limits (past one, socket() fails with EMFILE, a TCP send() with ENOBUFS, and\n"
     "what comes off the wire is dropped and counted in usock stats):\n"
     "  --socket-limit N         sockets open at once (default 65536)\n"
+    "  --client-socket-limit N  sockets one attached program holds at once\n"
+    "                           (default half the socket limit)\n"
     "  --tcp-memory SIZE        all TCP buffers together (default 1/16 of RAM)\n"
     "  --datagram-memory SIZE   all UDP, raw and ping queues (default 1/32 of RAM)\n"
     "  --reassembly-memory SIZE IP fragments held for reassembly (default 4M)\n"
@@ -85,6 +87,7 @@ struct up_options {
     unsigned busy_poll_us;
     unsigned time_wait_ms;
     unsigned socket_limit;
+    unsigned client_socket_limit;
     size_t tcp_memory_limit;
     size_t datagram_memory_limit;
     size_t reassembly_memory_limit;
@@ -107,6 +110,7 @@ enum up_option {
     UP_OPTION_BUSY_POLL,
     UP_OPTION_TIME_WAIT,
     UP_OPTION_SOCKET_LIMIT,
+    UP_OPTION_CLIENT_SOCKET_LIMIT,
     UP_OPTION_TCP_MEMORY,
     UP_OPTION_DATAGRAM_MEMORY,
     UP_OPTION_REASSEMBLY_MEMORY,
@@ -122,6 +126,7 @@ static const char *const up_option_names[] = {
     [UP_OPTION_SERVE] = "--serve",   [UP_OPTION_BUSY_POLL] = "--busy-poll",
     [UP_OPTION_TIME_WAIT] = "--time-wait",
     [UP_OPTION_SOCKET_LIMIT] = "--socket-limit",
+    [UP_OPTION_CLIENT_SOCKET_LIMIT] = "--client-socket-limit",
     [UP_OPTION_TCP_MEMORY] = "--tcp-memory",
     [UP_OPTION_DATAGRAM_MEMORY] = "--datagram-memory",
     [UP_OPTION_REASSEMBLY_MEMORY] = "--reassembly-memory",
@@ -183,6 +188,9 @@ static int up_apply(struct up_options *options, enum up_option option, const cha
         return cli_parse_unsigned(value, "TIME_WAIT (ms)", 1, 3600000, &options->time_wait_ms);
     case UP_OPTION_SOCKET_LIMIT:
         return cli_parse_unsigned(value, "socket limit", 1, 1u << 20, &options->socket_limit);
+    case UP_OPTION_CLIENT_SOCKET_LIMIT:
+        return cli_parse_unsigned(value, "client socket limit", 1, 1u << 20,
+                                  &options->client_socket_limit);
     case UP_OPTION_TCP_MEMORY:
         return cli_parse_size(value, "TCP memory", &options->tcp_memory_limit);
     case UP_OPTION_DATAGRAM_MEMORY:
@@ -393,6 +401,7 @@ int cmd_up(int argc, char **argv)
     config.busy_poll_us = options.busy_poll_us;
     config.tcp_time_wait_ns = (uint64_t)options.time_wait_ms * 1000000;
     config.socket_limit = options.socket_limit;
+    config.client_socket_limit = options.client_socket_limit;
     config.tcp_memory_limit = options.tcp_memory_limit;
     config.datagram_memory_limit = options.datagram_memory_limit;
     config.reassembly_memory_limit = options.reassembly_memory_limit;

@@ -373,8 +373,9 @@ int usock_dup(struct usock_stack *stack, int fd)
     struct socket *socket = api_enter(stack, fd, &now);
     if (!socket)
         return -1;
-    int result = socket_descriptor_available(stack) ? api_attach_descriptor(stack, socket)
-                                                    : -EMFILE;
+    int result = socket_descriptor_available(stack, api_caller.owner)
+                     ? api_attach_descriptor(stack, socket)
+                     : -EMFILE;
     api_leave(stack, socket, now);
     return result < 0 ? fail(-result) : result;
 }
@@ -442,7 +443,7 @@ int api_share_owned(struct usock_stack *stack, uint32_t from, uint32_t to, int32
             result = -E2BIG;
             break;
         }
-        int copy = socket_descriptor_available(stack)
+        int copy = socket_descriptor_available(stack, to)
                        ? socket_attach_descriptor(stack, socket, to, 0)
                        : -EMFILE;
         if (copy < 0) {
@@ -582,7 +583,7 @@ int usock_accept(struct usock_stack *stack, int fd, struct sockaddr *address, so
         for (;;) {
             /* Linux takes the descriptor first (get_unused_fd_flags): with
              * none left the connection stays queued for a later accept. */
-            if (!socket_descriptor_available(stack)) {
+            if (!socket_descriptor_available(stack, api_caller.owner)) {
                 result = -EMFILE;
                 break;
             }

@@ -28,6 +28,7 @@ int socket_layer_init(struct socket_layer *layer)
 {
     memset(layer, 0, sizeof(*layer));
     layer->limit = SOCKET_DESCRIPTOR_LIMIT;
+    layer->client_limit = SOCKET_DESCRIPTOR_LIMIT / 2;
     if (port_table_init(&layer->udp) != 0)
         return -ENOMEM;
     if (port_table_init(&layer->tcp) != 0) {
@@ -82,10 +83,22 @@ struct socket *socket_new_child(struct usock_stack *stack, const struct socket *
     return child;
 }
 
-bool socket_descriptor_available(const struct usock_stack *stack)
+/* owner's entry in the client counts, or NULL when it holds none. */
+static struct owner_count *owner_count_of(const struct socket_layer *layer, uint32_t owner)
+{
+    for (size_t i = 0; i < layer->owner_count_used; i++)
+        if (layer->owner_counts[i].owner == owner)
+            return &layer->owner_counts[i];
+    return NULL;
+}
+
+bool socket_descriptor_available(const struct usock_stack *stack, uint32_t owner)
 {
     const struct socket_layer *layer = &stack->sockets;
-    return layer->open_count < layer->limit;
+    if (layer->open_count >= layer->limit)
+        return false;
+    const struct owner_count *held = owner ? owner_count_of(layer, owner) : NULL;
+    return !held || held->count < layer->client_limit;
 }
 
 int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, uint32_t owner,
@@ -99,6 +112,25 @@ int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, u
         fd++;
     if (fd >= layer->limit)
         return -EMFILE;
+    struct owner_count *held = NULL;
+    if (owner) {
+        held = owner_count_of(layer, owner);
+        if (held && held->count >= layer->client_limit)
+            return -EMFILE; /* this client's share, as its RLIMIT_NOFILE */
+        if (!held) {
+            if (layer->owner_count_used == layer->owner_count_capacity) {
+                size_t capacity = layer->owner_count_capacity ? 2 * layer->owner_count_capacity : 8;
+                struct owner_count *grown =
+                    realloc(layer->owner_counts, capacity * sizeof(*grown));
+                if (!grown)
+                    return -ENOMEM;
+                layer->owner_counts = grown;
+                layer->owner_count_capacity = capacity;
+            }
+            held = &layer->owner_counts[layer->owner_count_used++];
+            *held = (struct owner_count){.owner = owner, .count = 0};
+        }
+    }
     if (fd == layer->capacity) {
         size_t capacity = layer->capacity ? layer->capacity * 2 : 64;
         if (capacity > layer->limit)
@@ -124,6 +156,8 @@ int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, u
     layer->owners[fd] = owner;
     layer->pids[fd] = pid;
     layer->open_count++;
+    if (held)
+        held->count++;
     layer->lowest_free = fd + 1;
     return (int)fd;
 }
@@ -131,6 +165,9 @@ int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, u
 unsigned socket_detach_descriptor(struct usock_stack *stack, struct socket *socket, int fd)
 {
     struct socket_layer *layer = &stack->sockets;
+    struct owner_count *held = layer->owners[fd] ? owner_count_of(layer, layer->owners[fd]) : NULL;
+    if (held && --held->count == 0)
+        *held = layer->owner_counts[--layer->owner_count_used];
     layer->descriptors[fd] = NULL;
     layer->owners[fd] = 0;
     layer->pids[fd] = 0;
@@ -297,6 +334,9 @@ void socket_layer_destroy(struct usock_stack *stack, struct socket_layer *layer)
     free(layer->descriptors);
     free(layer->owners);
     free(layer->pids);
+    free(layer->owner_counts);
+    layer->owner_counts = NULL;
+    layer->owner_count_used = layer->owner_count_capacity = 0;
     layer->descriptors = NULL;
     layer->owners = NULL;
     layer->pids = NULL;

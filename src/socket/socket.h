@@ -173,6 +173,11 @@ struct port_table {
     struct hash_table by_port;
 };
 
+struct owner_count {
+    uint32_t owner;
+    uint32_t count;
+};
+
 struct socket_layer {
     struct socket **descriptors;
     /* owners[fd]: the attached client (src/remote/server.c) whose
@@ -181,6 +186,11 @@ struct socket_layer {
      * process id, which ss -p shows (0: none). */
     uint32_t *owners;
     int32_t *pids;
+    /* Descriptors each attached client (owner not 0) holds, at most
+     * client_limit (a short list: clients are few). */
+    struct owner_count *owner_counts;
+    size_t owner_count_used, owner_count_capacity;
+    size_t client_limit;
     size_t capacity;
     size_t open_count;
     size_t lowest_free;       /* no free descriptor below this one */
@@ -230,9 +240,9 @@ struct socket *socket_new(const struct socket_operations *ops, int type);
 /* Makes a socket with no descriptor (a connection accept() will hand out)
  * of the same type as parent, with one reference.  NULL when out of memory. */
 struct socket *socket_new_child(struct usock_stack *stack, const struct socket *parent);
-/* True when socket_attach_descriptor would find a descriptor under the
- * limit. */
-bool socket_descriptor_available(const struct usock_stack *stack);
+/* True when socket_attach_descriptor would find a descriptor for owner
+ * under the limits (the stack's, and an attached client's own). */
+bool socket_descriptor_available(const struct usock_stack *stack, uint32_t owner);
 /* Gives socket the lowest free descriptor (one more, when it has some),
  * owned by owner of process pid; returns it or -EMFILE/-ENOMEM. */
 int socket_attach_descriptor(struct usock_stack *stack, struct socket *socket, uint32_t owner,

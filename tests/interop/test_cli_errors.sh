@@ -63,7 +63,7 @@ expect_one_line_error
 
 say "limits that are no sizes or numbers"
 for limit in "--tcp-memory 0" "--datagram-memory 12Q" "--reassembly-memory 2T" \
-        "--socket-limit 0" "--neighbour-limit many" "--time-wait 0"; do
+        "--socket-limit 0" "--client-socket-limit 0" "--neighbour-limit many" "--time-wait 0"; do
     # shellcheck disable=SC2086
     expect_exit 2 ip netns exec "$NS" usock up --link tap:usk0 --addr 198.18.0.2/24 $limit
     expect_one_line_error

@@ -61,6 +61,7 @@ struct world {
     char path[100];
     struct usock_stack *stack;
     struct usock_link *far_end;
+    size_t client_socket_limit; /* for the stack's config; 0: its default */
 };
 
 static uint64_t now_ms(void)
@@ -83,6 +84,7 @@ static void world_prepare(struct world *world)
     snprintf(world->directory, sizeof(world->directory), "/tmp/usock-attach.XXXXXX");
     CHECK(mkdtemp(world->directory) != NULL);
     snprintf(world->path, sizeof(world->path), "%s/test.api", world->directory);
+    world->client_socket_limit = 0;
 }
 
 /* The stack, threaded, serving the API at world->path. */
@@ -96,6 +98,7 @@ static void world_start(struct world *world)
     inet_pton(AF_INET, STACK_ADDRESS, &config.address);
     config.prefix_length = 24;
     config.tcp_time_wait_ns = 100000000; /* 100 ms */
+    config.client_socket_limit = world->client_socket_limit;
     world->stack = usock_stack_new(&config);
     CHECK(world->stack != NULL);
     CHECK_EQ(usock_stack_serve_api(world->stack, world->path), -EINVAL); /* not started */
@@ -1206,6 +1209,71 @@ static void test_full_socket_is_eagain_not_gathered(void)
     world_finish(&world);
 }
 
+/* One attached client holds at most its share of descriptors (EMFILE past
+ * it, as a process's RLIMIT_NOFILE); the others keep theirs. */
+static void greedy_body(const char *path, void *argument)
+{
+    int *pipes = argument; /* [1]: to the parent; [2]: from it */
+    struct usock_stack *stack = attach_retrying(path);
+    int held[16], count = 0;
+    for (;;) {
+        int fd = usock_socket(stack, AF_INET, SOCK_DGRAM, 0);
+        if (fd < 0) {
+            CHECK_EQ(errno, EMFILE);
+            break;
+        }
+        CHECK(count < 16);
+        held[count++] = fd;
+    }
+    CHECK_EQ(count, 8);
+    CHECK_ERRNO(usock_dup(stack, held[0]), EMFILE);
+    CHECK_EQ(usock_close(stack, held[0]), 0);
+    int again = usock_socket(stack, AF_INET, SOCK_DGRAM, 0);
+    CHECK(again >= 0);
+    signal_pipe(pipes[1], 1);
+    CHECK_EQ(wait_pipe(pipes[2]), 1); /* the other client made its sockets */
+    usock_stack_free(stack);
+}
+
+static void modest_body(const char *path, void *argument)
+{
+    int *pipes = argument; /* [0]: from the greedy one's parent; [3]: to it */
+    CHECK_EQ(wait_pipe(pipes[0]), 1);
+    struct usock_stack *stack = attach_retrying(path);
+    for (int i = 0; i < 4; i++)
+        CHECK(usock_socket(stack, AF_INET, SOCK_DGRAM, 0) >= 0);
+    signal_pipe(pipes[3], 1);
+    usock_stack_free(stack);
+}
+
+static void test_client_socket_limit(void)
+{
+    struct world world;
+    world_prepare(&world);
+    world.client_socket_limit = 8;
+    int greedy_pipes[4], modest_pipes[4];
+    CHECK_EQ(pipe(greedy_pipes), 0);     /* [1]: greedy -> parent */
+    CHECK_EQ(pipe(greedy_pipes + 2), 0); /* [3]: parent -> greedy ([2]) */
+    CHECK_EQ(pipe(modest_pipes), 0);     /* [1]: parent -> modest ([0]) */
+    CHECK_EQ(pipe(modest_pipes + 2), 0); /* [3]: modest -> parent ([2]) */
+    int greedy_ends[4] = {-1, greedy_pipes[1], greedy_pipes[2], -1};
+    int modest_ends[4] = {modest_pipes[0], -1, -1, modest_pipes[3]};
+    pid_t greedy = spawn(&world, greedy_body, greedy_ends);
+    pid_t modest = spawn(&world, modest_body, modest_ends);
+    world_start(&world);
+    CHECK_EQ(wait_pipe(greedy_pipes[0]), 1); /* it holds its full share */
+    signal_pipe(modest_pipes[1], 1);
+    CHECK_EQ(wait_pipe(modest_pipes[2]), 1); /* and the other got its sockets */
+    signal_pipe(greedy_pipes[3], 1);
+    expect_exit_zero(modest);
+    expect_exit_zero(greedy);
+    world_finish(&world);
+    for (int i = 0; i < 4; i++) {
+        close(greedy_pipes[i]);
+        close(modest_pipes[i]);
+    }
+}
+
 /* What a flush sent is not sent again when the client dies after it (the
  * server takes it out of the slot itself), spoken in the raw protocol. */
 static int64_t raw_call(int fd, struct remote_request *request, int descriptor)
@@ -1484,6 +1552,7 @@ static const struct check_test tests[] = {
     CHECK_TEST(test_gathered_send_failure_is_reported),
     CHECK_TEST(test_flushed_bytes_are_not_sent_again_when_the_client_dies),
     CHECK_TEST(test_full_socket_is_eagain_not_gathered),
+    CHECK_TEST(test_client_socket_limit),
     CHECK_TEST(test_signal_ends_blocked_call_unless_sa_restart),
     CHECK_TEST(test_attach_errors),
 };
