@@ -804,26 +804,39 @@ int remote_poll(struct remote_client *client, struct pollfd *fds, nfds_t count, 
 
 /* ---- data ----------------------------------------------------------- */
 
+/* Walks the pieces of message's buffers that hold length bytes from
+ * offset on: *index and *skip say where the walk is (start at 0, 0), and
+ * each call gives the next piece, or one of length 0 at the end. */
+static struct iovec vectors_next(const struct msghdr *message, size_t *index, size_t *skip,
+                                 size_t *length)
+{
+    while (*index < message->msg_iovlen && *length > 0) {
+        const struct iovec *piece = &message->msg_iov[(*index)++];
+        if (*skip >= piece->iov_len) {
+            *skip -= piece->iov_len;
+            continue;
+        }
+        size_t take = piece->iov_len - *skip;
+        if (take > *length)
+            take = *length;
+        struct iovec part = {(uint8_t *)piece->iov_base + *skip, take};
+        *skip = 0;
+        *length -= take;
+        return part;
+    }
+    return (struct iovec){NULL, 0};
+}
+
 /* Describes length bytes of message's buffers from offset on as at most
  * max vectors in out.  Returns how many, or max + 1 when more are needed. */
 static size_t vectors_slice(const struct msghdr *message, size_t offset, size_t length,
                             struct iovec *out, size_t max)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < message->msg_iovlen && length > 0; i++) {
-        const struct iovec *piece = &message->msg_iov[i];
-        if (offset >= piece->iov_len) {
-            offset -= piece->iov_len;
-            continue;
-        }
-        size_t take = piece->iov_len - offset;
-        if (take > length)
-            take = length;
+    size_t count = 0, index = 0;
+    for (struct iovec part; (part = vectors_next(message, &index, &offset, &length)).iov_len;) {
         if (count == max)
             return max + 1;
-        out[count++] = (struct iovec){(uint8_t *)piece->iov_base + offset, take};
-        length -= take;
-        offset = 0;
+        out[count++] = part;
     }
     return count;
 }
@@ -833,23 +846,13 @@ static size_t vectors_slice(const struct msghdr *message, size_t offset, size_t 
 static void vectors_copy(const struct msghdr *message, size_t offset, uint8_t *flat,
                          size_t length, bool to_message)
 {
-    for (size_t i = 0; i < message->msg_iovlen && length > 0; i++) {
-        const struct iovec *piece = &message->msg_iov[i];
-        if (offset >= piece->iov_len) {
-            offset -= piece->iov_len;
-            continue;
-        }
-        size_t take = piece->iov_len - offset;
-        if (take > length)
-            take = length;
-        uint8_t *base = (uint8_t *)piece->iov_base + offset;
+    size_t index = 0;
+    for (struct iovec part; (part = vectors_next(message, &index, &offset, &length)).iov_len;) {
         if (to_message)
-            memcpy(base, flat, take);
+            memcpy(part.iov_base, flat, part.iov_len);
         else
-            memcpy(flat, base, take);
-        flat += take;
-        length -= take;
-        offset = 0;
+            memcpy(flat, part.iov_base, part.iov_len);
+        flat += part.iov_len;
     }
 }
 
