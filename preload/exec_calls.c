@@ -280,21 +280,30 @@ static char **arguments_from(const char *first, va_list *list)
     return argv;
 }
 
+/* The end of an execl-style call: runs exec (our execve or execvpe) of
+ * target with argv (from arguments_from; NULL: out of memory) and
+ * environment, and frees argv when it returns.  Returns -1 with errno. */
+static int exec_arguments(int (*exec)(const char *, char *const[], char *const[]),
+                          const char *target, char **argv, char *const *environment)
+{
+    if (!argv) {
+        errno = ENOMEM;
+        return -1;
+    }
+    exec(target, argv, environment);
+    int saved_errno = errno;
+    free(argv);
+    errno = saved_errno;
+    return -1;
+}
+
 int execl(const char *path, const char *argument, ...)
 {
     va_list list;
     va_start(list, argument);
     char **argv = arguments_from(argument, &list);
     va_end(list);
-    if (!argv) {
-        errno = ENOMEM;
-        return -1;
-    }
-    execve(path, argv, environ);
-    int saved_errno = errno;
-    free(argv);
-    errno = saved_errno;
-    return -1;
+    return exec_arguments(execve, path, argv, environ);
 }
 
 int execlp(const char *file, const char *argument, ...)
@@ -303,15 +312,7 @@ int execlp(const char *file, const char *argument, ...)
     va_start(list, argument);
     char **argv = arguments_from(argument, &list);
     va_end(list);
-    if (!argv) {
-        errno = ENOMEM;
-        return -1;
-    }
-    execvpe(file, argv, environ);
-    int saved_errno = errno;
-    free(argv);
-    errno = saved_errno;
-    return -1;
+    return exec_arguments(execvpe, file, argv, environ);
 }
 
 int execle(const char *path, const char *argument, ...)
@@ -321,15 +322,7 @@ int execle(const char *path, const char *argument, ...)
     char **argv = arguments_from(argument, &list);
     char *const *envp = argv ? va_arg(list, char *const *) : NULL;
     va_end(list);
-    if (!argv) {
-        errno = ENOMEM;
-        return -1;
-    }
-    execve(path, argv, envp);
-    int saved_errno = errno;
-    free(argv);
-    errno = saved_errno;
-    return -1;
+    return exec_arguments(execve, path, argv, envp);
 }
 
 /* ---- the taking over, in the new program ---- */

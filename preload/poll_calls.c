@@ -14,7 +14,7 @@
  * stack) every POLL_SLICE_MS.  select() is built on poll(); it does not
  * write the time left back into *timeout.  ppoll() and pselect() with a
  * usock socket in the set are poll() and select() with the signal mask set
- * around them (see with_mask: nearly, not wholly, atomic as the kernel's).
+ * around them (see mask_begin: nearly, not wholly, atomic as the kernel's).
  *
  * A signal handler that runs while the stack is asked ends the wait with
  * EINTR, as the kernel's poll does (remote/client.c cancels a usock_poll
@@ -167,19 +167,25 @@ int __poll_chk(struct pollfd *fds, nfds_t count, int timeout_ms, size_t fds_size
     return poll(fds, count, timeout_ms);
 }
 
+/* True when a usock socket is in one of select's sets. */
+static bool select_has_usock(int count, const fd_set *readable, const fd_set *writable,
+                             const fd_set *exceptional)
+{
+    if (!shim_stack_if_attached() || count <= 0 || count > FD_SETSIZE)
+        return false;
+    for (int fd = 0; fd < count; fd++) {
+        if (((readable && FD_ISSET(fd, readable)) || (writable && FD_ISSET(fd, writable)) ||
+             (exceptional && FD_ISSET(fd, exceptional))) &&
+            fd_map_lookup(fd) >= 0)
+            return true;
+    }
+    return false;
+}
+
 int select(int count, fd_set *readable, fd_set *writable, fd_set *exceptional,
            struct timeval *timeout)
 {
-    struct usock_stack *stack = shim_stack_if_attached();
-    int mapped = 0;
-    if (stack && count > 0 && count <= FD_SETSIZE) {
-        for (int fd = 0; fd < count && !mapped; fd++) {
-            if ((readable && FD_ISSET(fd, readable)) || (writable && FD_ISSET(fd, writable)) ||
-                (exceptional && FD_ISSET(fd, exceptional)))
-                mapped = fd_map_lookup(fd) >= 0;
-        }
-    }
-    if (!mapped)
+    if (!select_has_usock(count, readable, writable, exceptional))
         return libc_next()->select(count, readable, writable, exceptional, timeout);
 
     struct pollfd entries[FD_SETSIZE];
@@ -243,18 +249,24 @@ static int timespec_to_ms(const struct timespec *timeout)
 }
 
 /* ppoll and pselect with usock sockets in the set: the signal mask is set
- * for the wait and put back after it; the kernel does both in one step.  A
- * signal already pending that the mask lets through is handled as the mask
- * is set: *handled says so, and the call then ends with EINTR at once, as
- * the kernel's would (the lost wake-up pselect exists to prevent).  One
- * that comes during the wait ends it too (see the top); one that comes in
- * the moment between the wait and the restore is handled at the restore.
- * Returns 0 or an errno. */
-static int with_mask(const sigset_t *mask, sigset_t *saved, bool *handled)
+ * for the wait (mask_begin) and put back after it (mask_end); the kernel
+ * does both in one step.  A signal already pending that the mask lets
+ * through is handled as the mask is set, and the call then ends with
+ * EINTR at once, as the kernel's would (the lost wake-up pselect exists to
+ * prevent).  One that comes during the wait ends it too (see the top); one
+ * that comes in the moment between the wait and the restore is handled at
+ * the restore.  Returns 0 to go on and wait, or -1 with errno (EINVAL for
+ * a bad timeout, EINTR, or why the mask could not be set), nothing left
+ * to put back. */
+static int mask_begin(const struct timespec *timeout, const sigset_t *mask, sigset_t *saved)
 {
-    *handled = false;
+    if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return -1;
+    }
     if (!mask)
         return 0;
+    bool handled = false;
     sigset_t pending;
     if (sigpending(&pending) == 0) {
         for (int number = 1; number < NSIG; number++) {
@@ -262,10 +274,30 @@ static int with_mask(const sigset_t *mask, sigset_t *saved, bool *handled)
             if (sigismember(&pending, number) == 1 && sigismember(mask, number) == 0 &&
                 sigaction(number, NULL, &action) == 0 && action.sa_handler != SIG_DFL &&
                 action.sa_handler != SIG_IGN)
-                *handled = true;
+                handled = true;
         }
     }
-    return pthread_sigmask(SIG_SETMASK, mask, saved);
+    int error = pthread_sigmask(SIG_SETMASK, mask, saved);
+    if (error) {
+        errno = error;
+        return -1;
+    }
+    if (handled) {
+        pthread_sigmask(SIG_SETMASK, saved, NULL);
+        errno = EINTR;
+        return -1;
+    }
+    return 0;
+}
+
+/* After the wait: puts the mask back; result passes through, errno kept. */
+static int mask_end(const sigset_t *mask, const sigset_t *saved, int result)
+{
+    int saved_errno = errno;
+    if (mask)
+        pthread_sigmask(SIG_SETMASK, saved, NULL);
+    errno = saved_errno;
+    return result;
 }
 
 /* True when a usock socket is among fds. */
@@ -291,26 +323,10 @@ int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
 {
     if (!poll_has_usock(fds, count))
         return libc_next()->ppoll(fds, count, timeout, mask);
-    if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)) {
-        errno = EINVAL;
-        return -1;
-    }
     sigset_t saved;
-    bool handled;
-    int error = with_mask(mask, &saved, &handled);
-    if (error) {
-        errno = error;
+    if (mask_begin(timeout, mask, &saved) < 0)
         return -1;
-    }
-    int result = -1;
-    errno = EINTR;
-    if (!handled)
-        result = poll(fds, count, timespec_to_ms(timeout));
-    int saved_errno = errno;
-    if (mask)
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    errno = saved_errno;
-    return result;
+    return mask_end(mask, &saved, poll(fds, count, timespec_to_ms(timeout)));
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -330,39 +346,16 @@ int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct timespec *timeout
 int pselect(int count, fd_set *readable, fd_set *writable, fd_set *exceptional,
             const struct timespec *timeout, const sigset_t *mask)
 {
-    bool mapped = false;
-    if (shim_stack_if_attached() && count > 0 && count <= FD_SETSIZE) {
-        for (int fd = 0; fd < count && !mapped; fd++) {
-            if ((readable && FD_ISSET(fd, readable)) || (writable && FD_ISSET(fd, writable)) ||
-                (exceptional && FD_ISSET(fd, exceptional)))
-                mapped = fd_map_lookup(fd) >= 0;
-        }
-    }
-    if (!mapped)
+    if (!select_has_usock(count, readable, writable, exceptional))
         return libc_next()->pselect(count, readable, writable, exceptional, timeout, mask);
-    if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)) {
-        errno = EINVAL;
+    sigset_t saved;
+    if (mask_begin(timeout, mask, &saved) < 0)
         return -1;
-    }
     struct timeval interval;
     if (timeout) {
         interval.tv_sec = timeout->tv_sec;
         interval.tv_usec = (timeout->tv_nsec + 999) / 1000;
     }
-    sigset_t saved;
-    bool handled;
-    int error = with_mask(mask, &saved, &handled);
-    if (error) {
-        errno = error;
-        return -1;
-    }
-    int result = -1;
-    errno = EINTR;
-    if (!handled)
-        result = select(count, readable, writable, exceptional, timeout ? &interval : NULL);
-    int saved_errno = errno;
-    if (mask)
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    errno = saved_errno;
-    return result;
+    return mask_end(mask, &saved,
+                    select(count, readable, writable, exceptional, timeout ? &interval : NULL));
 }
