@@ -329,6 +329,21 @@ elapsed_ms() {
 
 # ---- usock ----------------------------------------------------------------
 
+# need_preload: for a test of `usock run`.  Passes at once (saying why) for
+# a build with AddressSanitizer, whose preload library needs the ASan
+# runtime loaded first, which the programs run on it are not built for;
+# else fails unless libusock_preload.so is beside usock.
+need_preload() {
+    if grep -qa __asan_init "$USOCK"; then
+        say "usock is built with AddressSanitizer: its preload library cannot go into"
+        say "uninstrumented programs; usock run is not tested in this build"
+        pass
+    fi
+    local preload
+    preload="$(dirname "$USOCK")/libusock_preload.so"
+    [ -f "$preload" ] || fail "no preload library beside usock at $preload"
+}
+
 # counter NAME COUNTER: prints the value of COUNTER from `usock stats`
 # (fails the test when the counter is not there).
 counter() {

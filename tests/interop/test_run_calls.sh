@@ -48,15 +48,7 @@
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-if grep -qa __asan_init "$USOCK"; then
-    # The preload library of this build needs the ASan runtime loaded
-    # first, which preload_probe and python are not built for.
-    say "usock is built with AddressSanitizer: its preload library cannot go into"
-    say "uninstrumented programs; usock run is not tested in this build"
-    pass
-fi
-PRELOAD="$(dirname "$USOCK")/libusock_preload.so"
-[ -f "$PRELOAD" ] || fail "no preload library beside usock at $PRELOAD"
+need_preload
 PROBE="$(dirname "$USOCK")/preload_probe"
 [ -x "$PROBE" ] || fail "no preload_probe beside usock at $PROBE"
 [ -x /usr/bin/python3 ] || need python3 python3
