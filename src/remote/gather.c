@@ -69,6 +69,9 @@ struct gather {
     size_t capacity;
     uint64_t since[REMOTE_GATHER_SLOTS];  /* when a slot's first byte came; 0: free */
     int32_t slot_fd[REMOTE_GATHER_SLOTS];
+    /* Slots holding bytes, read without the lock so that a call with
+     * nothing gathered before it does not take it (gather_flush). */
+    atomic_uint slots_used;
     pthread_t flusher;
     bool flusher_running;
     bool flusher_asleep;                /* waiting without a deadline: signal it */
@@ -89,6 +92,7 @@ struct gather *gather_new(struct remote_client *client)
     if (!gather)
         return NULL;
     gather->client = client;
+    atomic_init(&gather->slots_used, 0);
     pthread_mutex_init(&gather->lock, NULL);
     pthread_condattr_t attributes;
     pthread_condattr_init(&attributes);
@@ -144,6 +148,16 @@ static void region_make(struct gather *gather)
     gather->region_failed = gather->region == NULL;
 }
 
+/* Gives slot back, emptied (lock held). */
+static void slot_free(struct gather *gather, int slot)
+{
+    atomic_store_explicit((_Atomic uint32_t *)&gather->region[slot].length, 0,
+                          memory_order_release);
+    gather->since[slot] = 0;
+    gather->slot_fd[slot] = -1;
+    atomic_fetch_sub(&gather->slots_used, 1);
+}
+
 /* Sends what slot holds (lock held).  The server takes what it sent out
  * of the slot itself (so a drain after this process died never sends it
  * twice); afterwards the slot is free, unless the server kept some back
@@ -171,9 +185,7 @@ static void flush_slot(struct gather *gather, int slot)
         return;
     }
     descriptor->credit = result < 0 ? -1 : reply.send_room;
-    atomic_store_explicit((_Atomic uint32_t *)&shared->length, 0, memory_order_release);
-    gather->since[slot] = 0;
-    gather->slot_fd[slot] = -1;
+    slot_free(gather, slot);
     descriptor->slot = -1;
 }
 
@@ -276,6 +288,7 @@ ssize_t gather_send(struct gather *gather, int fd, const struct msghdr *message,
             gather->flusher_running = true;
         }
         gather->slot_fd[slot] = fd;
+        atomic_fetch_add(&gather->slots_used, 1);
         gather->region[slot].fd = fd;
         gather->since[slot] = gather->last_gathered = monotonic_ns();
         descriptor->slot = slot;
@@ -304,6 +317,11 @@ void gather_note_room(struct gather *gather, int fd, int room)
 
 void gather_flush(struct gather *gather, int fd, bool forget_room)
 {
+    /* Most calls come with nothing gathered: no lock for them.  A slot
+     * another thread fills meanwhile is that thread's send, not one this
+     * call must come after. */
+    if (!forget_room && atomic_load(&gather->slots_used) == 0)
+        return;
     pthread_mutex_lock(&gather->lock);
     for (int i = 0; i < REMOTE_GATHER_SLOTS; i++) {
         if (gather->slot_fd[i] >= 0 && (fd < 0 || gather->slot_fd[i] == fd))
@@ -322,13 +340,8 @@ void gather_forget(struct gather *gather, int fd)
     pthread_mutex_lock(&gather->lock);
     if (fd >= 0 && (size_t)fd < gather->capacity) {
         int slot = gather->descriptors[fd].slot;
-        if (slot >= 0) {
-            /* Left by a flush that failed: not for whoever gets fd next. */
-            atomic_store_explicit((_Atomic uint32_t *)&gather->region[slot].length, 0,
-                                  memory_order_release);
-            gather->since[slot] = 0;
-            gather->slot_fd[slot] = -1;
-        }
+        if (slot >= 0)
+            slot_free(gather, slot); /* left by a flush that failed: not for fd's next owner */
         gather->descriptors[fd] = (struct gather_descriptor){.credit = -1, .slot = -1};
     }
     pthread_mutex_unlock(&gather->lock);
